@@ -1,0 +1,221 @@
+//! `SessionStorageBackend` for [`SeaOrmSessionStore`]: runs the statements of
+//! [`Queries`](crate::queries::Queries) and turns their outcomes into `pavex_session` results.
+
+use crate::{SeaOrmSessionStore, queries::TTL_MS};
+use anyhow::Context as _;
+use pavex_session::{
+    SessionId,
+    store::{
+        SessionRecord, SessionRecordRef, SessionStorageBackend,
+        errors::{
+            ChangeIdError, CreateError, DeleteError, DeleteExpiredError, DuplicateIdError,
+            LoadError, UnknownIdError, UpdateError, UpdateTtlError,
+        },
+    },
+};
+use pavex_session_sea_orm_entity::sessions::Column;
+use sea_orm::{ConnectionTrait, DbErr, ExecResult, Iden, SqlErr};
+use std::{borrow::Cow, collections::HashMap, num::NonZeroUsize, time::Duration};
+
+/// The longest TTL stored, in milliseconds (about 146 million years): longer ones, up to
+/// `Duration::MAX`, are clamped so that `now + ttl` cannot overflow a `BIGINT`.
+pub const MAX_TTL_MILLIS: i64 = i64::MAX / 2;
+
+#[async_trait::async_trait]
+impl SessionStorageBackend for SeaOrmSessionStore {
+    /// Stores a new record. A live record with the same id is left untouched
+    /// ([`CreateError::DuplicateId`]); an expired one is overwritten.
+    ///
+    /// One `INSERT` on the common path. When the id is taken, an `UPDATE` overwrites the record
+    /// only if it has expired, and if that finds nothing (the record vanished meanwhile) the
+    /// `INSERT` is tried once more.
+    #[tracing::instrument(name = "Create server-side session record", level = tracing::Level::INFO, skip_all)]
+    async fn create(
+        &self,
+        id: &SessionId,
+        record: SessionRecordRef<'_>,
+    ) -> Result<(), CreateError> {
+        let queries = self.queries().map_err(|e| CreateError::Other(e.into()))?;
+        let (uuid, ttl_ms) = (id.inner(), ttl_millis(record.ttl));
+        let insert = queries
+            .insert(uuid, state_json(&record)?, ttl_ms)
+            .map_err(|e| CreateError::Other(e.into()))?;
+        match self.db.execute(&insert).await {
+            Ok(done) => return expect_one_row(done).map_err(CreateError::Other),
+            Err(e) if is_unique_violation(&e) => {}
+            Err(e) => return Err(CreateError::Other(e.into())),
+        }
+        let overwrite = queries.overwrite_expired(uuid, state_json(&record)?, ttl_ms);
+        let overwritten = self.db.execute(&overwrite).await.map_err(|e| CreateError::Other(e.into()))?;
+        if at_most_one_row(overwritten).map_err(CreateError::Other)? {
+            return Ok(());
+        }
+        match self.db.execute(&insert).await {
+            Ok(done) => expect_one_row(done).map_err(CreateError::Other),
+            Err(e) if is_unique_violation(&e) => Err(DuplicateIdError { id: *id }.into()),
+            Err(e) => Err(CreateError::Other(e.into())),
+        }
+    }
+
+    /// Replaces the state of a live record and restarts its TTL, in one `UPDATE`.
+    #[tracing::instrument(name = "Update server-side session record", level = tracing::Level::INFO, skip_all)]
+    async fn update(
+        &self,
+        id: &SessionId,
+        record: SessionRecordRef<'_>,
+    ) -> Result<(), UpdateError> {
+        let queries = self.queries().map_err(|e| UpdateError::Other(e.into()))?;
+        let update = queries.update(id.inner(), state_json(&record)?, ttl_millis(record.ttl));
+        let done = self.db.execute(&update).await.map_err(|e| UpdateError::Other(e.into()))?;
+        match at_most_one_row(done).map_err(UpdateError::Other)? {
+            true => Ok(()),
+            false => Err(UnknownIdError { id: *id }.into()),
+        }
+    }
+
+    /// Restarts the TTL of a live record, state untouched, in one `UPDATE`.
+    #[tracing::instrument(name = "Update TTL for server-side session record", level = tracing::Level::INFO, skip_all)]
+    async fn update_ttl(&self, id: &SessionId, ttl: Duration) -> Result<(), UpdateTtlError> {
+        let queries = self.queries().map_err(|e| UpdateTtlError::Other(e.into()))?;
+        let update = queries.update_ttl(id.inner(), ttl_millis(ttl));
+        let done = self.db.execute(&update).await.map_err(|e| UpdateTtlError::Other(e.into()))?;
+        match at_most_one_row(done).map_err(UpdateTtlError::Other)? {
+            true => Ok(()),
+            false => Err(UnknownIdError { id: *id }.into()),
+        }
+    }
+
+    /// Reads a live record and its remaining TTL (by the database clock), in one `SELECT`.
+    #[tracing::instrument(name = "Load server-side session record", level = tracing::Level::INFO, skip_all)]
+    async fn load(&self, session_id: &SessionId) -> Result<Option<SessionRecord>, LoadError> {
+        let queries = self.queries().map_err(|e| LoadError::Other(e.into()))?;
+        let row = self
+            .db
+            .query_one(&queries.load(session_id.inner()))
+            .await
+            .map_err(|e| LoadError::Other(e.into()))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let state: serde_json::Value = row
+            .try_get("", &Column::State.to_string())
+            .context("The stored session state could not be read as JSON")
+            .map_err(LoadError::DeserializationError)?;
+        let state: HashMap<Cow<'static, str>, serde_json::Value> = serde_json::from_value(state)
+            .context("The stored session state is not a JSON object")
+            .map_err(LoadError::DeserializationError)?;
+        let ttl_ms: i64 = row
+            .try_get("", TTL_MS)
+            .context("The remaining TTL of the session could not be read")
+            .map_err(LoadError::DeserializationError)?;
+        let ttl = Duration::from_millis(u64::try_from(ttl_ms).unwrap_or(0));
+        Ok(Some(SessionRecord { state, ttl }))
+    }
+
+    /// Deletes a live record, in one `DELETE`.
+    #[tracing::instrument(name = "Delete server-side session record", level = tracing::Level::INFO, skip_all)]
+    async fn delete(&self, id: &SessionId) -> Result<(), DeleteError> {
+        let queries = self.queries().map_err(|e| DeleteError::Other(e.into()))?;
+        let done = self
+            .db
+            .execute(&queries.delete(id.inner()))
+            .await
+            .map_err(|e| DeleteError::Other(e.into()))?;
+        match at_most_one_row(done).map_err(DeleteError::Other)? {
+            true => Ok(()),
+            false => Err(UnknownIdError { id: *id }.into()),
+        }
+    }
+
+    /// Moves a live record to a new id, state and deadline unchanged, in one `UPDATE`.
+    ///
+    /// When `new_id` is taken by an expired record, that record is deleted and the rename tried
+    /// once more. When `old_id` is not live, a `SELECT` tells a live `new_id`
+    /// ([`ChangeIdError::DuplicateId`], as the reference in-memory store answers) from an
+    /// unknown `old_id`.
+    #[tracing::instrument(name = "Change id for server-side session record", level = tracing::Level::INFO, skip_all)]
+    async fn change_id(&self, old_id: &SessionId, new_id: &SessionId) -> Result<(), ChangeIdError> {
+        let queries = self.queries().map_err(|e| ChangeIdError::Other(e.into()))?;
+        let (old, new) = (old_id.inner(), new_id.inner());
+        let rename = queries.change_id(old, new);
+        let done = match self.db.execute(&rename).await {
+            Err(e) if is_unique_violation(&e) => {
+                let expired = queries.delete_if_expired(new);
+                self.db.execute(&expired).await.map_err(|e| ChangeIdError::Other(e.into()))?;
+                match self.db.execute(&rename).await {
+                    Err(e) if is_unique_violation(&e) => {
+                        return Err(DuplicateIdError { id: *new_id }.into());
+                    }
+                    retried => retried,
+                }
+            }
+            first => first,
+        }
+        .map_err(|e| ChangeIdError::Other(e.into()))?;
+        if at_most_one_row(done).map_err(ChangeIdError::Other)? {
+            // Renaming a live record onto itself: its id is taken (by itself).
+            return match old == new {
+                true => Err(DuplicateIdError { id: *new_id }.into()),
+                false => Ok(()),
+            };
+        }
+        let new_is_live = self
+            .db
+            .query_one(&queries.is_live(new))
+            .await
+            .map_err(|e| ChangeIdError::Other(e.into()))?
+            .is_some();
+        match new_is_live {
+            true => Err(DuplicateIdError { id: *new_id }.into()),
+            false => Err(UnknownIdError { id: *old_id }.into()),
+        }
+    }
+
+    /// Deletes expired records (all, or at most `batch_size`, oldest first), in one `DELETE`.
+    #[tracing::instrument(name = "Delete expired records", level = tracing::Level::INFO, skip_all)]
+    async fn delete_expired(
+        &self,
+        batch_size: Option<NonZeroUsize>,
+    ) -> Result<usize, DeleteExpiredError> {
+        let queries = self.queries().map_err(anyhow::Error::from)?;
+        let done = self
+            .db
+            .execute(&queries.delete_expired(batch_size))
+            .await
+            .map_err(anyhow::Error::from)?;
+        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+    }
+}
+
+/// A TTL in whole milliseconds, clamped to [`MAX_TTL_MILLIS`].
+fn ttl_millis(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).map_or(MAX_TTL_MILLIS, |ms| ms.min(MAX_TTL_MILLIS))
+}
+
+fn state_json(record: &SessionRecordRef<'_>) -> Result<serde_json::Value, serde_json::Error> {
+    serde_json::to_value(&*record.state)
+}
+
+fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// Whether a statement keyed on the primary key touched its record; more than one is an error.
+fn at_most_one_row(done: ExecResult) -> Result<bool, anyhow::Error> {
+    match done.rows_affected() {
+        0 => Ok(false),
+        1 => Ok(true),
+        n => Err(anyhow::anyhow!(
+            "A statement on one session id affected {n} records instead of at most one"
+        )),
+    }
+}
+
+fn expect_one_row(done: ExecResult) -> Result<(), anyhow::Error> {
+    match done.rows_affected() {
+        1 => Ok(()),
+        n => Err(anyhow::anyhow!(
+            "Inserting one session record affected {n} records instead of one"
+        )),
+    }
+}

@@ -1,0 +1,184 @@
+//! Every statement the store runs, built with sea-query from the entity's columns.
+//!
+//! Liveness is always decided inside the statement, against [`now_millis`]: a record is live
+//! when `deadline > now` and expired when `deadline <= now`.
+
+use crate::clock::now_millis;
+use pavex_session_sea_orm_entity::sessions::{Column, Entity};
+use sea_orm::{
+    DbBackend, DbErr,
+    prelude::Uuid,
+    sea_query::{
+        DeleteStatement, Expr, ExprTrait, InsertStatement, IntoTableRef, Order, Query,
+        SelectStatement, TableRef, UpdateStatement,
+    },
+};
+use std::num::NonZeroUsize;
+
+
+/// The alias under which [`Queries::load`] returns the remaining time to live, in milliseconds.
+pub(crate) const TTL_MS: &str = "ttl_ms";
+
+/// Builds the store's statements for one table on one backend.
+#[derive(Debug, Clone)]
+pub(crate) struct Queries {
+    table: TableRef,
+    now: Expr,
+}
+
+impl Queries {
+    pub(crate) fn new(backend: DbBackend) -> Result<Self, DbErr> {
+        Ok(Self {
+            table: Entity.into_table_ref(),
+            now: now_millis(backend)?,
+        })
+    }
+
+    /// `INSERT` a new record; fails with a unique violation when `id` is taken.
+    pub(crate) fn insert(
+        &self,
+        id: Uuid,
+        state: serde_json::Value,
+        ttl_ms: i64,
+    ) -> Result<InsertStatement, DbErr> {
+        let mut insert = Query::insert();
+        insert
+            .into_table(self.table.clone())
+            .columns([Column::Id, Column::Deadline, Column::State])
+            .values([Expr::val(id), self.deadline_in(ttl_ms), Expr::val(state)])
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
+        Ok(insert)
+    }
+
+    /// Replace the state and deadline of the record `id` if it has expired.
+    pub(crate) fn overwrite_expired(
+        &self,
+        id: Uuid,
+        state: serde_json::Value,
+        ttl_ms: i64,
+    ) -> UpdateStatement {
+        self.set_record(state, ttl_ms)
+            .and_where(id_is(id))
+            .and_where(self.expired())
+            .to_owned()
+    }
+
+    /// Replace the state and deadline of the record `id` if it is live.
+    pub(crate) fn update(&self, id: Uuid, state: serde_json::Value, ttl_ms: i64) -> UpdateStatement {
+        self.set_record(state, ttl_ms)
+            .and_where(id_is(id))
+            .and_where(self.live())
+            .to_owned()
+    }
+
+    /// Move the deadline of the live record `id`, leaving its state alone.
+    pub(crate) fn update_ttl(&self, id: Uuid, ttl_ms: i64) -> UpdateStatement {
+        Query::update()
+            .table(self.table.clone())
+            .value(Column::Deadline, self.deadline_in(ttl_ms))
+            .and_where(id_is(id))
+            .and_where(self.live())
+            .to_owned()
+    }
+
+    /// The state and remaining time to live ([`TTL_MS`]) of the live record `id`.
+    pub(crate) fn load(&self, id: Uuid) -> SelectStatement {
+        Query::select()
+            .column(Column::State)
+            .expr_as(Expr::col(Column::Deadline).sub(self.now.clone()), TTL_MS)
+            .from(self.table.clone())
+            .and_where(id_is(id))
+            .and_where(self.live())
+            .to_owned()
+    }
+
+    /// One row if the record `id` is live, none otherwise.
+    pub(crate) fn is_live(&self, id: Uuid) -> SelectStatement {
+        Query::select()
+            .expr(Expr::val(1))
+            .from(self.table.clone())
+            .and_where(id_is(id))
+            .and_where(self.live())
+            .to_owned()
+    }
+
+    /// Delete the record `id` if it is live.
+    pub(crate) fn delete(&self, id: Uuid) -> DeleteStatement {
+        Query::delete()
+            .from_table(self.table.clone())
+            .and_where(id_is(id))
+            .and_where(self.live())
+            .to_owned()
+    }
+
+    /// Delete the record `id` if it has expired: it stands in the way of a rename.
+    pub(crate) fn delete_if_expired(&self, id: Uuid) -> DeleteStatement {
+        Query::delete()
+            .from_table(self.table.clone())
+            .and_where(id_is(id))
+            .and_where(self.expired())
+            .to_owned()
+    }
+
+    /// Move the live record `old` to `new`; fails with a unique violation when `new` is taken.
+    pub(crate) fn change_id(&self, old: Uuid, new: Uuid) -> UpdateStatement {
+        Query::update()
+            .table(self.table.clone())
+            .value(Column::Id, new)
+            .and_where(id_is(old))
+            .and_where(self.live())
+            .to_owned()
+    }
+
+    /// Delete expired records: all of them, or at most `batch_size`, oldest deadline first.
+    ///
+    /// A batch is chosen through the `deadline` index in a derived table (the only form that
+    /// PostgreSQL, MySQL and SQLite all accept: none of `DELETE ... LIMIT` and
+    /// `IN (SELECT ... LIMIT)` runs everywhere). The outer expiry check is repeated so that a
+    /// record revived between the choice and the delete survives.
+    pub(crate) fn delete_expired(&self, batch_size: Option<NonZeroUsize>) -> DeleteStatement {
+        let mut delete = Query::delete();
+        delete
+            .from_table(self.table.clone())
+            .and_where(self.expired());
+        if let Some(batch_size) = batch_size {
+            let oldest = Query::select()
+                .column(Column::Id)
+                .from(self.table.clone())
+                .and_where(self.expired())
+                .order_by(Column::Deadline, Order::Asc)
+                .limit(u64::try_from(batch_size.get()).unwrap_or(u64::MAX))
+                .to_owned();
+            let batch = Query::select()
+                .column(Column::Id)
+                .from_subquery(oldest, "expired_batch")
+                .to_owned();
+            delete.and_where(Expr::col(Column::Id).in_subquery(batch));
+        }
+        delete
+    }
+
+    fn set_record(&self, state: serde_json::Value, ttl_ms: i64) -> UpdateStatement {
+        Query::update()
+            .table(self.table.clone())
+            .value(Column::State, state)
+            .value(Column::Deadline, self.deadline_in(ttl_ms))
+            .to_owned()
+    }
+
+    fn deadline_in(&self, ttl_ms: i64) -> Expr {
+        self.now.clone().add(ttl_ms)
+    }
+
+    fn live(&self) -> Expr {
+        Expr::col(Column::Deadline).gt(self.now.clone())
+    }
+
+    fn expired(&self) -> Expr {
+        Expr::col(Column::Deadline).lte(self.now.clone())
+    }
+}
+
+fn id_is(id: Uuid) -> Expr {
+    Expr::col(Column::Id).eq(id)
+}
