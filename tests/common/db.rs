@@ -1,0 +1,183 @@
+//! Real databases for the tests: each test gets a database (or file) of its own, dropped when the
+//! test ends, on every backend: SQLite (a file, and in memory), PostgreSQL and MariaDB/MySQL.
+//!
+//! The servers come from `PAVEX_SESSION_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`) and `PAVEX_SESSION_TEST_MYSQL_URL` (default
+//! `mysql://root@127.0.0.1:3306/test`). An unreachable server fails the test: nothing is skipped.
+#![allow(dead_code)]
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    SqliteFile,
+    SqliteMemory,
+    Postgres,
+    MySql,
+}
+
+/// A database that exists for one test and is removed when dropped (also when the test panics).
+pub struct TestDb {
+    pub db: DatabaseConnection,
+    pub backend: Backend,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Nothing,
+    RemoveDir(PathBuf),
+    DropDatabase { admin_url: String, drop: String },
+}
+
+fn server_url(backend: Backend) -> String {
+    let (var, default) = match backend {
+        Backend::Postgres => (
+            "PAVEX_SESSION_TEST_POSTGRES_URL",
+            "postgres://postgres@127.0.0.1:5432/test",
+        ),
+        Backend::MySql => (
+            "PAVEX_SESSION_TEST_MYSQL_URL",
+            "mysql://root@127.0.0.1:3306/test",
+        ),
+        _ => unreachable!("SQLite has no server"),
+    };
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
+/// Pool settings for tests: several connections, so that races really race.
+fn options(url: &str) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url);
+    options.max_connections(8).sqlx_logging(false);
+    options
+}
+
+/// A fresh, empty database on `backend`.
+pub async fn fresh_db(backend: Backend) -> TestDb {
+    let name = format!("pss_test_{}", uuid::Uuid::new_v4().simple());
+    match backend {
+        Backend::SqliteMemory => {
+            // One connection: every connection to `sqlite::memory:` is a database of its own.
+            let mut options = ConnectOptions::new("sqlite::memory:");
+            options.max_connections(1).sqlx_logging(false);
+            let db = Database::connect(options).await.expect("open SQLite in memory");
+            TestDb { db, backend, cleanup: Cleanup::Nothing }
+        }
+        Backend::SqliteFile => {
+            let dir = std::env::temp_dir().join(&name);
+            std::fs::create_dir_all(&dir).expect("create a temporary directory");
+            let url = format!("sqlite://{}?mode=rwc", dir.join("sessions.sqlite").display());
+            let db = Database::connect(options(&url)).await.expect("open a SQLite file");
+            TestDb { db, backend, cleanup: Cleanup::RemoveDir(dir) }
+        }
+        Backend::Postgres | Backend::MySql => {
+            let admin_url = server_url(backend);
+            let admin = Database::connect(options(&admin_url))
+                .await
+                .unwrap_or_else(|e| panic!("{backend:?} at {admin_url} is unreachable: {e}"));
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create a test database");
+            admin.close().await.ok();
+            let (server, _) = admin_url.rsplit_once('/').expect("a URL with a database name");
+            let db = Database::connect(options(&format!("{server}/{name}")))
+                .await
+                .expect("connect to the test database");
+            let drop = match backend {
+                Backend::Postgres => format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                _ => format!("DROP DATABASE IF EXISTS {name}"),
+            };
+            TestDb { db, backend, cleanup: Cleanup::DropDatabase { admin_url, drop } }
+        }
+    }
+}
+
+impl TestDb {
+    pub fn db_backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Runs a statement written for this test (not by the store), with bound values.
+    pub async fn run(&self, sql: &str, values: Vec<sea_orm::Value>) -> u64 {
+        let statement = Statement::from_sql_and_values(self.db_backend(), sql, values);
+        self.db
+            .execute_raw(statement)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .rows_affected()
+    }
+
+    /// The database clock in Unix epoch milliseconds, read independently of the store.
+    pub async fn db_now_millis(&self) -> i64 {
+        let sql = match self.db_backend() {
+            DbBackend::Postgres => {
+                "SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT) AS now"
+            }
+            DbBackend::MySql => {
+                "SELECT CAST(FLOOR(UNIX_TIMESTAMP(SYSDATE(6)) * 1000) AS SIGNED) AS now"
+            }
+            _ => "SELECT CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER) AS now",
+        };
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(self.db_backend(), sql))
+            .await
+            .expect("read the database clock")
+            .expect("one row");
+        row.try_get("", "now").expect("an integer")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match std::mem::replace(&mut self.cleanup, Cleanup::Nothing) {
+            Cleanup::Nothing => {}
+            Cleanup::RemoveDir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::DropDatabase { admin_url, drop } => {
+                // Drop runs inside the test's runtime: use a runtime of our own on another thread.
+                let dropped = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    runtime.block_on(async {
+                        let admin = Database::connect(options(&admin_url)).await?;
+                        admin.execute_unprepared(&drop).await?;
+                        admin.close().await
+                    })?;
+                    Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+                })
+                .join();
+                if !matches!(dropped, Ok(Ok(()))) {
+                    eprintln!("warning: could not drop a test database: {dropped:?}");
+                }
+            }
+        }
+    }
+}
+
+/// Declares `async fn $name(backend: Backend)` tests once and runs each on every backend:
+/// `sqlite_file::$name`, `sqlite_memory::$name`, `postgres::$name`, `mysql::$name`.
+/// `Backend` must be in scope where it is invoked.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        $crate::on_every_backend!(@backend sqlite_file, SqliteFile, $($name),*);
+        $crate::on_every_backend!(@backend sqlite_memory, SqliteMemory, $($name),*);
+        $crate::on_every_backend!(@backend postgres, Postgres, $($name),*);
+        $crate::on_every_backend!(@backend mysql, MySql, $($name),*);
+    };
+    (@backend $module:ident, $variant:ident, $($name:ident),*) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::$variant).await
+                }
+            )*
+        }
+    };
+}
+
