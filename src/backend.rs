@@ -46,7 +46,11 @@ impl SessionStorageBackend for SeaOrmSessionStore {
             Err(e) => return Err(CreateError::Other(e.into())),
         }
         let overwrite = queries.overwrite_expired(uuid, state_json(&record)?, ttl_ms);
-        let overwritten = self.db.execute(&overwrite).await.map_err(|e| CreateError::Other(e.into()))?;
+        let overwritten = self
+            .db
+            .execute(&overwrite)
+            .await
+            .map_err(|e| CreateError::Other(e.into()))?;
         if at_most_one_row(overwritten).map_err(CreateError::Other)? {
             return Ok(());
         }
@@ -66,7 +70,11 @@ impl SessionStorageBackend for SeaOrmSessionStore {
     ) -> Result<(), UpdateError> {
         let queries = self.queries().map_err(|e| UpdateError::Other(e.into()))?;
         let update = queries.update(id.inner(), state_json(&record)?, ttl_millis(record.ttl));
-        let done = self.db.execute(&update).await.map_err(|e| UpdateError::Other(e.into()))?;
+        let done = self
+            .db
+            .execute(&update)
+            .await
+            .map_err(|e| UpdateError::Other(e.into()))?;
         match at_most_one_row(done).map_err(UpdateError::Other)? {
             true => Ok(()),
             false => Err(UnknownIdError { id: *id }.into()),
@@ -76,9 +84,15 @@ impl SessionStorageBackend for SeaOrmSessionStore {
     /// Restarts the TTL of a live record, state untouched, in one `UPDATE`.
     #[tracing::instrument(name = "Update TTL for server-side session record", level = tracing::Level::INFO, skip_all)]
     async fn update_ttl(&self, id: &SessionId, ttl: Duration) -> Result<(), UpdateTtlError> {
-        let queries = self.queries().map_err(|e| UpdateTtlError::Other(e.into()))?;
+        let queries = self
+            .queries()
+            .map_err(|e| UpdateTtlError::Other(e.into()))?;
         let update = queries.update_ttl(id.inner(), ttl_millis(ttl));
-        let done = self.db.execute(&update).await.map_err(|e| UpdateTtlError::Other(e.into()))?;
+        let done = self
+            .db
+            .execute(&update)
+            .await
+            .map_err(|e| UpdateTtlError::Other(e.into()))?;
         match at_most_one_row(done).map_err(UpdateTtlError::Other)? {
             true => Ok(()),
             false => Err(UnknownIdError { id: *id }.into()),
@@ -141,7 +155,10 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         let done = match self.db.execute(&rename).await {
             Err(e) if is_unique_violation(&e) => {
                 let expired = queries.delete_if_expired(new);
-                self.db.execute(&expired).await.map_err(|e| ChangeIdError::Other(e.into()))?;
+                self.db
+                    .execute(&expired)
+                    .await
+                    .map_err(|e| ChangeIdError::Other(e.into()))?;
                 match self.db.execute(&rename).await {
                     Err(e) if is_unique_violation(&e) => {
                         return Err(DuplicateIdError { id: *new_id }.into());

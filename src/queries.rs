@@ -15,7 +15,6 @@ use sea_orm::{
 };
 use std::num::NonZeroUsize;
 
-
 /// The alias under which [`Queries::load`] returns the remaining time to live, in milliseconds.
 pub(crate) const TTL_MS: &str = "ttl_ms";
 
@@ -64,7 +63,12 @@ impl Queries {
     }
 
     /// Replace the state and deadline of the record `id` if it is live.
-    pub(crate) fn update(&self, id: Uuid, state: serde_json::Value, ttl_ms: i64) -> UpdateStatement {
+    pub(crate) fn update(
+        &self,
+        id: Uuid,
+        state: serde_json::Value,
+        ttl_ms: i64,
+    ) -> UpdateStatement {
         self.set_record(state, ttl_ms)
             .and_where(id_is(id))
             .and_where(self.live())

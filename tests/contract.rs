@@ -33,14 +33,17 @@ fn state(value: Value) -> State {
 }
 
 fn record(state: &State, ttl: Duration) -> SessionRecordRef<'_> {
-    SessionRecordRef { state: Cow::Borrowed(state), ttl }
+    SessionRecordRef {
+        state: Cow::Borrowed(state),
+        ttl,
+    }
 }
 
 /// Moves the deadline of `id` `ms` milliseconds into the past (by the database clock).
 async fn expire(test_db: &TestDb, id: &SessionId, ms: i64) {
     let past = test_db.db_now_millis().await - ms;
     let updated = sessions::Entity::update_many()
-        .col_expr(sessions::Column::Deadline, Expr::val(past).into())
+        .col_expr(sessions::Column::Deadline, Expr::val(past))
         .filter(sessions::Column::Id.eq(id.inner()))
         .exec(&test_db.db)
         .await
@@ -56,7 +59,11 @@ async fn stored(test_db: &TestDb, id: &SessionId) -> Option<sessions::Model> {
 }
 
 async fn row_count(test_db: &TestDb) -> usize {
-    sessions::Entity::find().all(&test_db.db).await.expect("read rows").len()
+    sessions::Entity::find()
+        .all(&test_db.db)
+        .await
+        .expect("read rows")
+        .len()
 }
 
 async fn create_then_load_returns_state_and_ttl(backend: Backend) {
@@ -66,7 +73,11 @@ async fn create_then_load_returns_state_and_ttl(backend: Backend) {
     store.create(&id, record(&s, HOUR)).await.unwrap();
     let loaded = store.load(&id).await.unwrap().expect("a live record");
     assert_eq!(loaded.state, s);
-    assert!(loaded.ttl <= HOUR && loaded.ttl > HOUR - Duration::from_secs(60), "{:?}", loaded.ttl);
+    assert!(
+        loaded.ttl <= HOUR && loaded.ttl > HOUR - Duration::from_secs(60),
+        "{:?}",
+        loaded.ttl
+    );
     assert!(store.load(&SessionId::random()).await.unwrap().is_none());
 }
 
@@ -77,18 +88,28 @@ async fn create_on_live_id_is_duplicate_and_keeps_record(backend: Backend) {
     store.create(&id, record(&first, HOUR)).await.unwrap();
     let before = stored(&db, &id).await.unwrap();
     let second = state(json!({"who": "second"}));
-    let err = store.create(&id, record(&second, 2 * HOUR)).await.unwrap_err();
+    let err = store
+        .create(&id, record(&second, 2 * HOUR))
+        .await
+        .unwrap_err();
     match err {
         CreateError::DuplicateId(e) => assert_eq!(e.id.inner(), id.inner()),
         other => panic!("expected DuplicateId, got {other:?}"),
     }
-    assert_eq!(stored(&db, &id).await.unwrap(), before, "the live record is untouched");
+    assert_eq!(
+        stored(&db, &id).await.unwrap(),
+        before,
+        "the live record is untouched"
+    );
 }
 
 async fn create_on_expired_id_overwrites(backend: Backend) {
     let (db, store) = store_on(backend).await;
     let id = SessionId::random();
-    store.create(&id, record(&state(json!({"old": true})), HOUR)).await.unwrap();
+    store
+        .create(&id, record(&state(json!({"old": true})), HOUR))
+        .await
+        .unwrap();
     expire(&db, &id, 1000).await;
     let fresh = state(json!({"new": true}));
     store.create(&id, record(&fresh, HOUR)).await.unwrap();
@@ -120,7 +141,11 @@ async fn duration_max_ttl_never_expires(backend: Backend) {
     store.create(&id, record(&s, Duration::MAX)).await.unwrap();
     let loaded = store.load(&id).await.unwrap().expect("live");
     let max = Duration::from_millis(pavex_session_sea_orm::MAX_TTL_MILLIS as u64);
-    assert!(loaded.ttl <= max && loaded.ttl > max - Duration::from_secs(60), "{:?}", loaded.ttl);
+    assert!(
+        loaded.ttl <= max && loaded.ttl > max - Duration::from_secs(60),
+        "{:?}",
+        loaded.ttl
+    );
     store.update(&id, record(&s, Duration::MAX)).await.unwrap();
     store.update_ttl(&id, Duration::MAX).await.unwrap();
     let deadline = stored(&db, &id).await.unwrap().deadline;
@@ -131,23 +156,40 @@ async fn duration_max_ttl_never_expires(backend: Backend) {
 async fn update_replaces_state_and_restarts_ttl(backend: Backend) {
     let (_db, store) = store_on(backend).await;
     let id = SessionId::random();
-    store.create(&id, record(&state(json!({"v": 1})), Duration::from_secs(60))).await.unwrap();
+    store
+        .create(
+            &id,
+            record(&state(json!({"v": 1})), Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
     let s2 = state(json!({"v": 2, "extra": "yes"}));
     store.update(&id, record(&s2, HOUR)).await.unwrap();
     let loaded = store.load(&id).await.unwrap().unwrap();
     assert_eq!(loaded.state, s2);
-    assert!(loaded.ttl > HOUR - Duration::from_secs(60), "{:?}", loaded.ttl);
+    assert!(
+        loaded.ttl > HOUR - Duration::from_secs(60),
+        "{:?}",
+        loaded.ttl
+    );
 }
 
 async fn update_ttl_moves_deadline_and_keeps_state(backend: Backend) {
     let (_db, store) = store_on(backend).await;
     let id = SessionId::random();
     let s = state(json!({"keep": "me"}));
-    store.create(&id, record(&s, Duration::from_secs(60))).await.unwrap();
+    store
+        .create(&id, record(&s, Duration::from_secs(60)))
+        .await
+        .unwrap();
     store.update_ttl(&id, HOUR).await.unwrap();
     let loaded = store.load(&id).await.unwrap().unwrap();
     assert_eq!(loaded.state, s);
-    assert!(loaded.ttl > HOUR - Duration::from_secs(60), "{:?}", loaded.ttl);
+    assert!(
+        loaded.ttl > HOUR - Duration::from_secs(60),
+        "{:?}",
+        loaded.ttl
+    );
     // Back-to-back calls often compute the same deadline within one millisecond: still Ok
     // (MySQL counts matched rows, not changed rows).
     for _ in 0..20 {
@@ -159,7 +201,10 @@ async fn update_ttl_moves_deadline_and_keeps_state(backend: Backend) {
 async fn load_ttl_has_millisecond_precision(backend: Backend) {
     let (_db, store) = store_on(backend).await;
     let id = SessionId::random();
-    store.create(&id, record(&state(json!({})), Duration::from_millis(1500))).await.unwrap();
+    store
+        .create(&id, record(&state(json!({})), Duration::from_millis(1500)))
+        .await
+        .unwrap();
     let ttl = store.load(&id).await.unwrap().expect("live").ttl;
     assert!(
         ttl >= Duration::from_millis(1300) && ttl <= Duration::from_millis(1500),
@@ -167,9 +212,18 @@ async fn load_ttl_has_millisecond_precision(backend: Backend) {
     );
     // Sub-second TTLs are kept, not rounded to whole seconds.
     let short = SessionId::random();
-    store.create(&short, record(&state(json!({})), Duration::from_millis(999))).await.unwrap();
+    store
+        .create(
+            &short,
+            record(&state(json!({})), Duration::from_millis(999)),
+        )
+        .await
+        .unwrap();
     let ttl = store.load(&short).await.unwrap().expect("still live").ttl;
-    assert!(ttl <= Duration::from_millis(999) && ttl >= Duration::from_millis(800), "{ttl:?}");
+    assert!(
+        ttl <= Duration::from_millis(999) && ttl >= Duration::from_millis(800),
+        "{ttl:?}"
+    );
 }
 
 async fn deadline_is_database_now_plus_ttl(backend: Backend) {
@@ -178,7 +232,10 @@ async fn deadline_is_database_now_plus_ttl(backend: Backend) {
     let id = SessionId::random();
     let s = state(json!({}));
     let before = db.db_now_millis().await;
-    store.create(&id, record(&s, Duration::from_millis(ttl_ms))).await.unwrap();
+    store
+        .create(&id, record(&s, Duration::from_millis(ttl_ms)))
+        .await
+        .unwrap();
     let after = db.db_now_millis().await;
     let deadline = stored(&db, &id).await.unwrap().deadline;
     let ttl_ms = ttl_ms as i64;
@@ -192,7 +249,10 @@ async fn deadline_is_database_now_plus_ttl(backend: Backend) {
     let before = db.db_now_millis().await;
     let loaded = store.load(&id).await.unwrap().unwrap().ttl.as_millis() as i64;
     let after = db.db_now_millis().await;
-    assert!((deadline - after..=deadline - before).contains(&loaded), "{loaded}");
+    assert!(
+        (deadline - after..=deadline - before).contains(&loaded),
+        "{loaded}"
+    );
 }
 
 async fn delete_removes_a_live_record(backend: Backend) {
@@ -205,7 +265,10 @@ async fn delete_removes_a_live_record(backend: Backend) {
     store.delete(&id).await.unwrap();
     assert!(store.load(&id).await.unwrap().is_none());
     assert!(stored(&db, &id).await.is_none());
-    assert!(store.load(&other).await.unwrap().is_some(), "other records stay");
+    assert!(
+        store.load(&other).await.unwrap().is_some(),
+        "other records stay"
+    );
 }
 
 /// Every operation on an id that was never created reports it unknown.
@@ -218,10 +281,16 @@ async fn missing_ids_are_unknown(backend: Backend) {
 async fn expired_ids_are_unknown(backend: Backend) {
     let (db, store) = store_on(backend).await;
     let id = SessionId::random();
-    store.create(&id, record(&state(json!({"a": 1})), HOUR)).await.unwrap();
+    store
+        .create(&id, record(&state(json!({"a": 1})), HOUR))
+        .await
+        .unwrap();
     expire(&db, &id, 1).await;
     assert_unknown_everywhere(&store, &id).await;
-    assert!(stored(&db, &id).await.is_some(), "failed operations changed nothing");
+    assert!(
+        stored(&db, &id).await.is_some(),
+        "failed operations changed nothing"
+    );
 }
 
 async fn assert_unknown_everywhere(store: &impl SessionStorageBackend, id: &SessionId) {
@@ -256,15 +325,24 @@ async fn change_id_moves_state_and_deadline(backend: Backend) {
     assert!(store.load(&old).await.unwrap().is_none());
     assert_eq!(store.load(&new).await.unwrap().unwrap().state, s);
     let after = stored(&db, &new).await.unwrap();
-    assert_eq!((after.deadline, &after.state), (before.deadline, &before.state));
+    assert_eq!(
+        (after.deadline, &after.state),
+        (before.deadline, &before.state)
+    );
     assert_eq!(row_count(&db).await, 1);
 }
 
 async fn change_id_onto_a_live_id_is_duplicate(backend: Backend) {
     let (db, store) = store_on(backend).await;
     let (old, taken) = (SessionId::random(), SessionId::random());
-    store.create(&old, record(&state(json!({"me": "old"})), HOUR)).await.unwrap();
-    store.create(&taken, record(&state(json!({"me": "taken"})), HOUR)).await.unwrap();
+    store
+        .create(&old, record(&state(json!({"me": "old"})), HOUR))
+        .await
+        .unwrap();
+    store
+        .create(&taken, record(&state(json!({"me": "taken"})), HOUR))
+        .await
+        .unwrap();
     let (old_before, taken_before) = (stored(&db, &old).await, stored(&db, &taken).await);
     match store.change_id(&old, &taken).await {
         Err(ChangeIdError::DuplicateId(e)) => assert_eq!(e.id.inner(), taken.inner()),
@@ -290,7 +368,10 @@ async fn change_id_onto_an_expired_id_succeeds(backend: Backend) {
     let (old, stale) = (SessionId::random(), SessionId::random());
     let s = state(json!({"me": "old"}));
     store.create(&old, record(&s, HOUR)).await.unwrap();
-    store.create(&stale, record(&state(json!({"me": "stale"})), HOUR)).await.unwrap();
+    store
+        .create(&stale, record(&state(json!({"me": "stale"})), HOUR))
+        .await
+        .unwrap();
     expire(&db, &stale, 1000).await;
     store.change_id(&old, &stale).await.unwrap();
     assert!(store.load(&old).await.unwrap().is_none());
@@ -299,11 +380,18 @@ async fn change_id_onto_an_expired_id_succeeds(backend: Backend) {
 }
 
 /// `n` records with distinct deadlines `age_ms + i` milliseconds in the past, oldest last.
-async fn expired_records(db: &TestDb, store: &impl SessionStorageBackend, n: usize) -> Vec<SessionId> {
+async fn expired_records(
+    db: &TestDb,
+    store: &impl SessionStorageBackend,
+    n: usize,
+) -> Vec<SessionId> {
     let mut ids = Vec::new();
     for i in 0..n {
         let id = SessionId::random();
-        store.create(&id, record(&state(json!({"i": i})), HOUR)).await.unwrap();
+        store
+            .create(&id, record(&state(json!({"i": i})), HOUR))
+            .await
+            .unwrap();
         expire(db, &id, 10_000 - i as i64 * 10).await;
         ids.push(id);
     }
@@ -315,7 +403,10 @@ async fn delete_expired_removes_all_expired_and_no_live(backend: Backend) {
     let expired = expired_records(&db, &store, 7).await;
     let live: Vec<_> = (0..5).map(|_| SessionId::random()).collect();
     for id in &live {
-        store.create(id, record(&state(json!({"live": true})), HOUR)).await.unwrap();
+        store
+            .create(id, record(&state(json!({"live": true})), HOUR))
+            .await
+            .unwrap();
     }
     assert_eq!(store.delete_expired(None).await.unwrap(), 7);
     assert_eq!(store.delete_expired(None).await.unwrap(), 0);
@@ -332,12 +423,19 @@ async fn delete_expired_in_batches_drains_oldest_first(backend: Backend) {
     let expired = expired_records(&db, &store, 25).await;
     let live: Vec<_> = (0..5).map(|_| SessionId::random()).collect();
     for id in &live {
-        store.create(id, record(&state(json!({"live": true})), HOUR)).await.unwrap();
+        store
+            .create(id, record(&state(json!({"live": true})), HOUR))
+            .await
+            .unwrap();
     }
     let batch = NonZeroUsize::new(10);
     assert_eq!(store.delete_expired(batch).await.unwrap(), 10);
     for (i, id) in expired.iter().enumerate() {
-        assert_eq!(stored(&db, id).await.is_none(), i < 10, "record {i}: oldest go first");
+        assert_eq!(
+            stored(&db, id).await.is_none(),
+            i < 10,
+            "record {i}: oldest go first"
+        );
     }
     assert_eq!(store.delete_expired(batch).await.unwrap(), 10);
     assert_eq!(store.delete_expired(batch).await.unwrap(), 5);
@@ -395,7 +493,10 @@ async fn racing_creates_have_exactly_one_winner(backend: Backend) {
         let id = SessionId::random();
         if round == 2 {
             // The same race over an expired record.
-            store.create(&id, record(&state(json!({"stale": true})), HOUR)).await.unwrap();
+            store
+                .create(&id, record(&state(json!({"stale": true})), HOUR))
+                .await
+                .unwrap();
             expire(&db, &id, 1000).await;
         }
         let tasks: Vec<_> = (0..16)
@@ -417,7 +518,11 @@ async fn racing_creates_have_exactly_one_winner(backend: Backend) {
         }
         assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
         let loaded = store.load(&id).await.unwrap().unwrap();
-        assert_eq!(loaded.state, state(json!({"winner": winners[0]})), "the winner's record");
+        assert_eq!(
+            loaded.state,
+            state(json!({"winner": winners[0]})),
+            "the winner's record"
+        );
     }
 }
 
@@ -470,9 +575,12 @@ async fn rows_that_are_not_json_objects_are_deserialization_errors(backend: Back
     let (db, store) = store_on(backend).await;
     for bad in [json!([1, 2]), json!(null), json!("text"), json!(42)] {
         let id = SessionId::random();
-        store.create(&id, record(&state(json!({})), HOUR)).await.unwrap();
+        store
+            .create(&id, record(&state(json!({})), HOUR))
+            .await
+            .unwrap();
         sessions::Entity::update_many()
-            .col_expr(sessions::Column::State, Expr::val(bad.clone()).into())
+            .col_expr(sessions::Column::State, Expr::val(bad.clone()))
             .filter(sessions::Column::Id.eq(id.inner()))
             .exec(&db.db)
             .await
@@ -482,19 +590,28 @@ async fn rows_that_are_not_json_objects_are_deserialization_errors(backend: Back
             other => panic!("{bad}: expected DeserializationError, got {other:?}"),
         }
         // The record is still there and can be overwritten or removed.
-        store.update(&id, record(&state(json!({"fixed": true})), HOUR)).await.unwrap();
+        store
+            .update(&id, record(&state(json!({"fixed": true})), HOUR))
+            .await
+            .unwrap();
         assert!(store.load(&id).await.unwrap().is_some());
     }
     // Only SQLite's text column can hold text that is not JSON at all.
     if matches!(backend, Backend::SqliteFile | Backend::SqliteMemory) {
         let id = SessionId::random();
-        store.create(&id, record(&state(json!({})), HOUR)).await.unwrap();
+        store
+            .create(&id, record(&state(json!({})), HOUR))
+            .await
+            .unwrap();
         db.run(
             "UPDATE sessions SET state = ? WHERE id = ?",
             vec!["{not json".into(), id.inner().into()],
         )
         .await;
-        assert!(matches!(store.load(&id).await, Err(LoadError::DeserializationError(_))));
+        assert!(matches!(
+            store.load(&id).await,
+            Err(LoadError::DeserializationError(_))
+        ));
     }
 }
 
@@ -504,17 +621,35 @@ async fn a_closed_database_gives_other_errors(backend: Backend) {
     let s = state(json!({"a": 1}));
     store.create(&id, record(&s, HOUR)).await.unwrap();
     db.db.clone().close().await.unwrap();
-    assert!(matches!(store.create(&SessionId::random(), record(&s, HOUR)).await, Err(CreateError::Other(_))));
-    assert!(matches!(store.update(&id, record(&s, HOUR)).await, Err(UpdateError::Other(_))));
-    assert!(matches!(store.update_ttl(&id, HOUR).await, Err(UpdateTtlError::Other(_))));
+    assert!(matches!(
+        store.create(&SessionId::random(), record(&s, HOUR)).await,
+        Err(CreateError::Other(_))
+    ));
+    assert!(matches!(
+        store.update(&id, record(&s, HOUR)).await,
+        Err(UpdateError::Other(_))
+    ));
+    assert!(matches!(
+        store.update_ttl(&id, HOUR).await,
+        Err(UpdateTtlError::Other(_))
+    ));
     assert!(matches!(store.load(&id).await, Err(LoadError::Other(_))));
-    assert!(matches!(store.delete(&id).await, Err(DeleteError::Other(_))));
-    assert!(matches!(store.change_id(&id, &SessionId::random()).await, Err(ChangeIdError::Other(_))));
+    assert!(matches!(
+        store.delete(&id).await,
+        Err(DeleteError::Other(_))
+    ));
+    assert!(matches!(
+        store.change_id(&id, &SessionId::random()).await,
+        Err(ChangeIdError::Other(_))
+    ));
     let err = store.delete_expired(None).await.unwrap_err();
     let source = std::error::Error::source(&err).expect("the cause is kept");
     assert!(!source.to_string().is_empty());
     let err = store.load(&id).await.unwrap_err();
-    assert!(std::error::Error::source(&err).is_some(), "the DbErr is the source");
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the DbErr is the source"
+    );
 }
 
 on_every_backend!(

@@ -49,13 +49,20 @@ async fn columns(db: &TestDb, table: &str) -> Vec<ColumnInfo> {
     };
     let rows = db
         .db
-        .query_all_raw(Statement::from_sql_and_values(db.db_backend(), sql, [table.into()]))
+        .query_all_raw(Statement::from_sql_and_values(
+            db.db_backend(),
+            sql,
+            [table.into()],
+        ))
         .await
         .expect("read the columns");
     rows.iter()
         .map(|row| ColumnInfo {
             name: row.try_get("", "name").unwrap(),
-            data_type: row.try_get::<String>("", "data_type").unwrap().to_lowercase(),
+            data_type: row
+                .try_get::<String>("", "data_type")
+                .unwrap()
+                .to_lowercase(),
             nullable: row.try_get("", "nullable").unwrap(),
             primary_key: row.try_get("", "pk").unwrap(),
         })
@@ -88,11 +95,20 @@ async fn indexes(db: &TestDb, table: &str) -> Vec<(String, String)> {
     };
     let rows = db
         .db
-        .query_all_raw(Statement::from_sql_and_values(db.db_backend(), sql, [table.into()]))
+        .query_all_raw(Statement::from_sql_and_values(
+            db.db_backend(),
+            sql,
+            [table.into()],
+        ))
         .await
         .expect("read the indexes");
     rows.iter()
-        .map(|row| (row.try_get("", "name").unwrap(), row.try_get("", "col").unwrap()))
+        .map(|row| {
+            (
+                row.try_get("", "name").unwrap(),
+                row.try_get("", "col").unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -105,7 +121,14 @@ async fn migration_creates_the_documented_schema(backend: Backend) {
     let cols = columns(&db, SESSIONS_TABLE).await;
     let summary: Vec<_> = cols
         .iter()
-        .map(|c| (c.name.as_str(), c.data_type.as_str(), c.nullable, c.primary_key))
+        .map(|c| {
+            (
+                c.name.as_str(),
+                c.data_type.as_str(),
+                c.nullable,
+                c.primary_key,
+            )
+        })
         .collect();
     let (id, deadline, state) = match db.db_backend() {
         DbBackend::Postgres => ("uuid", "bigint", "jsonb"),
@@ -132,8 +155,14 @@ async fn entity_agrees_with_the_migration(backend: Backend) {
     let (db, store) = store_on(backend).await;
     let from_entity = "sessions_from_entity";
     let mut create = Schema::new(db.db_backend()).create_table_from_entity(sessions::Entity);
-    db.db.execute(create.table(Alias::new(from_entity))).await.unwrap();
-    assert_eq!(columns(&db, SESSIONS_TABLE).await, columns(&db, from_entity).await);
+    db.db
+        .execute(create.table(Alias::new(from_entity)))
+        .await
+        .unwrap();
+    assert_eq!(
+        columns(&db, SESSIONS_TABLE).await,
+        columns(&db, from_entity).await
+    );
 
     // And the entity reads and writes the migrated table, interchangeably with the store.
     let id = SessionId::random();
@@ -150,8 +179,18 @@ async fn entity_agrees_with_the_migration(backend: Backend) {
     .exec_without_returning(&db.db)
     .await
     .unwrap();
-    assert_eq!(sessions::Entity::find_by_id(id.inner()).one(&db.db).await.unwrap(), Some(model));
-    let loaded = store.load(&id).await.unwrap().expect("the store reads the entity's row");
+    assert_eq!(
+        sessions::Entity::find_by_id(id.inner())
+            .one(&db.db)
+            .await
+            .unwrap(),
+        Some(model)
+    );
+    let loaded = store
+        .load(&id)
+        .await
+        .unwrap()
+        .expect("the store reads the entity's row");
     assert_eq!(loaded.state["written"], json!("by the entity"));
 }
 
@@ -159,10 +198,13 @@ async fn migrate_is_idempotent(backend: Backend) {
     let (db, store) = store_on(backend).await;
     let id = SessionId::random();
     store
-        .create(&id, pavex_session::store::SessionRecordRef {
-            state: Default::default(),
-            ttl: std::time::Duration::from_secs(60),
-        })
+        .create(
+            &id,
+            pavex_session::store::SessionRecordRef {
+                state: Default::default(),
+                ttl: std::time::Duration::from_secs(60),
+            },
+        )
         .await
         .unwrap();
     store.migrate().await.unwrap();
@@ -170,7 +212,10 @@ async fn migrate_is_idempotent(backend: Backend) {
     let manager = SchemaManager::new(&db.db);
     CreateSessionsTable.up(&manager).await.unwrap();
     CreateSessionsTable.up(&manager).await.unwrap();
-    assert!(store.load(&id).await.unwrap().is_some(), "existing sessions are kept");
+    assert!(
+        store.load(&id).await.unwrap().is_some(),
+        "existing sessions are kept"
+    );
     assert_eq!(indexes(&db, SESSIONS_TABLE).await.len(), 1);
 }
 
@@ -179,7 +224,10 @@ async fn migrate_completes_an_existing_table(backend: Backend) {
     let db = fresh_db(backend).await;
     let create = Schema::new(db.db_backend()).create_table_from_entity(sessions::Entity);
     db.db.execute(&create).await.unwrap();
-    SeaOrmSessionStore::new(db.db.clone()).migrate().await.unwrap();
+    SeaOrmSessionStore::new(db.db.clone())
+        .migrate()
+        .await
+        .unwrap();
     assert_eq!(
         indexes(&db, SESSIONS_TABLE).await,
         vec![(DEADLINE_INDEX.to_owned(), "deadline".to_owned())]
@@ -194,13 +242,24 @@ async fn migrator_keeps_its_own_history_and_drops_only_its_table(backend: Backen
         .unwrap();
     Migrator::up(&db.db, None).await.unwrap();
     assert!(has_table(&db, MIGRATION_TABLE).await);
-    assert!(!has_table(&db, "seaql_migrations").await, "the app's history is not touched");
+    assert!(
+        !has_table(&db, "seaql_migrations").await,
+        "the app's history is not touched"
+    );
     let statuses = Migrator::get_applied_migrations(&db.db).await.unwrap();
     assert_eq!(statuses.len(), 1);
     Migrator::down(&db.db, None).await.unwrap();
     assert!(!has_table(&db, SESSIONS_TABLE).await);
-    assert!(has_table(&db, "app_users").await, "down drops only the sessions table");
-    assert!(Migrator::get_applied_migrations(&db.db).await.unwrap().is_empty());
+    assert!(
+        has_table(&db, "app_users").await,
+        "down drops only the sessions table"
+    );
+    assert!(
+        Migrator::get_applied_migrations(&db.db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// An application that lists our migration in its own migrator.

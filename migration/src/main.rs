@@ -16,11 +16,16 @@ fn main() {
     let url_given = std::env::var_os("DATABASE_URL").is_some()
         || std::env::args().any(|arg| arg.starts_with("-u") || arg.starts_with("--database-url"));
     if !url_given {
-        eprintln!("DATABASE_URL is not set: using the embedded SQLite database {DEFAULT_DATABASE_URL}");
+        eprintln!(
+            "DATABASE_URL is not set: using the embedded SQLite database {DEFAULT_DATABASE_URL}"
+        );
         // SAFETY: no other thread exists yet; the runtime is built below.
         unsafe { std::env::set_var("DATABASE_URL", DEFAULT_DATABASE_URL) };
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("Failed to start the async runtime: {e}");

@@ -6,7 +6,9 @@
 //! `mysql://root@127.0.0.1:3306/test`). An unreachable server fails the test: nothing is skipped.
 #![allow(dead_code)]
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
+};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +23,8 @@ pub enum Backend {
 pub struct TestDb {
     pub db: DatabaseConnection,
     pub backend: Backend,
+    /// The URL the test's connection was opened with.
+    pub url: String,
     cleanup: Cleanup,
 }
 
@@ -58,17 +62,35 @@ pub async fn fresh_db(backend: Backend) -> TestDb {
     match backend {
         Backend::SqliteMemory => {
             // One connection: every connection to `sqlite::memory:` is a database of its own.
-            let mut options = ConnectOptions::new("sqlite::memory:");
+            let url = "sqlite::memory:".to_owned();
+            let mut options = ConnectOptions::new(&url);
             options.max_connections(1).sqlx_logging(false);
-            let db = Database::connect(options).await.expect("open SQLite in memory");
-            TestDb { db, backend, cleanup: Cleanup::Nothing }
+            let db = Database::connect(options)
+                .await
+                .expect("open SQLite in memory");
+            TestDb {
+                db,
+                backend,
+                url,
+                cleanup: Cleanup::Nothing,
+            }
         }
         Backend::SqliteFile => {
             let dir = std::env::temp_dir().join(&name);
             std::fs::create_dir_all(&dir).expect("create a temporary directory");
-            let url = format!("sqlite://{}?mode=rwc", dir.join("sessions.sqlite").display());
-            let db = Database::connect(options(&url)).await.expect("open a SQLite file");
-            TestDb { db, backend, cleanup: Cleanup::RemoveDir(dir) }
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.join("sessions.sqlite").display()
+            );
+            let db = Database::connect(options(&url))
+                .await
+                .expect("open a SQLite file");
+            TestDb {
+                db,
+                backend,
+                url,
+                cleanup: Cleanup::RemoveDir(dir),
+            }
         }
         Backend::Postgres | Backend::MySql => {
             let admin_url = server_url(backend);
@@ -80,15 +102,23 @@ pub async fn fresh_db(backend: Backend) -> TestDb {
                 .await
                 .expect("create a test database");
             admin.close().await.ok();
-            let (server, _) = admin_url.rsplit_once('/').expect("a URL with a database name");
-            let db = Database::connect(options(&format!("{server}/{name}")))
+            let (server, _) = admin_url
+                .rsplit_once('/')
+                .expect("a URL with a database name");
+            let url = format!("{server}/{name}");
+            let db = Database::connect(options(&url))
                 .await
                 .expect("connect to the test database");
             let drop = match backend {
                 Backend::Postgres => format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
                 _ => format!("DROP DATABASE IF EXISTS {name}"),
             };
-            TestDb { db, backend, cleanup: Cleanup::DropDatabase { admin_url, drop } }
+            TestDb {
+                db,
+                backend,
+                url,
+                cleanup: Cleanup::DropDatabase { admin_url, drop },
+            }
         }
     }
 }
@@ -117,7 +147,9 @@ impl TestDb {
             DbBackend::MySql => {
                 "SELECT CAST(FLOOR(UNIX_TIMESTAMP(SYSDATE(6)) * 1000) AS SIGNED) AS now"
             }
-            _ => "SELECT CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER) AS now",
+            _ => {
+                "SELECT CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER) AS now"
+            }
         };
         let row = self
             .db
@@ -180,4 +212,3 @@ macro_rules! on_every_backend {
         }
     };
 }
-

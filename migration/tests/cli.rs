@@ -1,0 +1,98 @@
+//! The migration binary: the standard sea-orm-migration commands on every backend, and an
+//! embedded SQLite file when no database is named.
+
+#[path = "../../tests/common/db.rs"]
+mod db;
+
+use db::{Backend, fresh_db};
+use pavex_session_sea_orm_migration::{MIGRATION_TABLE, SESSIONS_TABLE};
+use sea_orm_migration::SchemaManager;
+use std::process::{Command, Output};
+
+fn cli(database_url: Option<&str>, cwd: &std::path::Path, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pavex_session_sea_orm_migration"));
+    command
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("DATABASE_URL");
+    if let Some(url) = database_url {
+        command.env("DATABASE_URL", url);
+    }
+    let output = command.output().expect("run the migration binary");
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn without_a_database_url_it_uses_an_embedded_sqlite_file() {
+    let dir = std::env::temp_dir().join(format!("pss_cli_{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let help = text(&cli(None, &dir, &["--help"]));
+    assert!(help.contains("sqlite://sessions.sqlite"), "{help}");
+    let up = text(&cli(None, &dir, &["up"]));
+    assert!(up.contains("DATABASE_URL is not set"), "{up}");
+    assert!(dir.join("sessions.sqlite").exists());
+    let status = text(&cli(None, &dir, &["status"]));
+    assert!(
+        status.contains("m20261126_000001_create_sessions_table"),
+        "{status}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+async fn every_command_runs(backend: Backend) {
+    let test_db = fresh_db(backend).await;
+    let cwd = std::env::temp_dir();
+    let url = Some(test_db.url.as_str());
+    let manager = SchemaManager::new(&test_db.db);
+    let has_sessions = async || manager.has_table(SESSIONS_TABLE).await.unwrap();
+
+    cli(url, &cwd, &["up"]);
+    assert!(has_sessions().await);
+    assert!(manager.has_table(MIGRATION_TABLE).await.unwrap());
+    assert!(!manager.has_table("seaql_migrations").await.unwrap());
+    let status = text(&cli(url, &cwd, &["status"]));
+    assert!(status.contains("Applied"), "{status}");
+    cli(url, &cwd, &["up"]);
+    cli(url, &cwd, &["down"]);
+    assert!(!has_sessions().await);
+    cli(url, &cwd, &["refresh"]);
+    assert!(has_sessions().await);
+    cli(url, &cwd, &["reset"]);
+    assert!(!has_sessions().await);
+    cli(url, &cwd, &["fresh"]);
+    assert!(has_sessions().await);
+}
+
+// SQLite in memory is left out: a second process cannot see it.
+mod sqlite_file {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_command_runs() {
+        super::every_command_runs(super::Backend::SqliteFile).await
+    }
+}
+mod postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_command_runs() {
+        super::every_command_runs(super::Backend::Postgres).await
+    }
+}
+mod mysql {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_command_runs() {
+        super::every_command_runs(super::Backend::MySql).await
+    }
+}
