@@ -1,0 +1,227 @@
+//! Command-line flags and the resolved benchmark configuration.
+
+use crate::pool::PoolSettings;
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+use std::{path::PathBuf, time::Duration};
+
+/// Benchmarks `pavex_session_sea_orm` ("ours") against `pavex_session_sqlx` 0.2.10 ("theirs")
+/// on PostgreSQL, MariaDB/MySQL and SQLite, in alternating rounds, in one process.
+///
+/// The Markdown report goes to stdout, progress to stderr, and every number to a JSON file.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about)]
+pub struct Args {
+    /// Which backend(s) to benchmark.
+    #[arg(long, value_enum, default_value_t = BackendChoice::All)]
+    pub backend: BackendChoice,
+
+    /// `ab`: ours against theirs. `aa`: theirs against itself (two fresh databases), to show
+    /// the machine's noise band. `both`: `ab` then `aa`.
+    #[arg(long, value_enum, default_value_t = Mode::Ab)]
+    pub mode: Mode,
+
+    /// Live rows prefilled in each side's table before measuring
+    /// [default: 10000; 1000000 with --full].
+    #[arg(long)]
+    pub rows: Option<usize>,
+
+    /// Calls of each operation per side per round [default: 200; 2000 with --full].
+    #[arg(long)]
+    pub ops: Option<usize>,
+
+    /// Measured rounds per side and concurrency (ours, theirs, ours, theirs, ...)
+    /// [default: 5; 7 with --full].
+    #[arg(long)]
+    pub rounds: Option<usize>,
+
+    /// Unmeasured rounds per side before the measured ones, at each concurrency.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+
+    /// Concurrent tasks issuing operations, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 16])]
+    pub concurrency: Vec<usize>,
+
+    /// Bigger sizes: 1_000_000 prefilled rows, 2000 calls per operation and round, 7 rounds
+    /// (explicit --rows/--ops/--rounds still win).
+    #[arg(long)]
+    pub full: bool,
+
+    /// Pool: maximum connections (both sides).
+    #[arg(long, default_value_t = 16)]
+    pub max_connections: u32,
+
+    /// Pool: minimum idle connections kept open (both sides).
+    #[arg(long, default_value_t = 0)]
+    pub min_connections: u32,
+
+    /// Pool: acquire timeout in seconds (both sides).
+    #[arg(long, default_value_t = 30)]
+    pub acquire_timeout_secs: u64,
+
+    /// Pool: ping every connection before handing it out (both sides). Off by default.
+    #[arg(long)]
+    pub test_before_acquire: bool,
+
+    /// TTL of every session written, in seconds (long, so nothing expires during a run).
+    #[arg(long, default_value_t = 86_400)]
+    pub ttl_secs: u64,
+
+    /// PostgreSQL server; each side gets a fresh database created beside this one.
+    #[arg(
+        long,
+        env = "PAVEX_SESSION_TEST_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    pub postgres_url: String,
+
+    /// MariaDB/MySQL server; each side gets a fresh database created beside this one.
+    #[arg(
+        long,
+        env = "PAVEX_SESSION_TEST_MYSQL_URL",
+        default_value = "mysql://root@127.0.0.1:3306/test"
+    )]
+    pub mysql_url: String,
+
+    /// Where to write the JSON results.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results.json"))]
+    pub json: PathBuf,
+
+    /// Seed of the random choice of ids (the ids themselves are random v4 UUIDs).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+/// The `--backend` flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendChoice {
+    Postgres,
+    Mysql,
+    Sqlite,
+    All,
+}
+
+/// A database backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Postgres,
+    Mysql,
+    Sqlite,
+}
+
+impl Backend {
+    /// A display name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Mysql => "mysql",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// The `--mode` flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Ours against theirs.
+    Ab,
+    /// Theirs against theirs.
+    Aa,
+    /// `Ab`, then `Aa`.
+    Both,
+}
+
+/// Everything a run needs, with defaults resolved.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub backends: Vec<Backend>,
+    pub modes: Vec<Mode>,
+    pub rows: usize,
+    pub ops: usize,
+    pub rounds: usize,
+    pub warmup: usize,
+    pub concurrency: Vec<usize>,
+    pub full: bool,
+    pub pool: PoolSettings,
+    #[serde(with = "secs")]
+    pub ttl: Duration,
+    #[serde(skip)]
+    pub postgres_url: String,
+    #[serde(skip)]
+    pub mysql_url: String,
+    #[serde(skip)]
+    pub json: PathBuf,
+    pub seed: u64,
+}
+
+impl Config {
+    /// Resolves the defaults that depend on `--full` and checks the sizes.
+    pub fn from_args(args: Args) -> anyhow::Result<Self> {
+        let backends = match args.backend {
+            BackendChoice::Postgres => vec![Backend::Postgres],
+            BackendChoice::Mysql => vec![Backend::Mysql],
+            BackendChoice::Sqlite => vec![Backend::Sqlite],
+            BackendChoice::All => vec![Backend::Postgres, Backend::Mysql, Backend::Sqlite],
+        };
+        let modes = match args.mode {
+            Mode::Both => vec![Mode::Ab, Mode::Aa],
+            one => vec![one],
+        };
+        let rows = args
+            .rows
+            .unwrap_or(if args.full { 1_000_000 } else { 10_000 });
+        let ops = args.ops.unwrap_or(if args.full { 2_000 } else { 200 });
+        let rounds = args.rounds.unwrap_or(if args.full { 7 } else { 5 });
+        anyhow::ensure!(ops > 0, "--ops must be at least 1");
+        anyhow::ensure!(rounds > 0, "--rounds must be at least 1");
+        anyhow::ensure!(
+            args.concurrency.iter().all(|&c| c > 0),
+            "--concurrency values must be at least 1"
+        );
+        // Each round samples `ops` distinct live ids and removes 2 * ops (change_id, delete)
+        // while adding 2 * ops (create, change_id): the table keeps `rows` live rows, but it
+        // must hold enough ids to take from.
+        anyhow::ensure!(
+            rows >= 3 * ops,
+            "--rows ({rows}) must be at least 3 x --ops ({ops})"
+        );
+        Ok(Self {
+            backends,
+            modes,
+            rows,
+            ops,
+            rounds,
+            warmup: args.warmup,
+            concurrency: args.concurrency,
+            full: args.full,
+            pool: PoolSettings {
+                max_connections: args.max_connections,
+                min_connections: args.min_connections,
+                acquire_timeout: Duration::from_secs(args.acquire_timeout_secs),
+                idle_timeout: Duration::from_secs(600),
+                max_lifetime: Duration::from_secs(1800),
+                test_before_acquire: args.test_before_acquire,
+                statement_logging: false,
+            },
+            ttl: Duration::from_secs(args.ttl_secs),
+            postgres_url: args.postgres_url,
+            mysql_url: args.mysql_url,
+            json: args.json,
+            seed: args.seed,
+        })
+    }
+}
+
+/// Serializes a [`Duration`] as fractional seconds.
+pub mod secs {
+    use serde::Serializer;
+    use std::time::Duration;
+
+    /// Serializes `d` as seconds (`f64`).
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}

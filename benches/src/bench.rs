@@ -1,0 +1,177 @@
+//! One benchmark run: a backend, a mode, two scratch databases, alternating rounds.
+
+use crate::{
+    args::{Backend, Config, Mode},
+    prefill::{analyze, prefill},
+    scratch::Scratch,
+    side::{Kind, Side},
+    summary::{BackendRun, Round, SideInfo, summarize},
+    workload::{LiveIds, Payload, fresh_ids, run_round},
+};
+use anyhow::{Context as _, anyhow, bail};
+use std::{sync::Arc, time::Instant};
+
+/// The two sides of a mode: labels, store kinds and database tags.
+fn sides_of(mode: Mode) -> anyhow::Result<[(&'static str, Kind, &'static str); 2]> {
+    match mode {
+        Mode::Ab => Ok([
+            ("ours", Kind::Ours, "ours"),
+            ("theirs", Kind::Theirs, "theirs"),
+        ]),
+        Mode::Aa => Ok([
+            ("theirs A", Kind::Theirs, "theirs_a"),
+            ("theirs B", Kind::Theirs, "theirs_b"),
+        ]),
+        Mode::Both => bail!("`both` is expanded into `ab` and `aa` before running"),
+    }
+}
+
+/// Runs `mode` on `backend`: creates a fresh database per side, measures, and drops them again
+/// whatever happened (a failure or a panic while measuring included).
+pub async fn run_backend(backend: Backend, mode: Mode, cfg: &Config) -> anyhow::Result<BackendRun> {
+    let sides = sides_of(mode)?;
+    let dir = tempfile::Builder::new()
+        .prefix("pavex_bench_")
+        .tempdir()
+        .context("creating a temporary directory")?;
+    let server_url = match backend {
+        Backend::Postgres => cfg.postgres_url.as_str(),
+        Backend::Mysql => cfg.mysql_url.as_str(),
+        Backend::Sqlite => "",
+    };
+    let a = Scratch::create(backend, server_url, sides[0].2, dir.path()).await?;
+    let b = match Scratch::create(backend, server_url, sides[1].2, dir.path()).await {
+        Ok(b) => b,
+        Err(e) => {
+            warn_on_error(a.destroy().await);
+            return Err(e);
+        }
+    };
+    let urls = [a.url().to_owned(), b.url().to_owned()];
+    let outcome = tokio::spawn(measure(backend, mode, urls, cfg.clone())).await;
+    warn_on_error(a.destroy().await);
+    warn_on_error(b.destroy().await);
+    drop(dir);
+    outcome.map_err(|e| anyhow!("the benchmark of {} panicked: {e}", backend.name()))?
+}
+
+fn warn_on_error(result: anyhow::Result<()>) {
+    if let Err(e) = result {
+        eprintln!("warning: could not drop a scratch database: {e:#}");
+    }
+}
+
+/// Connects both sides, measures, and closes their pools.
+async fn measure(
+    backend: Backend,
+    mode: Mode,
+    urls: [String; 2],
+    cfg: Config,
+) -> anyhow::Result<BackendRun> {
+    let started = Instant::now();
+    let [(label_a, kind_a, _), (label_b, kind_b, _)] = sides_of(mode)?;
+    let sides = [
+        Side::connect(label_a, kind_a, backend, &urls[0], &cfg.pool).await?,
+        Side::connect(label_b, kind_b, backend, &urls[1], &cfg.pool).await?,
+    ];
+    let result = measure_sides(backend, mode, &sides, &cfg, started).await;
+    for side in &sides {
+        side.close().await;
+    }
+    result
+}
+
+/// Prefills both tables, then runs warm-up and measured rounds (A, B, A, B, ...) at each
+/// concurrency.
+async fn measure_sides(
+    backend: Backend,
+    mode: Mode,
+    sides: &[Side; 2],
+    cfg: &Config,
+    started: Instant,
+) -> anyhow::Result<BackendRun> {
+    let payload = Arc::new(Payload::new(cfg.ttl));
+    let state = payload.initial_json();
+    let parallel = match backend {
+        Backend::Sqlite => 1,
+        _ => 4,
+    };
+    let mut live = Vec::with_capacity(2);
+    let mut prefill_secs = [0.0; 2];
+    for (i, side) in sides.iter().enumerate() {
+        let ids = fresh_ids(cfg.rows);
+        let t0 = Instant::now();
+        prefill(side, &ids, &state, cfg.ttl, parallel).await?;
+        analyze(side).await?;
+        prefill_secs[i] = t0.elapsed().as_secs_f64();
+        eprintln!(
+            "[{}] prefilled {} rows for {} in {:.1} s",
+            backend.name(),
+            cfg.rows,
+            side.label,
+            prefill_secs[i]
+        );
+        live.push(LiveIds::new(ids, cfg.seed.wrapping_add(i as u64)));
+    }
+    let server_version = sides[0].server_version().await?;
+
+    let mut tables = Vec::with_capacity(cfg.concurrency.len());
+    for &concurrency in &cfg.concurrency {
+        for _ in 0..cfg.warmup {
+            for (side, live) in sides.iter().zip(live.iter_mut()) {
+                run_round(side, live, &payload, cfg.ops, concurrency).await?;
+            }
+        }
+        let mut rounds: Vec<Round> = Vec::with_capacity(cfg.rounds);
+        for round in 1..=cfg.rounds {
+            let t0 = Instant::now();
+            let a = run_round(&sides[0], &mut live[0], &payload, cfg.ops, concurrency).await?;
+            let t1 = Instant::now();
+            let b = run_round(&sides[1], &mut live[1], &payload, cfg.ops, concurrency).await?;
+            eprintln!(
+                "[{} {:?}] {concurrency} task(s), round {round}/{}: {} {:.2} s, {} {:.2} s",
+                backend.name(),
+                mode,
+                cfg.rounds,
+                sides[0].label,
+                (t1 - t0).as_secs_f64(),
+                sides[1].label,
+                t1.elapsed().as_secs_f64(),
+            );
+            rounds.push([a, b]);
+        }
+        tables.push(summarize(concurrency, &rounds));
+    }
+
+    let rows_at_end = [sides[0].count_rows().await?, sides[1].count_rows().await?];
+    for (side, (rows, live)) in sides.iter().zip(rows_at_end.iter().zip(&live)) {
+        if usize::try_from(*rows).ok() != Some(live.len()) {
+            bail!(
+                "{} ({}) holds {rows} rows, but the benchmark counted {} live ids",
+                side.label,
+                backend.name(),
+                live.len()
+            );
+        }
+    }
+    Ok(BackendRun {
+        backend,
+        mode,
+        server_version,
+        sides: [
+            SideInfo {
+                label: sides[0].label.clone(),
+                driver: sides[0].driver().to_owned(),
+            },
+            SideInfo {
+                label: sides[1].label.clone(),
+                driver: sides[1].driver().to_owned(),
+            },
+        ],
+        rows: cfg.rows,
+        rows_at_end,
+        prefill_secs,
+        elapsed_secs: started.elapsed().as_secs_f64(),
+        tables,
+    })
+}

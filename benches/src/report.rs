@@ -1,0 +1,155 @@
+//! The Markdown report (stdout) and the JSON file.
+
+use crate::{
+    args::{Config, Mode},
+    pool::sqlite,
+    summary::{BackendRun, Table},
+};
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// Everything written to the JSON file.
+#[derive(Debug, Serialize)]
+pub struct Results<'a> {
+    pub config: &'a Config,
+    pub sqlite_settings: String,
+    pub total_secs: f64,
+    pub runs: &'a [BackendRun],
+}
+
+/// Renders the whole report as Markdown.
+pub fn markdown(cfg: &Config, runs: &[BackendRun], total_secs: f64) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_report(&mut out, cfg, runs, total_secs);
+    out
+}
+
+fn write_report(
+    out: &mut String,
+    cfg: &Config,
+    runs: &[BackendRun],
+    total_secs: f64,
+) -> std::fmt::Result {
+    writeln!(
+        out,
+        "# pavex_session_sea_orm vs pavex_session_sqlx 0.2.10\n"
+    )?;
+    writeln!(
+        out,
+        "- rows prefilled per table: {}; calls per operation, side and round: {}; measured \
+         rounds per side: {} (+{} warm-up); concurrency: {:?} task(s); TTL {} s; {} CPU core(s)",
+        cfg.rows,
+        cfg.ops,
+        cfg.rounds,
+        cfg.warmup,
+        cfg.concurrency,
+        cfg.ttl.as_secs(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    )?;
+    writeln!(out, "- pool (both sides): {}", cfg.pool.describe())?;
+    writeln!(out, "- SQLite (both sides): {}", sqlite::describe())?;
+    writeln!(
+        out,
+        "- ratio = A ops/s / B ops/s within one round pair, median over rounds (> 1: A faster); \
+         p50/p99 over every call of every measured round; x floor = p50 / the same side's \
+         `SELECT 1` p50 at the same concurrency"
+    )?;
+    writeln!(out, "- total time: {total_secs:.0} s\n")?;
+
+    for run in runs {
+        let mode = match run.mode {
+            Mode::Aa => "A/A (noise band)",
+            _ => "A/B",
+        };
+        writeln!(
+            out,
+            "## {} ({}), {mode}: A = {}, B = {}\n",
+            run.backend.name(),
+            run.server_version,
+            run.sides[0].label,
+            run.sides[1].label
+        )?;
+        writeln!(
+            out,
+            "A = {}: {}; B = {}: {}. Prefill + analyze: A {:.1} s, B {:.1} s; rows at the end: \
+             {} / {}; run time {:.0} s.\n",
+            run.sides[0].label,
+            run.sides[0].driver,
+            run.sides[1].label,
+            run.sides[1].driver,
+            run.prefill_secs[0],
+            run.prefill_secs[1],
+            run.rows_at_end[0],
+            run.rows_at_end[1],
+            run.elapsed_secs
+        )?;
+        for table in &run.tables {
+            write_table(out, run, table)?;
+        }
+    }
+
+    writeln!(
+        out,
+        "## Geometric mean of A/B over the 7 session operations\n"
+    )?;
+    write!(out, "| backend | mode |")?;
+    for c in &cfg.concurrency {
+        write!(out, " {c} task(s) |")?;
+    }
+    writeln!(out)?;
+    write!(out, "|---|---|")?;
+    for _ in &cfg.concurrency {
+        write!(out, "---:|")?;
+    }
+    writeln!(out)?;
+    for run in runs {
+        write!(
+            out,
+            "| {} | {} vs {} |",
+            run.backend.name(),
+            run.sides[0].label,
+            run.sides[1].label
+        )?;
+        for table in &run.tables {
+            write!(out, " {:.3} |", table.geomean_ratio)?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+fn write_table(out: &mut String, run: &BackendRun, table: &Table) -> std::fmt::Result {
+    let [a, b] = [&run.sides[0].label, &run.sides[1].label];
+    writeln!(
+        out,
+        "### {}, {} task(s): geomean {a}/{b} = {:.3}\n",
+        run.backend.name(),
+        table.concurrency,
+        table.geomean_ratio
+    )?;
+    writeln!(
+        out,
+        "| op | {a} ops/s | {b} ops/s | {a}/{b} | {a} p50 µs | {a} p99 µs | {b} p50 µs | \
+         {b} p99 µs | {a} x floor | {b} x floor |"
+    )?;
+    writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+    for row in &table.rows {
+        let [x, y] = &row.sides;
+        writeln!(
+            out,
+            "| {} | {:.0} | {:.0} | {:.3} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |",
+            row.name,
+            x.ops_per_sec_median,
+            y.ops_per_sec_median,
+            row.ratio_median,
+            x.p50_us,
+            x.p99_us,
+            y.p50_us,
+            y.p99_us,
+            x.p50_over_floor,
+            y.p50_over_floor,
+        )?;
+    }
+    writeln!(out)
+}

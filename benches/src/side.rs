@@ -1,0 +1,213 @@
+//! A side of the comparison: a session store, the pool under it, and the floor query.
+
+use crate::{args::Backend, pool::PoolSettings, pool::sqlite};
+use anyhow::{Context as _, bail};
+use pavex_session::store::SessionStorageBackend;
+use pavex_session_sea_orm::SeaOrmSessionStore;
+use pavex_session_sqlx::{MySqlSessionStore, PostgresSessionStore, SqliteSessionStore};
+use sea_orm::{ConnectionTrait as _, DatabaseConnection, Statement};
+use sqlx::{ConnectOptions as _, MySqlPool, PgPool, SqlitePool};
+use std::{str::FromStr as _, sync::Arc};
+
+/// Which store a side runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `pavex_session_sea_orm::SeaOrmSessionStore` on sea-orm 2 (sqlx 0.9).
+    Ours,
+    /// The matching store of `pavex_session_sqlx` 0.2.10 (sqlx 0.8).
+    Theirs,
+}
+
+/// The pool under a side's store, kept to run the floor query, the prefill and clean-up.
+#[derive(Debug, Clone)]
+pub enum Conn {
+    SeaOrm(DatabaseConnection),
+    Postgres(PgPool),
+    Mysql(MySqlPool),
+    Sqlite(SqlitePool),
+}
+
+/// One side: a store plus its pool. Cheap to clone (everything is shared).
+#[derive(Debug, Clone)]
+pub struct Side {
+    /// Label in the report: "ours", "theirs", "theirs A", "theirs B".
+    pub label: String,
+    pub kind: Kind,
+    pub backend: Backend,
+    pub store: Arc<dyn SessionStorageBackend>,
+    pub conn: Conn,
+}
+
+impl Side {
+    /// Connects a side to the database at `url`, with `pool` settings, and migrates its table.
+    pub async fn connect(
+        label: &str,
+        kind: Kind,
+        backend: Backend,
+        url: &str,
+        pool: &PoolSettings,
+    ) -> anyhow::Result<Self> {
+        let context = || format!("connecting and migrating {label} ({backend:?}) at {url}");
+        let (store, conn): (Arc<dyn SessionStorageBackend>, Conn) = match (kind, backend) {
+            (Kind::Ours, _) => {
+                let mut options = pool.sea_orm(url);
+                if backend == Backend::Sqlite {
+                    options.map_sqlx_sqlite_opts(sqlite::sqlx09);
+                }
+                let db = sea_orm::Database::connect(options)
+                    .await
+                    .with_context(context)?;
+                let store = SeaOrmSessionStore::new(db.clone());
+                store.migrate().await.with_context(context)?;
+                (Arc::new(store), Conn::SeaOrm(db))
+            }
+            (Kind::Theirs, Backend::Postgres) => {
+                let options = sqlx::postgres::PgConnectOptions::from_str(url)
+                    .with_context(context)?
+                    .disable_statement_logging();
+                let db = pool
+                    .sqlx()
+                    .connect_with(options)
+                    .await
+                    .with_context(context)?;
+                let store = PostgresSessionStore::new(db.clone());
+                store.migrate().await.with_context(context)?;
+                (Arc::new(store), Conn::Postgres(db))
+            }
+            (Kind::Theirs, Backend::Mysql) => {
+                let options = sqlx::mysql::MySqlConnectOptions::from_str(url)
+                    .with_context(context)?
+                    .disable_statement_logging();
+                let db = pool
+                    .sqlx()
+                    .connect_with(options)
+                    .await
+                    .with_context(context)?;
+                let store = MySqlSessionStore::new(db.clone());
+                store.migrate().await.with_context(context)?;
+                (Arc::new(store), Conn::Mysql(db))
+            }
+            (Kind::Theirs, Backend::Sqlite) => {
+                let options = sqlite::sqlx08(
+                    sqlx::sqlite::SqliteConnectOptions::from_str(url).with_context(context)?,
+                )
+                .disable_statement_logging();
+                let db = pool
+                    .sqlx()
+                    .connect_with(options)
+                    .await
+                    .with_context(context)?;
+                let store = SqliteSessionStore::new(db.clone());
+                store.migrate().await.with_context(context)?;
+                (Arc::new(store), Conn::Sqlite(db))
+            }
+        };
+        Ok(Self {
+            label: label.to_owned(),
+            kind,
+            backend,
+            store,
+            conn,
+        })
+    }
+
+    /// What the side runs on, for the report.
+    pub fn driver(&self) -> &'static str {
+        match self.kind {
+            Kind::Ours => "pavex_session_sea_orm (sea-orm 2.0.4, sqlx 0.9)",
+            Kind::Theirs => "pavex_session_sqlx 0.2.10 (sqlx 0.8)",
+        }
+    }
+
+    /// The floor: a bare `SELECT 1` through the side's own pool (sea-orm's connection for ours,
+    /// the sqlx 0.8 pool for theirs), checking that one row came back.
+    pub async fn select_one(&self) -> anyhow::Result<()> {
+        const SQL: &str = "SELECT 1";
+        let found = match &self.conn {
+            Conn::SeaOrm(db) => db
+                .query_one_raw(Statement::from_string(db.get_database_backend(), SQL))
+                .await?
+                .is_some(),
+            Conn::Postgres(db) => sqlx::query(SQL).fetch_optional(db).await?.is_some(),
+            Conn::Mysql(db) => sqlx::query(SQL).fetch_optional(db).await?.is_some(),
+            Conn::Sqlite(db) => sqlx::query(SQL).fetch_optional(db).await?.is_some(),
+        };
+        if !found {
+            bail!("SELECT 1 returned no row");
+        }
+        Ok(())
+    }
+
+    /// Runs one statement without results (maintenance such as `ANALYZE`).
+    pub async fn execute(&self, sql: &str) -> anyhow::Result<()> {
+        use sqlx::Executor as _;
+        let context = || format!("`{sql}` on {}", self.label);
+        match &self.conn {
+            Conn::SeaOrm(db) => {
+                db.execute_unprepared(sql).await.with_context(context)?;
+            }
+            Conn::Postgres(db) => {
+                db.execute(sql).await.with_context(context)?;
+            }
+            Conn::Mysql(db) => {
+                db.execute(sql).await.with_context(context)?;
+            }
+            Conn::Sqlite(db) => {
+                db.execute(sql).await.with_context(context)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts the rows of the side's `sessions` table.
+    pub async fn count_rows(&self) -> anyhow::Result<i64> {
+        const SQL: &str = "SELECT COUNT(*) FROM sessions";
+        let context = || format!("`{SQL}` on {}", self.label);
+        let n = match &self.conn {
+            Conn::SeaOrm(db) => db
+                .query_one_raw(Statement::from_string(db.get_database_backend(), SQL))
+                .await
+                .with_context(context)?
+                .context("COUNT(*) returned no row")?
+                .try_get_by_index::<i64>(0)
+                .with_context(context)?,
+            Conn::Postgres(db) => sqlx::query_scalar(SQL).fetch_one(db).await?,
+            Conn::Mysql(db) => sqlx::query_scalar(SQL).fetch_one(db).await?,
+            Conn::Sqlite(db) => sqlx::query_scalar(SQL).fetch_one(db).await?,
+        };
+        Ok(n)
+    }
+
+    /// The server's version string.
+    pub async fn server_version(&self) -> anyhow::Result<String> {
+        let sql = match self.backend {
+            Backend::Postgres => "SHOW server_version",
+            Backend::Mysql => "SELECT VERSION()",
+            Backend::Sqlite => "SELECT sqlite_version()",
+        };
+        let version = match &self.conn {
+            Conn::SeaOrm(db) => db
+                .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+                .await?
+                .context("no version row")?
+                .try_get_by_index::<String>(0)?,
+            Conn::Postgres(db) => sqlx::query_scalar(sql).fetch_one(db).await?,
+            Conn::Mysql(db) => sqlx::query_scalar(sql).fetch_one(db).await?,
+            Conn::Sqlite(db) => sqlx::query_scalar(sql).fetch_one(db).await?,
+        };
+        Ok(version)
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        match &self.conn {
+            Conn::SeaOrm(db) => {
+                // Closing only fails for a connection that is already closed.
+                let _ = db.close_by_ref().await;
+            }
+            Conn::Postgres(db) => db.close().await,
+            Conn::Mysql(db) => db.close().await,
+            Conn::Sqlite(db) => db.close().await,
+        }
+    }
+}

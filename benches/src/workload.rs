@@ -1,0 +1,321 @@
+//! The measured operations, the ids they work on, and the loop that times them.
+//!
+//! Every call takes the common path: `load` hits live ids (or misses fresh ones), `update`,
+//! `update_ttl` and `delete` target live ids, `change_id` moves live ids to fresh random ids,
+//! `create` uses fresh random ids. Each call's outcome is checked; an unexpected one stops the
+//! benchmark with the operation's name.
+
+use crate::side::Side;
+use anyhow::{Context as _, bail};
+use pavex_session::{SessionId, store::SessionRecordRef};
+use rand::{Rng as _, SeedableRng as _, rngs::StdRng, seq::SliceRandom as _};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::{
+    borrow::Cow,
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+/// A measured operation. [`Op::Floor`] is the bare `SELECT 1` baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Floor,
+    Create,
+    LoadHit,
+    LoadMiss,
+    Update,
+    UpdateTtl,
+    ChangeId,
+    Delete,
+}
+
+impl Op {
+    /// Every operation, in the order a round runs them.
+    pub const ALL: [Op; 8] = [
+        Op::Floor,
+        Op::Create,
+        Op::LoadHit,
+        Op::LoadMiss,
+        Op::Update,
+        Op::UpdateTtl,
+        Op::ChangeId,
+        Op::Delete,
+    ];
+
+    /// The name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Floor => "floor (SELECT 1)",
+            Op::Create => "create",
+            Op::LoadHit => "load hit",
+            Op::LoadMiss => "load miss",
+            Op::Update => "update",
+            Op::UpdateTtl => "update_ttl",
+            Op::ChangeId => "change_id",
+            Op::Delete => "delete",
+        }
+    }
+
+    /// Whether this is a session-store operation (everything but the floor).
+    pub fn is_session_op(self) -> bool {
+        self != Op::Floor
+    }
+}
+
+/// The session states written, shared by all tasks.
+#[derive(Debug)]
+pub struct Payload {
+    /// What `create` and the prefill write.
+    pub initial: HashMap<Cow<'static, str>, Value>,
+    /// What `update` writes.
+    pub updated: HashMap<Cow<'static, str>, Value>,
+    pub ttl: Duration,
+}
+
+impl Payload {
+    /// A small, typical session state (about 150 bytes of JSON) and its updated version.
+    pub fn new(ttl: Duration) -> Self {
+        let initial = state(json!({
+            "user.id": "7f9c2ba4-e88f-4a1b-9d3c-0f1e2d3c4b5a",
+            "csrf": "b3f1c9e0a7d54e2f8c6b1a9d0e7f3c2b",
+            "roles": ["user"],
+            "visits": 1,
+        }));
+        let mut updated = initial.clone();
+        updated.insert("visits".into(), json!(2));
+        updated.insert("flash".into(), json!("Saved"));
+        Self {
+            initial,
+            updated,
+            ttl,
+        }
+    }
+
+    /// The initial state as one JSON object, for the prefill.
+    pub fn initial_json(&self) -> Value {
+        Value::Object(
+            self.initial
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        )
+    }
+
+    fn record(&self, updated: bool) -> SessionRecordRef<'_> {
+        SessionRecordRef {
+            state: Cow::Borrowed(if updated {
+                &self.updated
+            } else {
+                &self.initial
+            }),
+            ttl: self.ttl,
+        }
+    }
+}
+
+fn state(value: Value) -> HashMap<Cow<'static, str>, Value> {
+    match value {
+        Value::Object(map) => map.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+        _ => HashMap::new(),
+    }
+}
+
+/// The ids live in one side's table, as far as the benchmark knows.
+pub struct LiveIds {
+    ids: Vec<SessionId>,
+    rng: StdRng,
+}
+
+impl LiveIds {
+    /// `ids` are live; `seed` drives the random choices.
+    pub fn new(ids: Vec<SessionId>, seed: u64) -> Self {
+        Self {
+            ids,
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// How many ids are live.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// `n` distinct live ids, chosen at random; they stay live.
+    fn sample(&mut self, n: usize) -> Vec<SessionId> {
+        let (chosen, _) = self.ids.partial_shuffle(&mut self.rng, n);
+        chosen.to_vec()
+    }
+
+    /// `n` distinct live ids, chosen at random and no longer counted as live.
+    fn take(&mut self, n: usize) -> Vec<SessionId> {
+        (0..n.min(self.ids.len()))
+            .map(|_| {
+                let i = self.rng.random_range(0..self.ids.len());
+                self.ids.swap_remove(i)
+            })
+            .collect()
+    }
+
+    fn add(&mut self, ids: impl IntoIterator<Item = SessionId>) {
+        self.ids.extend(ids);
+    }
+}
+
+/// `n` fresh random ids.
+pub fn fresh_ids(n: usize) -> Vec<SessionId> {
+    (0..n).map(|_| SessionId::random()).collect()
+}
+
+/// One call, with its input.
+#[derive(Clone, Copy)]
+enum Job {
+    Floor,
+    Create(SessionId),
+    LoadHit(SessionId),
+    LoadMiss(SessionId),
+    Update(SessionId),
+    UpdateTtl(SessionId),
+    ChangeId(SessionId, SessionId),
+    Delete(SessionId),
+}
+
+/// The outcome of running one operation `n` times.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    /// Wall time from the first call's start to the last call's end.
+    pub elapsed: Duration,
+    /// Each call's latency, in nanoseconds (unsorted).
+    pub latencies_ns: Vec<u64>,
+}
+
+impl Measurement {
+    /// Calls per second of wall time.
+    pub fn ops_per_sec(&self) -> f64 {
+        self.latencies_ns.len() as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Runs one round on `side`: every operation of [`Op::ALL`], `n` calls each, with
+/// `concurrency` tasks, and keeps `live` up to date.
+pub async fn run_round(
+    side: &Side,
+    live: &mut LiveIds,
+    payload: &Arc<Payload>,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<Vec<(Op, Measurement)>> {
+    let mut results = Vec::with_capacity(Op::ALL.len());
+    for op in Op::ALL {
+        let jobs: Vec<Job> = match op {
+            Op::Floor => vec![Job::Floor; n],
+            Op::Create => fresh_ids(n).into_iter().map(Job::Create).collect(),
+            Op::LoadHit => live.sample(n).into_iter().map(Job::LoadHit).collect(),
+            Op::LoadMiss => fresh_ids(n).into_iter().map(Job::LoadMiss).collect(),
+            Op::Update => live.sample(n).into_iter().map(Job::Update).collect(),
+            Op::UpdateTtl => live.sample(n).into_iter().map(Job::UpdateTtl).collect(),
+            Op::ChangeId => live
+                .take(n)
+                .into_iter()
+                .zip(fresh_ids(n))
+                .map(|(old, new)| Job::ChangeId(old, new))
+                .collect(),
+            Op::Delete => live.take(n).into_iter().map(Job::Delete).collect(),
+        };
+        if jobs.len() < n {
+            bail!(
+                "{} on {}: only {} live ids left for {n} calls",
+                op.name(),
+                side.label,
+                jobs.len()
+            );
+        }
+        let jobs = Arc::new(jobs);
+        let measurement = run_jobs(side, op, jobs.clone(), payload, concurrency).await?;
+        // Every call succeeded: record the ids it made live.
+        for job in jobs.iter() {
+            match *job {
+                Job::Create(id) | Job::ChangeId(_, id) => live.add([id]),
+                _ => {}
+            }
+        }
+        results.push((op, measurement));
+    }
+    Ok(results)
+}
+
+/// Runs `jobs` with `concurrency` tasks pulling from one shared queue, timing each call.
+async fn run_jobs(
+    side: &Side,
+    op: Op,
+    jobs: Arc<Vec<Job>>,
+    payload: &Arc<Payload>,
+    concurrency: usize,
+) -> anyhow::Result<Measurement> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (side, jobs, next, payload) =
+                (side.clone(), jobs.clone(), next.clone(), payload.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(jobs.len() / concurrency + 1);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    let t0 = Instant::now();
+                    call(&side, job, &payload).await.with_context(|| {
+                        format!(
+                            "{} failed on {} ({})",
+                            op.name(),
+                            side.label,
+                            side.backend.name()
+                        )
+                    })?;
+                    latencies.push(u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX));
+                }
+                anyhow::Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies_ns = Vec::with_capacity(jobs.len());
+    for task in tasks {
+        let task_latencies = task
+            .await
+            .with_context(|| format!("a {} task on {} panicked", op.name(), side.label))??;
+        latencies_ns.extend(task_latencies);
+    }
+    Ok(Measurement {
+        elapsed: start.elapsed(),
+        latencies_ns,
+    })
+}
+
+/// Runs one call and checks that it took the common path.
+async fn call(side: &Side, job: &Job, payload: &Payload) -> anyhow::Result<()> {
+    let store = &*side.store;
+    match job {
+        Job::Floor => side.select_one().await?,
+        Job::Create(id) => store.create(id, payload.record(false)).await?,
+        Job::LoadHit(id) => match store.load(id).await? {
+            Some(record) if !record.state.is_empty() => {}
+            Some(_) => bail!("load returned a record with an empty state"),
+            None => bail!("load returned None for a live id"),
+        },
+        Job::LoadMiss(id) => {
+            if store.load(id).await?.is_some() {
+                bail!("load returned a record for an id that was never stored");
+            }
+        }
+        Job::Update(id) => store.update(id, payload.record(true)).await?,
+        Job::UpdateTtl(id) => store.update_ttl(id, payload.ttl).await?,
+        Job::ChangeId(old, new) => store.change_id(old, new).await?,
+        Job::Delete(id) => store.delete(id).await?,
+    }
+    Ok(())
+}
