@@ -4,11 +4,12 @@
 //! Hand [`SeaOrmSessionStore::new`] the application's [`sea_orm::DatabaseConnection`], create
 //! the table once ([`SeaOrmSessionStore::migrate`], the migration binary, or
 //! [`CreateSessionsTable`] in the application's own migrator), and turn the store into a
-//! [`pavex_session::SessionStore`].
+//! [`pavex_session::SessionStore`]:
 //!
 //! ```
-//! use pavex_session::SessionStore;
+//! use pavex_session::{SessionId, SessionStore, store::SessionRecordRef};
 //! use pavex_session_sea_orm::SeaOrmSessionStore;
+//! use std::{borrow::Cow, collections::HashMap, time::Duration};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -16,8 +17,77 @@
 //! let backend = SeaOrmSessionStore::new(db);
 //! backend.migrate().await?;
 //! let store: SessionStore = backend.into();
+//!
+//! let id = SessionId::random();
+//! let state = HashMap::from([(Cow::Borrowed("user_id"), serde_json::json!(42))]);
+//! let ttl = Duration::from_secs(3600);
+//! store.create(&id, SessionRecordRef { state: Cow::Borrowed(&state), ttl }).await?;
+//! let record = store.load(&id).await?.expect("a live session");
+//! assert_eq!(record.state, state);
+//! assert!(record.ttl <= ttl);
 //! # Ok(())
 //! # }
+//! ```
+//!
+//! # In a Pavex app
+//!
+//! [`SeaOrmSessionStore::new`] and the conversion into [`SessionStore`] are annotated as
+//! singletons, so a blueprint imports them next to `pavex_session`'s own components:
+//!
+//! ```
+//! use pavex::{Blueprint, blueprint::from};
+//!
+//! let mut bp = Blueprint::new();
+//! bp.import(from![pavex_session, pavex_session_sea_orm]);
+//! bp.post_process(pavex_session::FINALIZE_SESSION);
+//! // Sessions travel in a cookie: the cookie components are needed too.
+//! bp.import(from![pavex::cookie]);
+//! bp.post_process(pavex::cookie::INJECT_RESPONSE_COOKIES);
+//! ```
+//!
+//! The store needs a [`sea_orm::DatabaseConnection`]: the application provides it, as a
+//! singleton, usually the same pool its own queries use:
+//!
+//! ```
+//! use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+//!
+//! #[pavex::singleton]
+//! pub async fn database() -> Result<DatabaseConnection, DbErr> {
+//!     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite::memory:".into());
+//!     Database::connect(ConnectOptions::new(url)).await
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! # Connection options for sessions
+//!
+//! Sessions are read on nearly every request, so the pool's defaults show up in request
+//! latency. The pool stays the application's decision; what we recommend, and why:
+//!
+//! ```
+//! use sea_orm::{ConnectOptions, sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous}};
+//! use std::time::Duration;
+//!
+//! let mut options = ConnectOptions::new("sqlite://sessions.sqlite?mode=rwc");
+//! options
+//!     // SeaORM logs every statement at INFO by default: one log line per request.
+//!     .sqlx_logging(false)
+//!     // The default pings the server on every checkout (one extra round trip per
+//!     // operation); ping only connections that sat idle for a while.
+//!     .test_before_acquire_if_idle_for(Duration::from_secs(30))
+//!     // Fail a request quickly when the database is down, instead of after 30 s.
+//!     .acquire_timeout(Duration::from_secs(3))
+//!     // Each operation holds a connection for one statement; size the pool for the
+//!     // number of requests in flight. SQLite pools default to ONE connection.
+//!     .max_connections(16)
+//!     // SQLite only: WAL lets readers run while a writer writes; writers wait for each
+//!     // other (busy timeout) instead of failing with SQLITE_BUSY.
+//!     .map_sqlx_sqlite_opts(|sqlite| {
+//!         sqlite
+//!             .journal_mode(SqliteJournalMode::Wal)
+//!             .synchronous(SqliteSynchronous::Normal)
+//!             .busy_timeout(Duration::from_secs(5))
+//!     });
 //! ```
 //!
 //! # Guarantees, on every backend
@@ -25,7 +95,7 @@
 //! - Deadlines are Unix epoch **milliseconds** computed and compared by the **database's**
 //!   clock, so application servers with skewed clocks agree on which sessions are live.
 //! - A record is live while `deadline > now`; an expired record behaves as if it did not exist.
-//! - `create` never overwrites a live session: it returns `DuplicateId`, also when two requests
+//! - `create` never overwrites a live session: it returns `DuplicateId`, also when requests
 //!   race; `change_id` onto a live id returns `DuplicateId` and changes nothing.
 //! - One statement per operation on the common path.
 //! - No panics on any input or row: a row whose `state` is not a JSON object is a
@@ -33,6 +103,10 @@
 //!   [`sea_orm::DbErr`] as their source.
 //! - TTLs longer than [`MAX_TTL_MILLIS`] (about 146 million years, e.g. `Duration::MAX`) are
 //!   clamped to it.
+//!
+//! See [`SeaOrmSessionStore`] for each operation's results and errors.
+
+#![deny(missing_docs)]
 
 mod backend;
 mod clock;
@@ -51,6 +125,24 @@ use sea_orm_migration::MigratorTrait;
 /// A [`pavex_session`] storage backend that keeps sessions in a SQL table through SeaORM.
 ///
 /// It holds a [`DatabaseConnection`] (a pool), so cloning it is cheap and clones share the pool.
+///
+/// # Operations
+///
+/// A record is *live* while its deadline is after the database's `now`; an expired record is
+/// treated exactly as a missing one. Every operation's database failure (connection lost,
+/// pool closed or timed out, statement rejected) is its `Other` variant, with the
+/// [`sea_orm::DbErr`] as the error's source.
+///
+/// | operation | `Ok` | errors besides `Other` |
+/// |---|---|---|
+/// | `create(id, record)` | stored with `deadline = now + ttl`; an expired record with `id` is replaced | `DuplicateId` if `id` is live (the record is left untouched); `SerializationError` if the state cannot be serialized |
+/// | `update(id, record)` | state replaced, `deadline = now + ttl` | `UnknownIdError` if `id` is not live; `SerializationError` |
+/// | `update_ttl(id, ttl)` | `deadline = now + ttl`, state untouched | `UnknownId` if `id` is not live |
+/// | `load(id)` | `Some(record)` with the remaining TTL in milliseconds; `None` if `id` is not live | `DeserializationError` if the stored state is not a JSON object |
+/// | `delete(id)` | removed | `UnknownId` if `id` is not live |
+/// | `change_id(old, new)` | the record moves to `new`, state and deadline unchanged; an expired record at `new` is discarded | `DuplicateId` if `new` is live (both records untouched, also when `old == new`); otherwise `UnknownId` if `old` is not live |
+/// | `delete_expired(None)` | every expired record deleted; returns how many | |
+/// | `delete_expired(Some(n))` | at most `n` expired records deleted, oldest deadline first; returns how many | |
 #[derive(Debug, Clone)]
 pub struct SeaOrmSessionStore {
     db: DatabaseConnection,

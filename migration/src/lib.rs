@@ -29,12 +29,14 @@
 //! }
 //! ```
 
+#![deny(missing_docs)]
+
 pub use sea_orm_migration;
 use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_sessions_table;
 pub use m20261126_000001_create_sessions_table::{
-    CreateSessionsTable, DEADLINE_INDEX, SESSIONS_TABLE, Sessions,
+    CreateSessionsTable, DEADLINE_INDEX, SESSIONS_TABLE,
 };
 
 /// The table in which [`Migrator`] records which of its migrations ran.

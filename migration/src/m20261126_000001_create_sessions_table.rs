@@ -20,7 +20,7 @@ pub struct CreateSessionsTable;
 
 /// The identifiers of the sessions table, for the migration's statements.
 #[derive(DeriveIden, Clone, Copy)]
-pub enum Sessions {
+enum Sessions {
     Table,
     Id,
     Deadline,
