@@ -114,13 +114,16 @@ mod queries;
 
 pub use backend::MAX_TTL_MILLIS;
 pub use pavex_session_sea_orm_entity as entity;
-pub use pavex_session_sea_orm_migration::{CreateSessionsTable, Migrator};
+pub use pavex_session_sea_orm_migration::{
+    CreateSessionsTable, InvalidIdentifier, Migrator, SchemaNotSupported, SessionsMigrator,
+    SessionsTable,
+};
 
 use pavex::methods;
 use pavex_session::SessionStore;
 use queries::Queries;
 use sea_orm::{DatabaseConnection, DbErr};
-use sea_orm_migration::MigratorTrait;
+use sea_orm_migration::MigratorTraitSelf;
 
 /// A [`pavex_session`] storage backend that keeps sessions in a SQL table through SeaORM.
 ///
@@ -146,13 +149,15 @@ use sea_orm_migration::MigratorTrait;
 #[derive(Debug, Clone)]
 pub struct SeaOrmSessionStore {
     db: DatabaseConnection,
+    table: SessionsTable,
 }
 
 #[methods]
 impl SeaOrmSessionStore {
-    /// Creates a store on the given database connection (pool).
+    /// Creates a store on the given database connection (pool), for the `sessions` table in the
+    /// connection's default schema (see [`with_table`](Self::with_table) for another).
     ///
-    /// The `sessions` table must exist: see [`migrate`](Self::migrate).
+    /// The table must exist: see [`migrate`](Self::migrate).
     ///
     /// ```
     /// # async fn build(db: sea_orm::DatabaseConnection) {
@@ -161,13 +166,45 @@ impl SeaOrmSessionStore {
     /// ```
     #[singleton]
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            table: SessionsTable::default(),
+        }
     }
 }
 
 impl SeaOrmSessionStore {
-    /// Creates the `sessions` table and its `deadline` index if they are missing, recording the
-    /// migration in this crate's own history table (see [`Migrator`]).
+    /// The same store, keeping sessions in `table` (a name, and optionally a schema) instead of
+    /// `sessions`. Every statement, the index and [`migrate`](Self::migrate) use it.
+    ///
+    /// ```
+    /// use pavex_session_sea_orm::{SeaOrmSessionStore, SessionsTable};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// // An invalid name is an error here, before any statement runs.
+    /// let table: SessionsTable = "user_sessions".parse()?;
+    /// let store = SeaOrmSessionStore::new(db).with_table(table)?;
+    /// store.migrate().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// A schema is supported on PostgreSQL only: on another backend this is
+    /// [`SchemaNotSupported`].
+    pub fn with_table(self, table: SessionsTable) -> Result<Self, SchemaNotSupported> {
+        table.check_backend(self.db.get_database_backend())?;
+        Ok(Self { table, ..self })
+    }
+
+    /// The table this store keeps its sessions in.
+    pub fn table(&self) -> &SessionsTable {
+        &self.table
+    }
+
+    /// Creates the sessions table and its `deadline` index if they are missing, recording the
+    /// migration in this crate's own history table (see [`Migrator`], [`SessionsMigrator`]).
     ///
     /// Idempotent: running it again, or after the table was created by another migrator, does
     /// nothing.
@@ -183,11 +220,13 @@ impl SeaOrmSessionStore {
     /// # }
     /// ```
     pub async fn migrate(&self) -> Result<(), DbErr> {
-        Migrator::up(&self.db, None).await
+        SessionsMigrator::new(self.table.clone())
+            .up(&self.db, None)
+            .await
     }
 
     fn queries(&self) -> Result<Queries, DbErr> {
-        Queries::new(self.db.get_database_backend())
+        Queries::new(self.db.get_database_backend(), &self.table)
     }
 }
 

@@ -4,13 +4,14 @@
 //! when `deadline > now` and expired when `deadline <= now`.
 
 use crate::clock::now_millis;
-use pavex_session_sea_orm_entity::sessions::{Column, Entity};
+use pavex_session_sea_orm_entity::sessions::Column;
+use pavex_session_sea_orm_migration::SessionsTable;
 use sea_orm::{
     DbBackend, DbErr,
     prelude::Uuid,
     sea_query::{
-        DeleteStatement, Expr, ExprTrait, InsertStatement, IntoTableRef, Order, Query,
-        SelectStatement, TableRef, UpdateStatement,
+        DeleteStatement, Expr, ExprTrait, InsertStatement, Order, Query, SelectStatement, TableRef,
+        UpdateStatement,
     },
 };
 use std::num::NonZeroUsize;
@@ -18,7 +19,8 @@ use std::num::NonZeroUsize;
 /// The alias under which [`Queries::load`] returns the remaining time to live, in milliseconds.
 pub(crate) const TTL_MS: &str = "ttl_ms";
 
-/// Builds the store's statements for one table on one backend.
+/// Builds the store's statements for one table on one backend. The columns are the entity's;
+/// the table is the store's [`SessionsTable`].
 #[derive(Debug, Clone)]
 pub(crate) struct Queries {
     table: TableRef,
@@ -26,9 +28,9 @@ pub(crate) struct Queries {
 }
 
 impl Queries {
-    pub(crate) fn new(backend: DbBackend) -> Result<Self, DbErr> {
+    pub(crate) fn new(backend: DbBackend, table: &SessionsTable) -> Result<Self, DbErr> {
         Ok(Self {
-            table: Entity.into_table_ref(),
+            table: table.table_ref(),
             now: now_millis(backend)?,
         })
     }

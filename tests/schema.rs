@@ -4,14 +4,22 @@
 mod common;
 
 use common::{Backend, TestDb, fresh_db, store_on};
-use pavex_session::{SessionId, store::SessionStorageBackend};
-use pavex_session_sea_orm::{CreateSessionsTable, Migrator, SeaOrmSessionStore, entity::sessions};
+use pavex_session::{
+    SessionId,
+    store::{SessionRecordRef, SessionStorageBackend},
+};
+use pavex_session_sea_orm::{
+    CreateSessionsTable, Migrator, SeaOrmSessionStore, SessionsMigrator, SessionsTable,
+    entity::sessions,
+};
 use pavex_session_sea_orm_migration::{DEADLINE_INDEX, MIGRATION_TABLE, SESSIONS_TABLE};
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, Schema, Statement, sea_query::Alias,
+    ActiveValue::Set, ConnectionTrait, DbBackend, EntityName, EntityTrait, Schema, Statement,
+    sea_query::Alias,
 };
 use sea_orm_migration::{MigrationTrait, MigratorTrait, SchemaManager, prelude::*};
 use serde_json::json;
+use std::{borrow::Cow, collections::HashMap, time::Duration};
 
 /// A column as the database describes it.
 #[derive(Debug, PartialEq, Eq)]
@@ -210,8 +218,8 @@ async fn migrate_is_idempotent(backend: Backend) {
     store.migrate().await.unwrap();
     // The migration itself, run again outside our migrator (as an app's migrator would).
     let manager = SchemaManager::new(&db.db);
-    CreateSessionsTable.up(&manager).await.unwrap();
-    CreateSessionsTable.up(&manager).await.unwrap();
+    CreateSessionsTable::default().up(&manager).await.unwrap();
+    CreateSessionsTable::default().up(&manager).await.unwrap();
     assert!(
         store.load(&id).await.unwrap().is_some(),
         "existing sessions are kept"
@@ -268,7 +276,7 @@ struct AppMigrator;
 #[async_trait::async_trait]
 impl MigratorTrait for AppMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateSessionsTable)]
+        vec![Box::new(CreateSessionsTable::default())]
     }
 }
 
@@ -284,7 +292,221 @@ async fn an_app_migrator_can_include_the_migration(backend: Backend) {
     assert!(!has_table(&db, SESSIONS_TABLE).await);
 }
 
+type State = HashMap<Cow<'static, str>, serde_json::Value>;
+
+fn state(value: serde_json::Value) -> State {
+    serde_json::from_value(value).expect("a JSON object")
+}
+
+fn record(state: &State) -> SessionRecordRef<'_> {
+    SessionRecordRef {
+        state: Cow::Borrowed(state),
+        ttl: Duration::from_secs(3600),
+    }
+}
+
+async fn the_default_table_is_the_entitys(_backend: Backend) {
+    assert_eq!(
+        SessionsTable::default().name(),
+        sessions::Entity.table_name()
+    );
+}
+
+async fn stores_on_different_tables_stay_isolated(backend: Backend) {
+    let db = fresh_db(backend).await;
+    let first = SeaOrmSessionStore::new(db.db.clone());
+    let second = SeaOrmSessionStore::new(db.db.clone())
+        .with_table("app_sessions".parse().unwrap())
+        .unwrap();
+    first.migrate().await.unwrap();
+    second.migrate().await.unwrap();
+    assert_eq!(
+        indexes(&db, "app_sessions").await,
+        vec![(
+            "idx_app_sessions_deadline".to_owned(),
+            "deadline".to_owned()
+        )]
+    );
+    let id = SessionId::random();
+    let one = state(json!({"store": 1}));
+    let two = state(json!({"store": 2}));
+    // The same id in both tables: no DuplicateId, separate records.
+    first.create(&id, record(&one)).await.unwrap();
+    second.create(&id, record(&two)).await.unwrap();
+    assert_eq!(first.load(&id).await.unwrap().unwrap().state, one);
+    assert_eq!(second.load(&id).await.unwrap().unwrap().state, two);
+    second.delete(&id).await.unwrap();
+    assert!(second.load(&id).await.unwrap().is_none());
+    assert_eq!(first.load(&id).await.unwrap().unwrap().state, one);
+    first.update_ttl(&id, Duration::ZERO).await.unwrap();
+    assert_eq!(
+        second.delete_expired(None).await.unwrap(),
+        0,
+        "not its table"
+    );
+    assert_eq!(first.delete_expired(None).await.unwrap(), 1);
+    // Dropping one table leaves the other.
+    use sea_orm_migration::MigratorTraitSelf as _;
+    SessionsMigrator::new(second.table().clone())
+        .down(&db.db, None)
+        .await
+        .unwrap();
+    assert!(!has_table(&db, "app_sessions").await);
+    assert!(has_table(&db, SESSIONS_TABLE).await);
+}
+
+/// A table in a PostgreSQL schema of its own; elsewhere a schema is refused with a clear error.
+async fn a_table_in_a_chosen_schema(backend: Backend) {
+    let db = fresh_db(backend).await;
+    let table = SessionsTable::new("user_sessions")
+        .unwrap()
+        .in_schema("auth")
+        .unwrap();
+    if db.db_backend() != DbBackend::Postgres {
+        let refused = SeaOrmSessionStore::new(db.db.clone()).with_table(table.clone());
+        let message = refused.unwrap_err().to_string();
+        assert!(message.contains("only PostgreSQL supports"), "{message}");
+        use sea_orm_migration::MigratorTraitSelf as _;
+        let migration = SessionsMigrator::new(table)
+            .up(&db.db, None)
+            .await
+            .unwrap_err();
+        assert!(
+            migration.to_string().contains("only PostgreSQL supports"),
+            "{migration}"
+        );
+        assert!(!has_table(&db, "user_sessions").await);
+        return;
+    }
+    db.run("CREATE SCHEMA auth", vec![]).await;
+    let store = SeaOrmSessionStore::new(db.db.clone())
+        .with_table(table)
+        .unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    let (id, new) = (SessionId::random(), SessionId::random());
+    let s = state(json!({"in": "auth"}));
+    store.create(&id, record(&s)).await.unwrap();
+    store.change_id(&id, &new).await.unwrap();
+    store.update(&new, record(&s)).await.unwrap();
+    assert_eq!(store.load(&new).await.unwrap().unwrap().state, s);
+    store.update_ttl(&new, Duration::ZERO).await.unwrap();
+    assert_eq!(
+        store
+            .delete_expired(std::num::NonZeroUsize::new(10))
+            .await
+            .unwrap(),
+        1
+    );
+    let tables = "SELECT table_schema AS name FROM information_schema.tables
+                  WHERE table_name = 'user_sessions'";
+    let rows = db
+        .db
+        .query_all_raw(Statement::from_string(DbBackend::Postgres, tables))
+        .await
+        .unwrap();
+    let schemas: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get("", "name").unwrap())
+        .collect();
+    assert_eq!(
+        schemas,
+        vec!["auth".to_owned()],
+        "only in the chosen schema"
+    );
+    let index = "SELECT 1 AS one FROM pg_indexes WHERE schemaname = 'auth'
+                 AND tablename = 'user_sessions' AND indexname = 'idx_user_sessions_deadline'";
+    let found = db
+        .db
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, index))
+        .await
+        .unwrap();
+    assert!(found.is_some(), "the index sits beside its table");
+}
+
+/// An application migrator with our migration for a table of its choosing, beside its own.
+struct AppWithChosenTable;
+
+#[async_trait::async_trait]
+impl MigratorTrait for AppWithChosenTable {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        let table = SessionsTable::new("auth_sessions").expect("a valid name");
+        vec![
+            Box::new(CreateAppUsers),
+            Box::new(CreateSessionsTable::new(table)),
+        ]
+    }
+}
+
+struct CreateAppUsers;
+
+impl MigrationName for CreateAppUsers {
+    fn name(&self) -> &str {
+        "m20240101_000001_create_app_users"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateAppUsers {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let table = Table::create()
+            .table(Alias::new("app_users"))
+            .col(ColumnDef::new(Alias::new("id")).integer().primary_key())
+            .to_owned();
+        manager.create_table(table).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(Alias::new("app_users")).to_owned())
+            .await
+    }
+}
+
+async fn an_app_migrator_runs_our_migration_for_its_table(backend: Backend) {
+    let db = fresh_db(backend).await;
+    AppWithChosenTable::up(&db.db, None).await.unwrap();
+    assert!(has_table(&db, "app_users").await && has_table(&db, "auth_sessions").await);
+    let applied: Vec<String> = AppWithChosenTable::get_applied_migrations(&db.db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    assert_eq!(
+        applied,
+        vec![
+            "m20240101_000001_create_app_users".to_owned(),
+            "m20261126_000001_create_sessions_table:auth_sessions".to_owned()
+        ]
+    );
+    AppWithChosenTable::status(&db.db).await.unwrap();
+    // The store on that table works, and our own migrator on it later changes nothing.
+    let store = SeaOrmSessionStore::new(db.db.clone())
+        .with_table("auth_sessions".parse().unwrap())
+        .unwrap();
+    let id = SessionId::random();
+    store
+        .create(&id, record(&state(json!({"a": 1}))))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    assert!(store.load(&id).await.unwrap().is_some());
+    assert!(
+        !has_table(&db, SESSIONS_TABLE).await,
+        "no default table appears"
+    );
+    // `down` of the last migration removes only our table.
+    AppWithChosenTable::down(&db.db, Some(1)).await.unwrap();
+    assert!(!has_table(&db, "auth_sessions").await);
+    assert!(has_table(&db, "app_users").await);
+}
+
 on_every_backend!(
+    the_default_table_is_the_entitys,
+    stores_on_different_tables_stay_isolated,
+    a_table_in_a_chosen_schema,
+    an_app_migrator_runs_our_migration_for_its_table,
     migration_creates_the_documented_schema,
     entity_agrees_with_the_migration,
     migrate_is_idempotent,

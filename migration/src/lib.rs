@@ -8,6 +8,9 @@
 //!   [`MIGRATION_TABLE`], so it never touches the host application's `seaql_migrations`.
 //! - **Your migrator**: list [`CreateSessionsTable`] in your own `MigratorTrait::migrations()`.
 //!
+//! The table is `sessions` unless you choose another name or schema ([`SessionsTable`]):
+//! [`SessionsMigrator`] and [`CreateSessionsTable::new`] take one.
+//!
 //! Both are idempotent with each other: the migration creates what is missing and leaves what
 //! exists, so switching from one to the other later is a no-op.
 //!
@@ -23,7 +26,7 @@
 //!     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
 //!         vec![
 //!             // ... the application's own migrations ...
-//!             Box::new(CreateSessionsTable),
+//!             Box::new(CreateSessionsTable::default()),
 //!         ]
 //!     }
 //! }
@@ -32,11 +35,20 @@
 #![deny(missing_docs)]
 
 pub use sea_orm_migration;
-use sea_orm_migration::prelude::*;
+use sea_orm_migration::{
+    MigratorTraitSelf,
+    prelude::*,
+    sea_orm::{ConnectionTrait, FromQueryResult},
+    seaql_migrations,
+};
 
 mod m20261126_000001_create_sessions_table;
+mod table;
 pub use m20261126_000001_create_sessions_table::{
     CreateSessionsTable, DEADLINE_INDEX, SESSIONS_TABLE,
+};
+pub use table::{
+    InvalidIdentifier, MAX_SCHEMA_NAME_LEN, MAX_TABLE_NAME_LEN, SchemaNotSupported, SessionsTable,
 };
 
 /// The table in which [`Migrator`] records which of its migrations ran.
@@ -44,7 +56,8 @@ pub use m20261126_000001_create_sessions_table::{
 /// It is not `seaql_migrations`, so the host application's own migration history is untouched.
 pub const MIGRATION_TABLE: &str = "pavex_session_sea_orm_migrations";
 
-/// The migrator of the sessions table, with its own history table ([`MIGRATION_TABLE`]).
+/// The migrator of the default `sessions` table, with its own history table
+/// ([`MIGRATION_TABLE`]). For another table, see [`SessionsMigrator`].
 ///
 /// ```no_run
 /// use pavex_session_sea_orm_migration::Migrator;
@@ -60,10 +73,87 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateSessionsTable)]
+        SessionsMigrator::default().migrations()
     }
 
     fn migration_table_name() -> DynIden {
         MIGRATION_TABLE.into_iden()
     }
+
+    async fn get_migration_models<C>(db: &C) -> Result<Vec<seaql_migrations::Model>, DbErr>
+    where
+        C: ConnectionTrait,
+    {
+        <Self as MigratorTrait>::install(db).await?;
+        own_history(db, &<Self as MigratorTrait>::migrations()).await
+    }
+}
+
+/// The migrator of a chosen sessions table, with the same history table as [`Migrator`].
+///
+/// ```no_run
+/// use pavex_session_sea_orm_migration::{SessionsMigrator, SessionsTable};
+/// use sea_orm_migration::MigratorTraitSelf;
+///
+/// # async fn run(db: &sea_orm_migration::sea_orm::DatabaseConnection) -> Result<(), Box<dyn std::error::Error>> {
+/// let migrator = SessionsMigrator::new(SessionsTable::new("user_sessions")?.in_schema("auth")?);
+/// migrator.up(db, None).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SessionsMigrator {
+    table: SessionsTable,
+}
+
+impl SessionsMigrator {
+    /// The migrator of `table`.
+    pub fn new(table: SessionsTable) -> Self {
+        Self { table }
+    }
+}
+
+#[async_trait::async_trait]
+impl MigratorTraitSelf for SessionsMigrator {
+    fn migrations(&self) -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(CreateSessionsTable::new(self.table.clone()))]
+    }
+
+    fn migration_table_name(&self) -> DynIden {
+        MIGRATION_TABLE.into_iden()
+    }
+
+    async fn get_migration_models<C>(&self, db: &C) -> Result<Vec<seaql_migrations::Model>, DbErr>
+    where
+        C: ConnectionTrait,
+    {
+        self.install(db).await?;
+        own_history(db, &self.migrations()).await
+    }
+}
+
+/// The rows of [`MIGRATION_TABLE`] that record `migrations`.
+///
+/// The history table is shared by the migrators of every sessions table in the database, so each
+/// keeps to its own rows (sea-orm-migration would otherwise refuse rows it has no migration for).
+async fn own_history<C: ConnectionTrait>(
+    db: &C,
+    migrations: &[Box<dyn MigrationTrait>],
+) -> Result<Vec<seaql_migrations::Model>, DbErr> {
+    let select = Query::select()
+        .columns([
+            seaql_migrations::Column::Version,
+            seaql_migrations::Column::AppliedAt,
+        ])
+        .from(MIGRATION_TABLE)
+        .order_by(seaql_migrations::Column::Version, Order::Asc)
+        .to_owned();
+    let mut history = db
+        .query_all(&select)
+        .await?
+        .iter()
+        .map(|row| seaql_migrations::Model::from_query_result(row, ""))
+        .collect::<Result<Vec<_>, _>>()?;
+    history.retain(|row| migrations.iter().any(|m| m.name() == row.version));
+    Ok(history)
 }

@@ -1,12 +1,20 @@
-use sea_orm_migration::{prelude::*, schema::*};
+use crate::SessionsTable;
+use sea_orm_migration::{
+    prelude::*,
+    schema::*,
+    sea_orm::{ConnectionTrait, DbBackend},
+};
 
-/// The name of the sessions table.
+/// The name of the default sessions table.
 pub const SESSIONS_TABLE: &str = "sessions";
 
-/// The name of the index on `sessions.deadline`, which expiry clean-up walks oldest first.
+/// The name of the default table's index on `deadline`, which expiry clean-up walks oldest first.
 pub const DEADLINE_INDEX: &str = "idx_sessions_deadline";
 
-/// Creates the `sessions` table and its `deadline` index.
+/// The name this migration has in a migration history, for the default table.
+const MIGRATION_NAME: &str = "m20261126_000001_create_sessions_table";
+
+/// Creates a sessions table and its `deadline` index.
 ///
 /// | column | PostgreSQL | MySQL / MariaDB | SQLite |
 /// |---|---|---|---|
@@ -16,12 +24,37 @@ pub const DEADLINE_INDEX: &str = "idx_sessions_deadline";
 ///
 /// `up` is idempotent: it creates only what is missing, so it can run after the table exists
 /// (created by another migrator, or by hand). `down` drops only the sessions table.
-pub struct CreateSessionsTable;
+///
+/// Its name in a migration history is `m20261126_000001_create_sessions_table` for the default
+/// table and `m20261126_000001_create_sessions_table:<schema.table>` for any other, so one
+/// migrator can create several sessions tables.
+#[derive(Debug, Clone)]
+pub struct CreateSessionsTable {
+    table: SessionsTable,
+    name: String,
+}
 
-/// The identifiers of the sessions table, for the migration's statements.
+impl CreateSessionsTable {
+    /// The migration of a chosen table (see [`SessionsTable`]).
+    pub fn new(table: SessionsTable) -> Self {
+        let name = match table == SessionsTable::default() {
+            true => MIGRATION_NAME.to_owned(),
+            false => format!("{MIGRATION_NAME}:{table}"),
+        };
+        Self { table, name }
+    }
+}
+
+impl Default for CreateSessionsTable {
+    /// The migration of the default `sessions` table.
+    fn default() -> Self {
+        Self::new(SessionsTable::default())
+    }
+}
+
+/// The columns of the sessions table, for the migration's statements.
 #[derive(DeriveIden, Clone, Copy)]
 enum Sessions {
-    Table,
     Id,
     Deadline,
     State,
@@ -29,17 +62,18 @@ enum Sessions {
 
 impl MigrationName for CreateSessionsTable {
     fn name(&self) -> &str {
-        "m20261126_000001_create_sessions_table"
+        &self.name
     }
 }
 
 #[async_trait::async_trait]
 impl MigrationTrait for CreateSessionsTable {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        self.check_backend(manager)?;
         manager
             .create_table(
                 Table::create()
-                    .table(Sessions::Table)
+                    .table(self.table.table_ref())
                     .if_not_exists()
                     .col(uuid(Sessions::Id).primary_key())
                     .col(big_integer(Sessions::Deadline))
@@ -47,15 +81,13 @@ impl MigrationTrait for CreateSessionsTable {
                     .to_owned(),
             )
             .await?;
-        // `CREATE INDEX IF NOT EXISTS` is not supported by MySQL (sea-query drops the clause),
-        // so ask first.
-        if !manager.has_index(SESSIONS_TABLE, DEADLINE_INDEX).await? {
+        if !self.deadline_index_exists(manager).await? {
             manager
                 .create_index(
                     Index::create()
                         .if_not_exists()
-                        .name(DEADLINE_INDEX)
-                        .table(Sessions::Table)
+                        .name(self.table.deadline_index())
+                        .table(self.table.table_ref())
                         .col(Sessions::Deadline)
                         .to_owned(),
                 )
@@ -65,8 +97,38 @@ impl MigrationTrait for CreateSessionsTable {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        self.check_backend(manager)?;
         manager
-            .drop_table(Table::drop().table(Sessions::Table).if_exists().to_owned())
+            .drop_table(
+                Table::drop()
+                    .table(self.table.table_ref())
+                    .if_exists()
+                    .to_owned(),
+            )
             .await
+    }
+}
+
+impl CreateSessionsTable {
+    fn check_backend(&self, manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+        self.table
+            .check_backend(manager.get_database_backend())
+            .map_err(|e| DbErr::Custom(e.to_string()))
+    }
+
+    /// PostgreSQL and SQLite honour `CREATE INDEX IF NOT EXISTS`; MySQL has no such clause (and
+    /// sea-query drops it), so there the index is looked up first.
+    async fn deadline_index_exists(&self, manager: &SchemaManager<'_>) -> Result<bool, DbErr> {
+        if manager.get_database_backend() != DbBackend::MySql {
+            return Ok(false);
+        }
+        let lookup = Query::select()
+            .expr(Expr::val(1))
+            .from((Alias::new("information_schema"), Alias::new("STATISTICS")))
+            .and_where(Expr::col(Alias::new("TABLE_SCHEMA")).eq(Expr::cust("DATABASE()")))
+            .and_where(Expr::col(Alias::new("TABLE_NAME")).eq(self.table.name()))
+            .and_where(Expr::col(Alias::new("INDEX_NAME")).eq(self.table.deadline_index()))
+            .to_owned();
+        Ok(manager.get_connection().query_one(&lookup).await?.is_some())
     }
 }

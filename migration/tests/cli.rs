@@ -53,6 +53,51 @@ fn without_a_database_url_it_uses_an_embedded_sqlite_file() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn an_invalid_table_name_is_refused_before_connecting() {
+    let output = Command::new(env!("CARGO_BIN_EXE_pavex_session_sea_orm_migration"))
+        .arg("up")
+        .env("PAVEX_SESSION_TABLE", "sessions; DROP TABLE users")
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/nothing")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("PAVEX_SESSION_TABLE: invalid table name"),
+        "{stderr}"
+    );
+}
+
+async fn a_chosen_table(backend: Backend) {
+    let test_db = fresh_db(backend).await;
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_pavex_session_sea_orm_migration"))
+            .args(args)
+            .env("DATABASE_URL", &test_db.url)
+            .env("PAVEX_SESSION_TABLE", "app_sessions")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        text(&output)
+    };
+    let manager = SchemaManager::new(&test_db.db);
+    run(&["up"]);
+    assert!(manager.has_table("app_sessions").await.unwrap());
+    assert!(!manager.has_table(SESSIONS_TABLE).await.unwrap());
+    let status = run(&["status"]);
+    assert!(
+        status.contains("create_sessions_table:app_sessions"),
+        "{status}"
+    );
+    // The default table's migrator shares the history table without tripping over our row.
+    cli(Some(&test_db.url), &std::env::temp_dir(), &["up"]);
+    assert!(manager.has_table(SESSIONS_TABLE).await.unwrap());
+    run(&["down"]);
+    assert!(!manager.has_table("app_sessions").await.unwrap());
+    assert!(manager.has_table(SESSIONS_TABLE).await.unwrap());
+}
+
 async fn every_command_runs(backend: Backend) {
     let test_db = fresh_db(backend).await;
     let cwd = std::env::temp_dir();
@@ -83,16 +128,31 @@ mod sqlite_file {
     async fn every_command_runs() {
         super::every_command_runs(super::Backend::SqliteFile).await
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_chosen_table() {
+        super::a_chosen_table(super::Backend::SqliteFile).await
+    }
 }
 mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_command_runs() {
         super::every_command_runs(super::Backend::Postgres).await
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_chosen_table() {
+        super::a_chosen_table(super::Backend::Postgres).await
+    }
 }
 mod mysql {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_command_runs() {
         super::every_command_runs(super::Backend::MySql).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_chosen_table() {
+        super::a_chosen_table(super::Backend::MySql).await
     }
 }
