@@ -59,6 +59,27 @@
 //! # fn main() {}
 //! ```
 //!
+//! With a chosen table ([`SeaOrmSessionStore::with_table`]), register the conversion alone and
+//! construct the store yourself:
+//!
+//! ```
+//! use pavex::{Blueprint, blueprint::from};
+//! use pavex_session_sea_orm::{SeaOrmSessionStore, SessionsTable};
+//! use sea_orm::DatabaseConnection;
+//!
+//! #[pavex::singleton]
+//! pub fn session_backend(db: &DatabaseConnection) -> SeaOrmSessionStore {
+//!     let table = SessionsTable::new("user_sessions").expect("a valid table name");
+//!     SeaOrmSessionStore::new(db.clone()).with_table(table).expect("a table without a schema")
+//! }
+//!
+//! # fn main() {
+//! let mut bp = Blueprint::new();
+//! bp.import(from![pavex_session]);
+//! bp.constructor(pavex_session_sea_orm::SESSION_STORE_FROM);
+//! # }
+//! ```
+//!
 //! # Connection options for sessions
 //!
 //! Sessions are read on nearly every request, so the pool's defaults show up in request
