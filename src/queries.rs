@@ -10,8 +10,8 @@ use sea_orm::{
     DbBackend, DbErr,
     prelude::Uuid,
     sea_query::{
-        DeleteStatement, Expr, ExprTrait, InsertStatement, Order, Query, SelectStatement, TableRef,
-        UpdateStatement,
+        DeleteStatement, Expr, ExprTrait, InsertStatement, LockBehavior, LockType, Order, Query,
+        SelectStatement, TableRef, UpdateStatement,
     },
 };
 use std::num::NonZeroUsize;
@@ -23,6 +23,7 @@ pub(crate) const TTL_MS: &str = "ttl_ms";
 /// the table is the store's [`SessionsTable`].
 #[derive(Debug, Clone)]
 pub(crate) struct Queries {
+    backend: DbBackend,
     table: TableRef,
     now: Expr,
 }
@@ -30,6 +31,7 @@ pub(crate) struct Queries {
 impl Queries {
     pub(crate) fn new(backend: DbBackend, table: &SessionsTable) -> Result<Self, DbErr> {
         Ok(Self {
+            backend,
             table: table.table_ref(),
             now: now_millis(backend)?,
         })
@@ -138,30 +140,48 @@ impl Queries {
 
     /// Delete expired records: all of them, or at most `batch_size`, oldest deadline first.
     ///
-    /// A batch is chosen through the `deadline` index in a derived table (the only form that
-    /// PostgreSQL, MySQL and SQLite all accept: none of `DELETE ... LIMIT` and
-    /// `IN (SELECT ... LIMIT)` runs everywhere). The outer expiry check is repeated so that a
-    /// record revived between the choice and the delete survives.
+    /// A batch walks the `deadline` index from its oldest end and stops after `batch_size` rows,
+    /// so it costs O(batch), however many rows are expired or live:
+    ///
+    /// - MySQL: `DELETE ... WHERE deadline <= now ORDER BY deadline LIMIT n`. InnoDB checks the
+    ///   condition on each row it locks, so a record revived meanwhile survives.
+    /// - PostgreSQL, which has no `DELETE ... LIMIT`: `DELETE ... WHERE id = ANY(ARRAY(SELECT
+    ///   id ... ORDER BY deadline LIMIT n FOR UPDATE SKIP LOCKED))`. The array makes the batch a
+    ///   list of primary keys to look up (with `id IN (...)` the planner may hash-join against a
+    ///   scan of the whole table). The lock re-checks the expiry of a row changed since the
+    ///   snapshot, and `SKIP LOCKED` lets concurrent cleaners take disjoint batches.
+    /// - SQLite (no `DELETE ... LIMIT` in the bundled build): the same sub-query, without a lock;
+    ///   SQLite runs one write at a time.
     pub(crate) fn delete_expired(&self, batch_size: Option<NonZeroUsize>) -> DeleteStatement {
         let mut delete = Query::delete();
-        delete
-            .from_table(self.table.clone())
-            .and_where(self.expired());
-        if let Some(batch_size) = batch_size {
-            let oldest = Query::select()
-                .column(Column::Id)
-                .from(self.table.clone())
+        delete.from_table(self.table.clone());
+        let Some(batch_size) = batch_size else {
+            return delete.and_where(self.expired()).to_owned();
+        };
+        let limit = u64::try_from(batch_size.get()).unwrap_or(u64::MAX);
+        if self.backend == DbBackend::MySql {
+            return delete
                 .and_where(self.expired())
                 .order_by(Column::Deadline, Order::Asc)
-                .limit(u64::try_from(batch_size.get()).unwrap_or(u64::MAX))
+                .limit(limit)
                 .to_owned();
-            let batch = Query::select()
-                .column(Column::Id)
-                .from_subquery(oldest, "expired_batch")
-                .to_owned();
-            delete.and_where(Expr::col(Column::Id).in_subquery(batch));
         }
-        delete
+        let mut oldest = Query::select();
+        oldest
+            .column(Column::Id)
+            .from(self.table.clone())
+            .and_where(self.expired())
+            .order_by(Column::Deadline, Order::Asc)
+            .limit(limit);
+        let batch = match self.backend {
+            DbBackend::Postgres => {
+                oldest.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+                let ids = Expr::SubQuery(None, Box::new(oldest.to_owned().into()));
+                Expr::cust_with_exprs("$1 = ANY(ARRAY($2))", [Expr::col(Column::Id), ids])
+            }
+            _ => Expr::col(Column::Id).in_subquery(oldest.to_owned()),
+        };
+        delete.and_where(batch).to_owned()
     }
 
     fn set_record(&self, state: serde_json::Value, ttl_ms: i64) -> UpdateStatement {

@@ -1,0 +1,194 @@
+//! `delete_expired(Some(n))` reaches expired rows through the `deadline` index, oldest first, and
+//! touches O(n) rows, on every backend: the test captures the statement the store really runs,
+//! then has the database execute it under `EXPLAIN ANALYZE` (PostgreSQL) / `ANALYZE` (MariaDB)
+//! in a rolled-back transaction and counts the rows each step read; SQLite, which reports no
+//! row counts, must show index searches only (`EXPLAIN QUERY PLAN`).
+
+mod common;
+
+use common::{Backend, TestDb, store_on};
+use pavex_session::store::SessionStorageBackend;
+use pavex_session_sea_orm::entity::sessions;
+use sea_orm::{
+    ConnectionTrait, DbBackend, EntityTrait, Statement, TransactionTrait, prelude::Uuid,
+};
+use std::{
+    num::NonZeroUsize,
+    sync::{Arc, Mutex},
+};
+
+const LIVE: usize = 20_000;
+const EXPIRED: usize = 20_000;
+const BATCH: usize = 500;
+
+/// Bulk-inserts `LIVE` live and `EXPIRED` expired rows, then refreshes the planner's statistics.
+async fn fill(db: &TestDb) {
+    let now = db.db_now_millis().await;
+    let rows: Vec<_> = (0..LIVE + EXPIRED)
+        .map(|i| {
+            let deadline = match i < EXPIRED {
+                true => now - 1_000_000 + i as i64,
+                false => now + 3_600_000 + i as i64,
+            };
+            sessions::ActiveModel {
+                id: sea_orm::Set(Uuid::new_v4()),
+                deadline: sea_orm::Set(deadline),
+                state: sea_orm::Set(serde_json::json!({"i": i})),
+            }
+        })
+        .collect();
+    for chunk in rows.chunks(1000) {
+        sessions::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&db.db)
+            .await
+            .unwrap();
+    }
+    let analyze = match db.db_backend() {
+        DbBackend::Postgres => "ANALYZE sessions",
+        DbBackend::MySql => "ANALYZE TABLE sessions",
+        _ => "ANALYZE",
+    };
+    db.db.execute_unprepared(analyze).await.unwrap();
+}
+
+/// The most rows any step of `statement`'s plan read (PostgreSQL, MariaDB), measured by running
+/// it in a transaction that is rolled back.
+async fn most_rows_read_by_a_step(db: &TestDb, statement: &Statement) -> (u64, String) {
+    let (prefix, rows_of): (&str, fn(&serde_json::Value) -> Vec<u64>) = match db.db_backend() {
+        DbBackend::Postgres => ("EXPLAIN (ANALYZE, FORMAT JSON) ", |plan| {
+            let mut rows = Vec::new();
+            visit(plan, &mut |node| {
+                if let (Some(r), Some(l)) = (node.get("Actual Rows"), node.get("Actual Loops")) {
+                    rows.push(r.as_f64().unwrap() as u64 * l.as_u64().unwrap());
+                }
+            });
+            rows
+        }),
+        _ => ("ANALYZE FORMAT=JSON ", |plan| {
+            let mut rows = Vec::new();
+            visit(plan, &mut |node| {
+                if let Some(r) = node.get("r_rows") {
+                    rows.push(r.as_f64().unwrap() as u64);
+                }
+            });
+            rows
+        }),
+    };
+    let explain = Statement {
+        sql: format!("{prefix}{}", statement.sql),
+        ..statement.clone()
+    };
+    let txn = db.db.begin().await.unwrap();
+    let row = txn.query_one_raw(explain).await.unwrap().expect("a plan");
+    txn.rollback().await.unwrap();
+    let plan: serde_json::Value = match db.db_backend() {
+        DbBackend::Postgres => row.try_get_by_index(0).unwrap(),
+        _ => serde_json::from_str(&row.try_get_by_index::<String>(0).unwrap()).unwrap(),
+    };
+    let most = rows_of(&plan).into_iter().max().unwrap_or(0);
+    (most, plan.to_string())
+}
+
+fn visit(
+    value: &serde_json::Value,
+    f: &mut impl FnMut(&serde_json::Map<String, serde_json::Value>),
+) {
+    match value {
+        serde_json::Value::Object(map) => {
+            f(map);
+            map.values().for_each(|v| visit(v, f));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| visit(v, f)),
+        _ => {}
+    }
+}
+
+/// The plan of `statement`, one line per step, as the backend explains it.
+async fn plan(db: &TestDb, statement: &Statement) -> Vec<String> {
+    let (prefix, columns): (&str, &[&str]) = match db.db_backend() {
+        DbBackend::Postgres => ("EXPLAIN ", &["QUERY PLAN"]),
+        DbBackend::MySql => (
+            "EXPLAIN ",
+            &["select_type", "table", "type", "key", "Extra"],
+        ),
+        _ => ("EXPLAIN QUERY PLAN ", &["detail"]),
+    };
+    let explain = Statement {
+        sql: format!("{prefix}{}", statement.sql),
+        ..statement.clone()
+    };
+    let rows = db.db.query_all_raw(explain).await.unwrap();
+    rows.iter()
+        .map(|row| {
+            columns
+                .iter()
+                .map(|c| {
+                    row.try_get::<Option<String>>("", c)
+                        .unwrap()
+                        .unwrap_or_default()
+                })
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+        .collect()
+}
+
+async fn batched_delete_expired_uses_the_deadline_index(backend: Backend) {
+    let (mut db, _) = store_on(backend).await;
+    fill(&db).await;
+    let captured = Arc::new(Mutex::new(Vec::new()));
+    let sink = captured.clone();
+    db.db
+        .set_metric_callback(move |info| sink.lock().unwrap().push(info.statement.clone()));
+    let store = pavex_session_sea_orm::SeaOrmSessionStore::new(db.db.clone());
+
+    assert_eq!(
+        store
+            .delete_expired(NonZeroUsize::new(BATCH))
+            .await
+            .unwrap(),
+        BATCH
+    );
+    let statement = captured
+        .lock()
+        .unwrap()
+        .pop()
+        .expect("the store ran a statement");
+    let plan = plan(&db, &statement).await;
+    let text = plan.join("\n");
+    assert!(text.contains("idx_sessions_deadline"), "{text}");
+    match db.db_backend() {
+        DbBackend::Postgres | DbBackend::MySql => {
+            let (most, analyzed) = most_rows_read_by_a_step(&db, &statement).await;
+            assert!(
+                most <= 2 * BATCH as u64,
+                "a step read {most} rows for a batch of {BATCH} among {EXPIRED} expired and \
+                 {LIVE} live: {analyzed}"
+            );
+        }
+        _ => {
+            assert!(
+                text.contains("USING INDEX idx_sessions_deadline (deadline<?)"),
+                "{text}"
+            );
+            for step in &plan {
+                assert!(
+                    !step.starts_with("SCAN sessions"),
+                    "a full scan of the table: {text}"
+                );
+            }
+        }
+    }
+    // And it drains only expired rows.
+    let mut deleted = BATCH;
+    while let Some(n) =
+        NonZeroUsize::new(store.delete_expired(NonZeroUsize::new(5000)).await.unwrap())
+    {
+        deleted += n.get();
+    }
+    assert_eq!(deleted, EXPIRED);
+    let left = sessions::Entity::find().all(&db.db).await.unwrap().len();
+    assert_eq!(left, LIVE);
+}
+
+on_every_backend!(batched_delete_expired_uses_the_deadline_index);
