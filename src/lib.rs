@@ -130,10 +130,12 @@
 #![deny(missing_docs)]
 
 mod backend;
+mod cleanup;
 mod clock;
 mod queries;
 
 pub use backend::MAX_TTL_MILLIS;
+pub use cleanup::{CleanupConfig, CleanupReport, ExpiredSessionCleaner};
 pub use pavex_session_sea_orm_entity as entity;
 pub use pavex_session_sea_orm_migration::{
     CreateSessionsTable, InvalidIdentifier, Migrator, SchemaNotSupported, SessionsMigrator,

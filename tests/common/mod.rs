@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 mod db;
+pub mod server;
 pub use db::*;
 
 /// A migrated store on a fresh database of `backend`.

@@ -1,0 +1,162 @@
+//! `pavex-session-sea-orm`: maintenance commands for the sessions table of
+//! `pavex_session_sea_orm`, meant for cron and Kubernetes jobs.
+//!
+//! ```sh
+//! DATABASE_URL=postgres://app@db/app pavex-session-sea-orm delete-expired --batch-size 10000 --pause-ms 100
+//! ```
+
+use clap::{Parser, Subcommand};
+use pavex_session_sea_orm::{
+    CleanupConfig, ExpiredSessionCleaner, SeaOrmSessionStore, SessionsTable,
+};
+use sea_orm::{ConnectOptions, Database};
+use std::{
+    num::NonZeroUsize,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Maintenance commands for pavex_session_sea_orm's sessions table"
+)]
+struct Cli {
+    /// The database (postgres://, mysql://, sqlite://).
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    /// The sessions table: `name` or, on PostgreSQL, `schema.name`.
+    #[arg(
+        long,
+        env = "PAVEX_SESSION_TABLE",
+        global = true,
+        default_value = "sessions"
+    )]
+    table: SessionsTable,
+    /// How long to wait for a connection before giving up, in seconds.
+    #[arg(long, global = true, default_value_t = 10)]
+    connect_timeout_secs: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Deletes every expired session, in batches, then reports how many and how long it took.
+    DeleteExpired {
+        /// Expired sessions deleted per statement.
+        #[arg(long, default_value_t = NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN))]
+        batch_size: NonZeroUsize,
+        /// Pause between two batches, in milliseconds, to leave room for other traffic.
+        #[arg(long, default_value_t = 0)]
+        pause_ms: u64,
+        /// Seconds between two progress lines on a long run.
+        #[arg(long, default_value_t = 5)]
+        progress_secs: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let url = cli
+        .database_url
+        .ok_or("no database: set DATABASE_URL or pass --database-url")?;
+    let mut options = ConnectOptions::new(&url);
+    options
+        .sqlx_logging(false)
+        .max_connections(1)
+        .connect_timeout(Duration::from_secs(cli.connect_timeout_secs))
+        .acquire_timeout(Duration::from_secs(cli.connect_timeout_secs));
+    let db = Database::connect(options)
+        .await
+        .map_err(|e| format!("cannot connect to the database ({}): {e}", redact(&url)))?;
+    let store = SeaOrmSessionStore::new(db)
+        .with_table(cli.table)
+        .map_err(|e| e.to_string())?;
+    match cli.command {
+        Command::DeleteExpired {
+            batch_size,
+            pause_ms,
+            progress_secs,
+        } => {
+            let config = CleanupConfig {
+                batch_size,
+                pause_between_batches: Duration::from_millis(pause_ms),
+                jitter: 0.0,
+                ..CleanupConfig::default()
+            };
+            delete_expired(store, config, Duration::from_secs(progress_secs)).await
+        }
+    }
+}
+
+async fn delete_expired(
+    store: SeaOrmSessionStore,
+    config: CleanupConfig,
+    progress_every: Duration,
+) -> Result<(), String> {
+    let table = store.table().to_string();
+    let cleaner = ExpiredSessionCleaner::new(store).with_config(config);
+    let started = Instant::now();
+    let (mut so_far, mut last_progress) = (0u64, Instant::now());
+    let result = cleaner
+        .drain(|batch| {
+            so_far += batch as u64;
+            if last_progress.elapsed() >= progress_every {
+                last_progress = Instant::now();
+                let elapsed = started.elapsed().as_secs_f64();
+                eprintln!(
+                    "... {so_far} deleted so far in {elapsed:.1} s ({:.0}/s)",
+                    so_far as f64 / elapsed.max(f64::EPSILON)
+                );
+            }
+        })
+        .await;
+    let elapsed = started.elapsed();
+    match result {
+        Ok(deleted) => {
+            println!(
+                "Deleted {deleted} expired sessions from {table} in {:.3} s",
+                elapsed.as_secs_f64()
+            );
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "deleting expired sessions from {table} failed after {so_far} deletions in {:.3} s: \
+             {e}: {}",
+            elapsed.as_secs_f64(),
+            std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        )),
+    }
+}
+
+/// The URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,157 @@
+//! `pavex-session-sea-orm delete-expired` on every backend, and its failures.
+
+#[path = "../../tests/common/db.rs"]
+mod db;
+
+use db::{Backend, fresh_db};
+use pavex_session::{
+    SessionId,
+    store::{SessionRecordRef, SessionStorageBackend},
+};
+use pavex_session_sea_orm::SeaOrmSessionStore;
+use sea_orm::{ConnectionTrait, Statement};
+use std::{
+    borrow::Cow,
+    collections::HashMap,
+    process::{Command, Output},
+    time::Duration,
+};
+
+fn run(args: &[&str], database_url: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pavex-session-sea-orm"));
+    command
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("PAVEX_SESSION_TABLE");
+    if let Some(url) = database_url {
+        command.env("DATABASE_URL", url);
+    }
+    command.output().expect("run the binary")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+async fn sessions(store: &SeaOrmSessionStore, n: usize, ttl: Duration) {
+    let state = HashMap::<Cow<'static, str>, serde_json::Value>::new();
+    for _ in 0..n {
+        let record = SessionRecordRef {
+            state: Cow::Borrowed(&state),
+            ttl,
+        };
+        store.create(&SessionId::random(), record).await.unwrap();
+    }
+}
+
+async fn it_drains_expired_sessions_and_reports(backend: Backend) {
+    let db = fresh_db(backend).await;
+    let store = SeaOrmSessionStore::new(db.db.clone())
+        .with_table("app_sessions".parse().unwrap())
+        .unwrap();
+    store.migrate().await.unwrap();
+    sessions(&store, 25, Duration::ZERO).await;
+    sessions(&store, 3, Duration::from_secs(3600)).await;
+    let args = [
+        "delete-expired",
+        "--table",
+        "app_sessions",
+        "--batch-size",
+        "10",
+        "--pause-ms",
+        "1",
+        "--progress-secs",
+        "0",
+    ];
+    let output = run(&args, Some(&db.url));
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with("Deleted 25 expired sessions from app_sessions in "),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("... 10 deleted so far"),
+        "a progress line: {stderr}"
+    );
+    assert_eq!(
+        store.delete_expired(None).await.unwrap(),
+        0,
+        "nothing expired is left"
+    );
+    let count = Statement::from_string(db.db_backend(), "SELECT COUNT(*) AS n FROM app_sessions");
+    let row = db.db.query_one_raw(count).await.unwrap().unwrap();
+    assert_eq!(
+        row.try_get::<i64>("", "n").unwrap(),
+        3,
+        "the live sessions are kept"
+    );
+    let live = run(
+        &["delete-expired", "--table", "app_sessions"],
+        Some(&db.url),
+    );
+    assert!(text(&live.stdout).starts_with("Deleted 0 expired sessions"));
+}
+
+mod sqlite_file {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn it_drains_expired_sessions_and_reports() {
+        super::it_drains_expired_sessions_and_reports(super::Backend::SqliteFile).await
+    }
+}
+mod postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn it_drains_expired_sessions_and_reports() {
+        super::it_drains_expired_sessions_and_reports(super::Backend::Postgres).await
+    }
+}
+mod mysql {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn it_drains_expired_sessions_and_reports() {
+        super::it_drains_expired_sessions_and_reports(super::Backend::MySql).await
+    }
+}
+
+#[test]
+fn a_missing_database_url_is_a_clear_error() {
+    let output = run(&["delete-expired"], None);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("no database: set DATABASE_URL"));
+}
+
+#[test]
+fn a_bad_url_is_a_clear_error() {
+    let output = run(&["delete-expired"], Some("nonsense://here"));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("error: cannot connect to the database (nonsense://here)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreachable_database_is_a_clear_error_and_hides_the_password() {
+    let url = "postgres://app:secret@127.0.0.1:1/app";
+    let output = run(
+        &["delete-expired", "--connect-timeout-secs", "2"],
+        Some(url),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("cannot connect to the database (postgres://app:***@127.0.0.1:1/app)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret"), "{stderr}");
+}
+
+#[test]
+fn an_invalid_table_is_refused() {
+    let output = run(
+        &["delete-expired", "--table", "x; drop"],
+        Some("sqlite::memory:"),
+    );
+    assert_eq!(output.status.code(), Some(2), "a usage error");
+    assert!(text(&output.stderr).contains("invalid table name"));
+}
