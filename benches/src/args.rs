@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long)]
     pub rows: Option<usize>,
 
-    /// Calls of each operation per side per round [default: 200; 2000 with --full].
+    /// Calls of each operation per side per round [default: 500; 2000 with --full].
     #[arg(long)]
     pub ops: Option<usize>,
 
@@ -173,7 +173,7 @@ impl Config {
         let rows = args
             .rows
             .unwrap_or(if args.full { 1_000_000 } else { 10_000 });
-        let ops = args.ops.unwrap_or(if args.full { 2_000 } else { 200 });
+        let ops = args.ops.unwrap_or(if args.full { 2_000 } else { 500 });
         let rounds = args.rounds.unwrap_or(if args.full { 7 } else { 5 });
         anyhow::ensure!(ops > 0, "--ops must be at least 1");
         anyhow::ensure!(rounds > 0, "--rounds must be at least 1");

@@ -9,7 +9,8 @@ use crate::{
     workload::{LiveIds, Payload, fresh_ids, run_round},
 };
 use anyhow::{Context as _, anyhow, bail};
-use std::{sync::Arc, time::Instant};
+use futures::FutureExt as _;
+use std::{panic::AssertUnwindSafe, sync::Arc, time::Instant};
 
 /// The two sides of a mode: labels, store kinds and database tags.
 fn sides_of(mode: Mode) -> anyhow::Result<[(&'static str, Kind, &'static str); 2]> {
@@ -48,11 +49,21 @@ pub async fn run_backend(backend: Backend, mode: Mode, cfg: &Config) -> anyhow::
         }
     };
     let urls = [a.url().to_owned(), b.url().to_owned()];
-    let outcome = tokio::spawn(measure(backend, mode, urls, cfg.clone())).await;
+    // A panic while measuring still drops the databases before it is reported.
+    let outcome = AssertUnwindSafe(measure(backend, mode, urls, cfg))
+        .catch_unwind()
+        .await;
     warn_on_error(a.destroy().await);
     warn_on_error(b.destroy().await);
     drop(dir);
-    outcome.map_err(|e| anyhow!("the benchmark of {} panicked: {e}", backend.name()))?
+    outcome.map_err(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        anyhow!("the benchmark of {} panicked: {message}", backend.name())
+    })?
 }
 
 fn warn_on_error(result: anyhow::Result<()>) {
@@ -66,7 +77,7 @@ async fn measure(
     backend: Backend,
     mode: Mode,
     urls: [String; 2],
-    cfg: Config,
+    cfg: &Config,
 ) -> anyhow::Result<BackendRun> {
     let started = Instant::now();
     let [(label_a, kind_a, _), (label_b, kind_b, _)] = sides_of(mode)?;
@@ -74,7 +85,7 @@ async fn measure(
         Side::connect(label_a, kind_a, backend, &urls[0], &cfg.pool).await?,
         Side::connect(label_b, kind_b, backend, &urls[1], &cfg.pool).await?,
     ];
-    let result = measure_sides(backend, mode, &sides, &cfg, started).await;
+    let result = measure_sides(backend, mode, &sides, cfg, started).await;
     for side in &sides {
         side.close().await;
     }
