@@ -119,7 +119,23 @@ async fn it_stops_promptly_when_asked(backend: Backend) {
     assert_eq!(report.rounds, 1);
 }
 
+async fn two_cleaners_at_once_share_the_work(backend: Backend) {
+    let (db, store) = store_on(backend).await;
+    sessions_with_ttl(&store, 4, HOUR).await;
+    sessions_with_ttl(&store, 300, Duration::ZERO).await;
+    let config = CleanupConfig { pause_between_batches: Duration::ZERO, ..quick() };
+    let (stop_a, a) = spawn(store.clone(), config.clone());
+    let (stop_b, b) = spawn(store.clone(), config);
+    wait_for_rows(&db.db, 4).await;
+    stop_a.send(()).unwrap();
+    stop_b.send(()).unwrap();
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    assert_eq!(a.deleted + b.deleted, 300, "{a:?} {b:?}");
+    assert_eq!((a.errors, b.errors), (0, 0), "no deadlock or lock error: {a:?} {b:?}");
+}
+
 on_every_backend!(
+    two_cleaners_at_once_share_the_work,
     it_drains_expired_sessions_and_leaves_live_ones,
     it_keeps_going_after_database_errors,
     it_stops_promptly_when_asked,
