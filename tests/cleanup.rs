@@ -123,7 +123,10 @@ async fn two_cleaners_at_once_share_the_work(backend: Backend) {
     let (db, store) = store_on(backend).await;
     sessions_with_ttl(&store, 4, HOUR).await;
     sessions_with_ttl(&store, 300, Duration::ZERO).await;
-    let config = CleanupConfig { pause_between_batches: Duration::ZERO, ..quick() };
+    let config = CleanupConfig {
+        pause_between_batches: Duration::ZERO,
+        ..quick()
+    };
     let (stop_a, a) = spawn(store.clone(), config.clone());
     let (stop_b, b) = spawn(store.clone(), config);
     wait_for_rows(&db.db, 4).await;
@@ -131,7 +134,11 @@ async fn two_cleaners_at_once_share_the_work(backend: Backend) {
     stop_b.send(()).unwrap();
     let (a, b) = (a.await.unwrap(), b.await.unwrap());
     assert_eq!(a.deleted + b.deleted, 300, "{a:?} {b:?}");
-    assert_eq!((a.errors, b.errors), (0, 0), "no deadlock or lock error: {a:?} {b:?}");
+    assert_eq!(
+        (a.errors, b.errors),
+        (0, 0),
+        "no deadlock or lock error: {a:?} {b:?}"
+    );
 }
 
 on_every_backend!(
