@@ -14,12 +14,15 @@ use pavex_session::{
     },
 };
 use pavex_session_sea_orm_entity::sessions::Column;
-use sea_orm::{ConnectionTrait, DbErr, ExecResult, Iden, SqlErr};
+use sea_orm::{DbErr, ExecResult, Iden, SqlErr, prelude::Uuid};
 use std::{borrow::Cow, collections::HashMap, num::NonZeroUsize, time::Duration};
 
 /// The longest TTL stored, in milliseconds (about 146 million years): longer ones, up to
 /// `Duration::MAX`, are clamped so that `now + ttl` cannot overflow a `BIGINT`.
 pub const MAX_TTL_MILLIS: i64 = i64::MAX / 2;
+
+/// Renames tried when the old id turns live between a rename that found nothing and the check.
+const RENAME_ATTEMPTS: usize = 3;
 
 #[async_trait::async_trait]
 impl SessionStorageBackend for SeaOrmSessionStore {
@@ -40,21 +43,20 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         let insert = queries
             .insert(uuid, state_json(&record)?, ttl_ms)
             .map_err(|e| CreateError::Other(e.into()))?;
-        match self.db.execute(&insert).await {
+        match self.execute(&insert).await {
             Ok(done) => return expect_one_row(done).map_err(CreateError::Other),
             Err(e) if is_unique_violation(&e) => {}
             Err(e) => return Err(CreateError::Other(e.into())),
         }
         let overwrite = queries.overwrite_expired(uuid, state_json(&record)?, ttl_ms);
         let overwritten = self
-            .db
             .execute(&overwrite)
             .await
             .map_err(|e| CreateError::Other(e.into()))?;
         if at_most_one_row(overwritten).map_err(CreateError::Other)? {
             return Ok(());
         }
-        match self.db.execute(&insert).await {
+        match self.execute(&insert).await {
             Ok(done) => expect_one_row(done).map_err(CreateError::Other),
             Err(e) if is_unique_violation(&e) => Err(DuplicateIdError { id: *id }.into()),
             Err(e) => Err(CreateError::Other(e.into())),
@@ -71,7 +73,6 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         let queries = self.queries().map_err(|e| UpdateError::Other(e.into()))?;
         let update = queries.update(id.inner(), state_json(&record)?, ttl_millis(record.ttl));
         let done = self
-            .db
             .execute(&update)
             .await
             .map_err(|e| UpdateError::Other(e.into()))?;
@@ -89,7 +90,6 @@ impl SessionStorageBackend for SeaOrmSessionStore {
             .map_err(|e| UpdateTtlError::Other(e.into()))?;
         let update = queries.update_ttl(id.inner(), ttl_millis(ttl));
         let done = self
-            .db
             .execute(&update)
             .await
             .map_err(|e| UpdateTtlError::Other(e.into()))?;
@@ -103,12 +103,11 @@ impl SessionStorageBackend for SeaOrmSessionStore {
     #[tracing::instrument(name = "Load server-side session record", level = tracing::Level::INFO, skip_all)]
     async fn load(&self, session_id: &SessionId) -> Result<Option<SessionRecord>, LoadError> {
         let queries = self.queries().map_err(|e| LoadError::Other(e.into()))?;
-        let row = self
-            .db
-            .query_one(&queries.load(session_id.inner()))
+        let rows = self
+            .query(&queries.load(session_id.inner()))
             .await
             .map_err(|e| LoadError::Other(e.into()))?;
-        let Some(row) = row else {
+        let Some(row) = rows.first() else {
             return Ok(None);
         };
         let state: serde_json::Value = row
@@ -131,7 +130,6 @@ impl SessionStorageBackend for SeaOrmSessionStore {
     async fn delete(&self, id: &SessionId) -> Result<(), DeleteError> {
         let queries = self.queries().map_err(|e| DeleteError::Other(e.into()))?;
         let done = self
-            .db
             .execute(&queries.delete(id.inner()))
             .await
             .map_err(|e| DeleteError::Other(e.into()))?;
@@ -144,48 +142,57 @@ impl SessionStorageBackend for SeaOrmSessionStore {
     /// Moves a live record to a new id, state and deadline unchanged, in one `UPDATE`.
     ///
     /// When `new_id` is taken by an expired record, that record is deleted and the rename tried
-    /// once more. When `old_id` is not live, a `SELECT` tells a live `new_id`
-    /// ([`ChangeIdError::DuplicateId`], as the reference in-memory store answers) from an
-    /// unknown `old_id`.
+    /// once more. When nothing was renamed, one `SELECT` reads which of the two ids are live, in
+    /// one snapshot: a live `new_id` is [`ChangeIdError::DuplicateId`] (as the reference
+    /// in-memory store answers), a live `old_id` (renamed or created meanwhile) means the rename
+    /// is tried again, and neither is [`ChangeIdError::UnknownId`].
     #[tracing::instrument(name = "Change id for server-side session record", level = tracing::Level::INFO, skip_all)]
     async fn change_id(&self, old_id: &SessionId, new_id: &SessionId) -> Result<(), ChangeIdError> {
         let queries = self.queries().map_err(|e| ChangeIdError::Other(e.into()))?;
         let (old, new) = (old_id.inner(), new_id.inner());
         let rename = queries.change_id(old, new);
-        let done = match self.db.execute(&rename).await {
-            Err(e) if is_unique_violation(&e) => {
-                let expired = queries.delete_if_expired(new);
-                self.db
-                    .execute(&expired)
-                    .await
-                    .map_err(|e| ChangeIdError::Other(e.into()))?;
-                match self.db.execute(&rename).await {
-                    Err(e) if is_unique_violation(&e) => {
-                        return Err(DuplicateIdError { id: *new_id }.into());
+        for _ in 0..RENAME_ATTEMPTS {
+            let done = match self.execute(&rename).await {
+                Err(e) if is_unique_violation(&e) => {
+                    let expired = queries.delete_if_expired(new);
+                    self.execute(&expired)
+                        .await
+                        .map_err(|e| ChangeIdError::Other(e.into()))?;
+                    match self.execute(&rename).await {
+                        Err(e) if is_unique_violation(&e) => {
+                            return Err(DuplicateIdError { id: *new_id }.into());
+                        }
+                        retried => retried,
                     }
-                    retried => retried,
                 }
+                first => first,
             }
-            first => first,
+            .map_err(|e| ChangeIdError::Other(e.into()))?;
+            if at_most_one_row(done).map_err(ChangeIdError::Other)? {
+                // Renaming a live record onto itself: its id is taken (by itself).
+                return match old == new {
+                    true => Err(DuplicateIdError { id: *new_id }.into()),
+                    false => Ok(()),
+                };
+            }
+            let live = self
+                .query(&queries.live_among(old, new))
+                .await
+                .map_err(|e| ChangeIdError::Other(e.into()))?
+                .iter()
+                .map(|row| row.try_get::<Uuid>("", &Column::Id.to_string()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ChangeIdError::Other(e.into()))?;
+            if live.contains(&new) {
+                return Err(DuplicateIdError { id: *new_id }.into());
+            }
+            if !live.contains(&old) {
+                return Err(UnknownIdError { id: *old_id }.into());
+            }
         }
-        .map_err(|e| ChangeIdError::Other(e.into()))?;
-        if at_most_one_row(done).map_err(ChangeIdError::Other)? {
-            // Renaming a live record onto itself: its id is taken (by itself).
-            return match old == new {
-                true => Err(DuplicateIdError { id: *new_id }.into()),
-                false => Ok(()),
-            };
-        }
-        let new_is_live = self
-            .db
-            .query_one(&queries.is_live(new))
-            .await
-            .map_err(|e| ChangeIdError::Other(e.into()))?
-            .is_some();
-        match new_is_live {
-            true => Err(DuplicateIdError { id: *new_id }.into()),
-            false => Err(UnknownIdError { id: *old_id }.into()),
-        }
+        Err(ChangeIdError::Other(anyhow::anyhow!(
+            "The session kept changing under concurrent requests while its id was being changed"
+        )))
     }
 
     /// Deletes expired records (all, or at most `batch_size`, oldest first), in one `DELETE`.
@@ -196,7 +203,6 @@ impl SessionStorageBackend for SeaOrmSessionStore {
     ) -> Result<usize, DeleteExpiredError> {
         let queries = self.queries().map_err(anyhow::Error::from)?;
         let done = self
-            .db
             .execute(&queries.delete_expired(batch_size))
             .await
             .map_err(anyhow::Error::from)?;

@@ -132,6 +132,7 @@
 mod backend;
 mod cleanup;
 mod clock;
+mod execute;
 mod queries;
 
 pub use backend::MAX_TTL_MILLIS;

@@ -100,12 +100,12 @@ impl Queries {
             .to_owned()
     }
 
-    /// One row if the record `id` is live, none otherwise.
-    pub(crate) fn is_live(&self, id: Uuid) -> SelectStatement {
+    /// The ids, among `a` and `b`, of the live records.
+    pub(crate) fn live_among(&self, a: Uuid, b: Uuid) -> SelectStatement {
         Query::select()
-            .expr(Expr::val(1))
+            .column(Column::Id)
             .from(self.table.clone())
-            .and_where(id_is(id))
+            .and_where(Expr::col(Column::Id).is_in([a, b]))
             .and_where(self.live())
             .to_owned()
     }

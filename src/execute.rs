@@ -1,0 +1,74 @@
+//! Running one statement: a statement that lost a lock conflict is run again.
+//!
+//! A deadlock victim (MySQL/MariaDB 1213, PostgreSQL 40P01) or a serialization failure (SQLSTATE
+//! 40001, also what a MariaDB Galera node answers when another node's write to the same row
+//! certified first) was rolled back whole. Every statement of the store runs on its own
+//! (autocommit), so running it again is safe, and is what the database asks for. Any other error
+//! is returned as it is; in particular a lost connection, whose statement may or may not have been
+//! applied, is never retried.
+
+use crate::SeaOrmSessionStore;
+use sea_orm::{ConnectionTrait, DbErr, ExecResult, QueryResult, StatementBuilder};
+use std::time::Duration;
+
+/// How many times a statement runs at most when it keeps losing lock conflicts.
+const ATTEMPTS: u32 = 4;
+
+impl SeaOrmSessionStore {
+    /// Executes a statement that returns no rows.
+    pub(crate) async fn execute<S: StatementBuilder + Sync>(
+        &self,
+        statement: &S,
+    ) -> Result<ExecResult, DbErr> {
+        let mut attempt = 1;
+        loop {
+            match self.db.execute(statement).await {
+                Err(e) if attempt < ATTEMPTS && is_lock_conflict(&e) => {
+                    backoff(attempt, &e).await;
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// Runs a query and returns its rows.
+    pub(crate) async fn query<S: StatementBuilder + Sync>(
+        &self,
+        statement: &S,
+    ) -> Result<Vec<QueryResult>, DbErr> {
+        let mut attempt = 1;
+        loop {
+            match self.db.query_all(statement).await {
+                Err(e) if attempt < ATTEMPTS && is_lock_conflict(&e) => {
+                    backoff(attempt, &e).await;
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+}
+
+/// A short, random pause that grows with each attempt, so that the two sides of a conflict do not
+/// collide again in lockstep.
+async fn backoff(attempt: u32, e: &DbErr) {
+    tracing::debug!(attempt, error = %e, "A statement lost a lock conflict; running it again");
+    let millis = fastrand::u64(1..=5) * u64::from(attempt);
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+}
+
+/// Whether the database rolled the statement back because of a lock conflict.
+pub(crate) fn is_lock_conflict(e: &DbErr) -> bool {
+    #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+    {
+        use sea_orm::RuntimeErr;
+        if let DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) = e
+            && let Some(e) = e.as_database_error()
+        {
+            return matches!(e.code().as_deref(), Some("40001" | "40P01"));
+        }
+    }
+    let _ = e;
+    false
+}
