@@ -147,7 +147,6 @@ use pavex::methods;
 use pavex_session::SessionStore;
 use queries::Queries;
 use sea_orm::{DatabaseConnection, DbErr};
-use sea_orm_migration::MigratorTraitSelf;
 
 /// A [`pavex_session`] storage backend that keeps sessions in a SQL table through SeaORM.
 ///
@@ -245,7 +244,7 @@ impl SeaOrmSessionStore {
     /// ```
     pub async fn migrate(&self) -> Result<(), DbErr> {
         SessionsMigrator::new(self.table.clone())
-            .up(&self.db, None)
+            .migrate(&self.db)
             .await
     }
 

@@ -20,7 +20,10 @@ type State = HashMap<Cow<'static, str>, Value>;
 
 /// Rounds per race: `PSS_RACE_ROUNDS` (default 10).
 fn rounds() -> usize {
-    std::env::var("PSS_RACE_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(10)
+    std::env::var("PSS_RACE_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10)
 }
 const HOUR: Duration = Duration::from_secs(3600);
 

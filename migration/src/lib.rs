@@ -38,7 +38,7 @@ pub use sea_orm_migration;
 use sea_orm_migration::{
     MigratorTraitSelf,
     prelude::*,
-    sea_orm::{ConnectionTrait, FromQueryResult},
+    sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult},
     seaql_migrations,
 };
 
@@ -110,6 +110,47 @@ impl SessionsMigrator {
     /// The migrator of `table`.
     pub fn new(table: SessionsTable) -> Self {
         Self { table }
+    }
+
+    /// The table this migrator creates.
+    pub fn table(&self) -> &SessionsTable {
+        &self.table
+    }
+
+    /// Applies the pending migrations (`up`), also when other instances migrate the same
+    /// database at the same moment.
+    ///
+    /// Concurrent `CREATE ... IF NOT EXISTS` is not race-free (PostgreSQL can fail with a
+    /// unique violation in its catalog, MySQL with a duplicate index name), and two instances can
+    /// both record the same migration. A run that fails is therefore run again, after a short
+    /// random pause, up to [`MIGRATE_ATTEMPTS`] times: the next run finds what the other
+    /// instance created and does only what is still missing.
+    pub async fn migrate(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        retrying(|| self.up(db, None)).await
+    }
+}
+
+/// How many times [`SessionsMigrator::migrate`] runs a failing migration before giving up.
+pub const MIGRATE_ATTEMPTS: u32 = 5;
+
+/// Runs `run` until it succeeds, at most [`MIGRATE_ATTEMPTS`] times, pausing 50-250 ms (times
+/// the attempt) in between.
+pub async fn retrying<F, Fut>(mut run: F) -> Result<(), DbErr>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), DbErr>>,
+{
+    let mut attempt = 1;
+    loop {
+        match run().await {
+            Err(e) if attempt < MIGRATE_ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "Migrating failed; running it again");
+                let pause = fastrand::u64(50..=250) * u64::from(attempt);
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
     }
 }
 

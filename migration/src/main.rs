@@ -1,51 +1,110 @@
-//! The migration command-line tool of `pavex_session_sea_orm`: the standard sea-orm-migration CLI
+//! The migration command-line tool of `pavex_session_sea_orm`: sea-orm-migration's commands
 //! (`up`, `down`, `status`, `fresh`, `refresh`, `reset`) for the sessions table.
 //!
 //! - The database comes from `--database-url` / `-u` or `DATABASE_URL`; when neither is given it
 //!   is an embedded SQLite file, [`DEFAULT_DATABASE_URL`], created if missing.
-//! - The table is `sessions` unless `PAVEX_SESSION_TABLE` names another (`name` or
+//! - The table is `sessions` unless `--table` / `PAVEX_SESSION_TABLE` names another (`name` or
 //!   `schema.name`).
+//! - Several instances may run it at the same moment (e.g. every replica of an app at start-up):
+//!   a run that fails because another instance created something first is run again
+//!   ([`retrying`]), and finds nothing left to do.
 
-use pavex_session_sea_orm_migration::{SessionsMigrator, SessionsTable};
-use sea_orm_migration::cli;
+use clap::Parser;
+use pavex_session_sea_orm_migration::{SessionsMigrator, SessionsTable, retrying};
+use sea_orm_cli::MigrateSubcommands;
+use sea_orm_migration::{
+    MigratorTraitSelf,
+    sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr},
+};
+use std::process::ExitCode;
 
 /// The database used when neither `DATABASE_URL` nor `--database-url` is given.
 const DEFAULT_DATABASE_URL: &str = "sqlite://sessions.sqlite?mode=rwc";
 
-/// The environment variable that chooses the sessions table.
-const TABLE_VARIABLE: &str = "PAVEX_SESSION_TABLE";
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Creates, inspects and drops the sessions table of pavex_session_sea_orm"
+)]
+struct Cli {
+    /// Show debug messages.
+    #[arg(short = 'v', long, global = true)]
+    verbose: bool,
+    /// The database URL. Without one: an embedded SQLite file in the current directory.
+    #[arg(short = 'u', long, env = "DATABASE_URL", global = true, default_value = DEFAULT_DATABASE_URL)]
+    database_url: String,
+    /// PostgreSQL only: the schema to put first on the search path (where the migration history
+    /// table and an unqualified sessions table are created).
+    #[arg(short = 's', long, env = "DATABASE_SCHEMA", global = true)]
+    database_schema: Option<String>,
+    /// The sessions table: `name`, or on PostgreSQL `schema.name`.
+    #[arg(
+        long,
+        env = "PAVEX_SESSION_TABLE",
+        global = true,
+        default_value = "sessions"
+    )]
+    table: SessionsTable,
+    #[command(subcommand)]
+    command: Option<MigrateSubcommands>,
+}
 
-fn main() {
-    // Read `.env` before deciding on the defaults, as the CLI would.
+#[tokio::main]
+async fn main() -> ExitCode {
+    // Read `.env` first, as sea-orm-migration's own CLI does.
     dotenvy::dotenv().ok();
-    let table = match std::env::var(TABLE_VARIABLE) {
-        Ok(table) => match table.parse::<SessionsTable>() {
-            Ok(table) => table,
-            Err(e) => {
-                eprintln!("{TABLE_VARIABLE}: {e}");
-                std::process::exit(2);
-            }
-        },
-        Err(_) => SessionsTable::default(),
+    let cli = Cli::parse();
+    let filter = match cli.verbose {
+        true => "debug",
+        false => "sea_orm_migration=info,pavex_session_sea_orm_migration=info",
     };
-    let url_given = std::env::var_os("DATABASE_URL").is_some()
-        || std::env::args().any(|arg| arg.starts_with("-u") || arg.starts_with("--database-url"));
-    if !url_given {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_target(cli.verbose)
+        .without_time()
+        .init();
+    if cli.database_url == DEFAULT_DATABASE_URL {
         eprintln!(
             "DATABASE_URL is not set: using the embedded SQLite database {DEFAULT_DATABASE_URL}"
         );
-        // SAFETY: no other thread exists yet; the runtime is built below.
-        unsafe { std::env::set_var("DATABASE_URL", DEFAULT_DATABASE_URL) };
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Failed to start the async runtime: {e}");
-            std::process::exit(1);
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
-    };
-    runtime.block_on(cli::run_cli(SessionsMigrator::new(table)));
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), DbErr> {
+    let mut options = ConnectOptions::new(&cli.database_url);
+    options.sqlx_logging(cli.verbose);
+    if let Some(schema) = &cli.database_schema {
+        options.set_schema_search_path(schema);
+    }
+    let db = Database::connect(options).await?;
+    let migrator = SessionsMigrator::new(cli.table);
+    let command = cli.command.unwrap_or(MigrateSubcommands::Up { num: None });
+    retrying(|| execute(&migrator, &db, &command)).await
+}
+
+async fn execute(
+    migrator: &SessionsMigrator,
+    db: &DatabaseConnection,
+    command: &MigrateSubcommands,
+) -> Result<(), DbErr> {
+    match command {
+        MigrateSubcommands::Up { num } => migrator.up(db, *num).await,
+        MigrateSubcommands::Down { num } => migrator.down(db, Some(*num)).await,
+        MigrateSubcommands::Status => migrator.status(db).await,
+        MigrateSubcommands::Fresh => migrator.fresh(db).await,
+        MigrateSubcommands::Refresh => migrator.refresh(db).await,
+        MigrateSubcommands::Reset => migrator.reset(db).await,
+        MigrateSubcommands::Init | MigrateSubcommands::Generate { .. } => Err(DbErr::Custom(
+            "`init` and `generate` write migration files; this tool only runs the sessions \
+             table's own migration"
+                .to_owned(),
+        )),
+    }
 }

@@ -64,7 +64,7 @@ fn an_invalid_table_name_is_refused_before_connecting() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("PAVEX_SESSION_TABLE: invalid table name"),
+        stderr.contains("invalid table name \"sessions; DROP TABLE users\""),
         "{stderr}"
     );
 }
@@ -133,6 +133,11 @@ mod sqlite_file {
     async fn a_chosen_table() {
         super::a_chosen_table(super::Backend::SqliteFile).await
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_processes_migrate_once() {
+        super::concurrent_processes_migrate_once(super::Backend::SqliteFile).await
+    }
 }
 mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,6 +149,11 @@ mod postgres {
     async fn a_chosen_table() {
         super::a_chosen_table(super::Backend::Postgres).await
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_processes_migrate_once() {
+        super::concurrent_processes_migrate_once(super::Backend::Postgres).await
+    }
 }
 mod mysql {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,5 +164,37 @@ mod mysql {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_chosen_table() {
         super::a_chosen_table(super::Backend::MySql).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_processes_migrate_once() {
+        super::concurrent_processes_migrate_once(super::Backend::MySql).await
+    }
+}
+
+/// Several processes migrating one database at the same moment all succeed and leave one
+/// correct schema.
+async fn concurrent_processes_migrate_once(backend: Backend) {
+    for _ in 0..3 {
+        let test_db = fresh_db(backend).await;
+        let children: Vec<_> = (0..4)
+            .map(|_| {
+                Command::new(env!("CARGO_BIN_EXE_pavex_session_sea_orm_migration"))
+                    .arg("up")
+                    .env("DATABASE_URL", &test_db.url)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let output = child.wait_with_output().unwrap();
+            assert!(output.status.success(), "{}", text(&output));
+        }
+        let manager = SchemaManager::new(&test_db.db);
+        assert!(manager.has_table(SESSIONS_TABLE).await.unwrap());
+        let applied = text(&cli(Some(&test_db.url), &std::env::temp_dir(), &["status"]));
+        assert_eq!(applied.matches("Applied").count(), 1, "{applied}");
     }
 }
