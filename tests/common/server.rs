@@ -150,3 +150,106 @@ fn is_root() -> bool {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
 }
+
+/// A throwaway MariaDB server (`mariadb-install-db` + `mariadbd`), removed when dropped.
+pub struct TempMariadb {
+    dir: PathBuf,
+    pub port: u16,
+    process: std::sync::Mutex<Option<std::process::Child>>,
+}
+
+impl TempMariadb {
+    /// Creates and starts a server whose `root` user has no password.
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("pss_maria_{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let output = Command::new("mariadb-install-db")
+            .args([
+                "--no-defaults",
+                &format!("--datadir={}", dir.join("data").display()),
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("mariadb-install-db");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let server = Self {
+            dir,
+            port: free_port(),
+            process: std::sync::Mutex::new(None),
+        };
+        server.resume();
+        server
+    }
+
+    /// The URL of the server's `mysql` database.
+    pub fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}/mysql", self.port)
+    }
+
+    /// Kills the server (SIGKILL), as a crash would.
+    pub fn kill(&self) {
+        if let Some(mut child) = self.process.lock().unwrap().take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Starts the server again on the same port and waits until it answers.
+    pub fn resume(&self) {
+        let child = Command::new("mariadbd")
+            .args([
+                "--no-defaults",
+                &format!("--datadir={}", self.dir.join("data").display()),
+                &format!("--port={}", self.port),
+                &format!("--socket={}", self.dir.join("mysqld.sock").display()),
+                &format!("--pid-file={}", self.dir.join("mysqld.pid").display()),
+                "--bind-address=127.0.0.1",
+                "--user=root",
+                "--innodb-flush-log-at-trx-commit=2",
+                "--skip-log-bin",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("server.log")).unwrap())
+            .spawn()
+            .expect("mariadbd");
+        *self.process.lock().unwrap() = Some(child);
+        for _ in 0..600 {
+            let ping = Command::new("mariadb-admin")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-P",
+                    &self.port.to_string(),
+                    "-u",
+                    "root",
+                    "ping",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            if ping.map(|s| s.success()).unwrap_or(false) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "mariadbd did not start: see {}",
+            self.dir.join("server.log").display()
+        );
+    }
+}
+
+impl Drop for TempMariadb {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
