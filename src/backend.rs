@@ -215,8 +215,31 @@ fn ttl_millis(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).map_or(MAX_TTL_MILLIS, |ms| ms.min(MAX_TTL_MILLIS))
 }
 
+/// The state as the JSON object to store.
+///
+/// A NUL character (in a key or a string) is refused on every backend, because PostgreSQL's
+/// `jsonb` cannot store it: the same state must not work on SQLite in development and fail on
+/// PostgreSQL in production.
 fn state_json(record: &SessionRecordRef<'_>) -> Result<serde_json::Value, serde_json::Error> {
-    serde_json::to_value(&*record.state)
+    let state = serde_json::to_value(&*record.state)?;
+    match contains_nul(&state) {
+        true => Err(serde::ser::Error::custom(
+            "the session state contains a NUL character (\\u0000), which PostgreSQL cannot \
+             store; it is refused on every backend",
+        )),
+        false => Ok(state),
+    }
+}
+
+fn contains_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(contains_nul),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .any(|(key, value)| key.contains('\0') || contains_nul(value)),
+        _ => false,
+    }
 }
 
 fn is_unique_violation(e: &DbErr) -> bool {
