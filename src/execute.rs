@@ -20,16 +20,7 @@ impl SeaOrmSessionStore {
         &self,
         statement: &S,
     ) -> Result<ExecResult, DbErr> {
-        let mut attempt = 1;
-        loop {
-            match self.db.execute(statement).await {
-                Err(e) if attempt < ATTEMPTS && is_lock_conflict(&e) => {
-                    backoff(attempt, &e).await;
-                    attempt += 1;
-                }
-                outcome => return outcome,
-            }
-        }
+        retrying_lock_conflicts(|| self.db.execute(statement)).await
     }
 
     /// Runs a query and returns its rows.
@@ -37,15 +28,24 @@ impl SeaOrmSessionStore {
         &self,
         statement: &S,
     ) -> Result<Vec<QueryResult>, DbErr> {
-        let mut attempt = 1;
-        loop {
-            match self.db.query_all(statement).await {
-                Err(e) if attempt < ATTEMPTS && is_lock_conflict(&e) => {
-                    backoff(attempt, &e).await;
-                    attempt += 1;
-                }
-                outcome => return outcome,
+        retrying_lock_conflicts(|| self.db.query_all(statement)).await
+    }
+}
+
+/// Runs `run` again, up to [`ATTEMPTS`] times in all, while it fails with a lock conflict.
+async fn retrying_lock_conflicts<T, F, Fut>(mut run: F) -> Result<T, DbErr>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DbErr>>,
+{
+    let mut attempt = 1;
+    loop {
+        match run().await {
+            Err(e) if attempt < ATTEMPTS && is_lock_conflict(&e) => {
+                backoff(attempt, &e).await;
+                attempt += 1;
             }
+            outcome => return outcome,
         }
     }
 }

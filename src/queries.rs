@@ -112,19 +112,19 @@ impl Queries {
 
     /// Delete the record `id` if it is live.
     pub(crate) fn delete(&self, id: Uuid) -> DeleteStatement {
-        Query::delete()
-            .from_table(self.table.clone())
-            .and_where(id_is(id))
-            .and_where(self.live())
-            .to_owned()
+        self.delete_one(id, self.live())
     }
 
     /// Delete the record `id` if it has expired: it stands in the way of a rename.
     pub(crate) fn delete_if_expired(&self, id: Uuid) -> DeleteStatement {
+        self.delete_one(id, self.expired())
+    }
+
+    fn delete_one(&self, id: Uuid, condition: Expr) -> DeleteStatement {
         Query::delete()
             .from_table(self.table.clone())
             .and_where(id_is(id))
-            .and_where(self.expired())
+            .and_where(condition)
             .to_owned()
     }
 
