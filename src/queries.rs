@@ -10,8 +10,8 @@ use sea_orm::{
     DbBackend, DbErr,
     prelude::Uuid,
     sea_query::{
-        DeleteStatement, Expr, ExprTrait, InsertStatement, LockBehavior, LockType, Order, Query,
-        SelectStatement, TableRef, UpdateStatement,
+        Alias, DeleteStatement, Expr, ExprTrait, InsertStatement, IntoColumnRef, LockBehavior,
+        LockType, Order, Query, SelectStatement, TableRef, UpdateStatement,
     },
 };
 use std::num::NonZeroUsize;
@@ -145,11 +145,11 @@ impl Queries {
     ///
     /// - MySQL: `DELETE ... WHERE deadline <= now ORDER BY deadline LIMIT n`. InnoDB checks the
     ///   condition on each row it locks, so a record revived meanwhile survives.
-    /// - PostgreSQL, which has no `DELETE ... LIMIT`: `DELETE ... WHERE id = ANY(ARRAY(SELECT
-    ///   id ... ORDER BY deadline LIMIT n FOR UPDATE SKIP LOCKED))`. The array makes the batch a
-    ///   list of primary keys to look up (with `id IN (...)` the planner may hash-join against a
-    ///   scan of the whole table). The lock re-checks the expiry of a row changed since the
-    ///   snapshot, and `SKIP LOCKED` lets concurrent cleaners take disjoint batches.
+    /// - PostgreSQL, which has no `DELETE ... LIMIT`: `DELETE ... WHERE ctid = ANY(ARRAY(SELECT
+    ///   ctid ... ORDER BY deadline LIMIT n FOR UPDATE SKIP LOCKED))`. The array makes the batch
+    ///   a list of row addresses (with `IN (...)` the planner may hash-join against a scan of the
+    ///   whole table). The lock re-checks the expiry of a row changed since the snapshot, keeps
+    ///   the addresses valid, and `SKIP LOCKED` lets concurrent cleaners take disjoint batches.
     /// - SQLite (no `DELETE ... LIMIT` in the bundled build): the same sub-query, without a lock;
     ///   SQLite runs one write at a time.
     pub(crate) fn delete_expired(&self, batch_size: Option<NonZeroUsize>) -> DeleteStatement {
@@ -166,22 +166,31 @@ impl Queries {
                 .limit(limit)
                 .to_owned();
         }
-        let mut oldest = Query::select();
-        oldest
-            .column(Column::Id)
+        let batch = match self.backend {
+            DbBackend::Postgres => {
+                // By physical address (`ctid`), not by id: a Tid Scan reads the batch's heap
+                // pages, which sit together, instead of one primary-key lookup per random UUID.
+                // The row locks keep those addresses valid until the statement ends.
+                let ctid = Alias::new("ctid");
+                let mut rows = self.oldest_expired(ctid.clone(), limit);
+                rows.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+                let rows = Expr::SubQuery(None, Box::new(rows.into()));
+                Expr::cust_with_exprs("$1 = ANY(ARRAY($2))", [Expr::col(ctid), rows])
+            }
+            _ => Expr::col(Column::Id).in_subquery(self.oldest_expired(Column::Id, limit)),
+        };
+        delete.and_where(batch).to_owned()
+    }
+
+    /// `column` of the `limit` expired records with the oldest deadlines.
+    fn oldest_expired(&self, column: impl IntoColumnRef, limit: u64) -> SelectStatement {
+        Query::select()
+            .column(column)
             .from(self.table.clone())
             .and_where(self.expired())
             .order_by(Column::Deadline, Order::Asc)
-            .limit(limit);
-        let batch = match self.backend {
-            DbBackend::Postgres => {
-                oldest.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-                let ids = Expr::SubQuery(None, Box::new(oldest.to_owned().into()));
-                Expr::cust_with_exprs("$1 = ANY(ARRAY($2))", [Expr::col(Column::Id), ids])
-            }
-            _ => Expr::col(Column::Id).in_subquery(oldest.to_owned()),
-        };
-        delete.and_where(batch).to_owned()
+            .limit(limit)
+            .to_owned()
     }
 
     fn set_record(&self, state: serde_json::Value, ttl_ms: i64) -> UpdateStatement {

@@ -133,7 +133,10 @@ async fn two_cleaners_at_once_share_the_work(backend: Backend) {
     stop_a.send(()).unwrap();
     stop_b.send(()).unwrap();
     let (a, b) = (a.await.unwrap(), b.await.unwrap());
-    assert_eq!(a.deleted + b.deleted, 300, "{a:?} {b:?}");
+    // A batch in flight when the cleaner is stopped is abandoned, uncounted, though the database
+    // may have applied it: the reports can miss up to one batch each.
+    let counted = a.deleted + b.deleted;
+    assert!((300 - 2 * 10..=300).contains(&counted), "{a:?} {b:?}");
     assert_eq!(
         (a.errors, b.errors),
         (0, 0),

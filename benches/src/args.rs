@@ -36,7 +36,7 @@ pub struct Args {
     pub rounds: Option<usize>,
 
     /// Unmeasured rounds per side before the measured ones, at each concurrency.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 2)]
     pub warmup: usize,
 
     /// Concurrent tasks issuing operations, comma-separated.

@@ -4,6 +4,8 @@
 
 mod args;
 mod bench;
+mod ids;
+mod payload;
 mod pool;
 mod prefill;
 mod report;

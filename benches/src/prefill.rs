@@ -5,7 +5,10 @@
 //! `timestamptz`, `jsonb`; MySQL `CHAR(36)`, epoch seconds, `JSON`; SQLite `TEXT` id, epoch
 //! seconds, JSON text.
 
-use crate::side::{Conn, Side};
+use crate::{
+    args::Backend,
+    side::{Conn, Side},
+};
 use anyhow::{Context as _, ensure};
 use futures::{StreamExt as _, TryStreamExt as _};
 use pavex_session::SessionId;
@@ -19,11 +22,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Rows per `INSERT` (three bound values each: well under every backend's parameter limit).
 const CHUNK: usize = 1_000;
 
-/// Inserts one live row per id into the side's table, with `state` and a deadline `ttl` from
-/// now (by this machine's clock, which is also the databases' clock here).
+/// Inserts one live row per id into each side's table (`ids[i]` into `sides[i]`), with `state`
+/// and a deadline `ttl` from now (by this machine's clock, which is also the databases' clock
+/// here).
+///
+/// The two sides' chunks alternate, so that when the tables outgrow the server's buffer pool
+/// (PostgreSQL's `shared_buffers`, InnoDB's buffer pool: 128 MiB by default, about 400k rows)
+/// each side keeps a similar share of it, instead of the side filled last having the warm cache.
 pub async fn prefill(
-    side: &Side,
-    ids: &[SessionId],
+    sides: &[Side; 2],
+    ids: [&[SessionId]; 2],
     state: &serde_json::Value,
     ttl: Duration,
     parallel: usize,
@@ -32,12 +40,20 @@ pub async fn prefill(
         .duration_since(UNIX_EPOCH)
         .context("The system clock is before 1970")?;
     let deadline = now + ttl;
-    futures::stream::iter(ids.chunks(CHUNK))
-        .map(|chunk| insert_chunk(side, chunk, state, deadline))
+    let [a, b] = ids.map(|ids| ids.chunks(CHUNK));
+    let chunks = a
+        .map(|chunk| (&sides[0], chunk))
+        .zip(b.map(|chunk| (&sides[1], chunk)))
+        .flat_map(|(a, b)| [a, b]);
+    futures::stream::iter(chunks)
+        .map(|(side, chunk)| async move {
+            insert_chunk(side, chunk, state, deadline)
+                .await
+                .with_context(|| format!("prefilling {} rows for {}", chunk.len(), side.label))
+        })
         .buffer_unordered(parallel.max(1))
         .try_collect::<()>()
         .await
-        .with_context(|| format!("prefilling {} rows for {}", ids.len(), side.label))
 }
 
 /// Inserts one chunk; `deadline` is the Unix time at which the rows expire.
@@ -104,13 +120,40 @@ async fn insert_chunk(
     Ok(())
 }
 
-/// Refreshes the planner statistics of the side's table after the bulk insert, so that an
-/// automatic `ANALYZE` does not land in the middle of a measurement.
-pub async fn analyze(side: &Side) -> anyhow::Result<()> {
-    let sql = match side.backend {
-        crate::args::Backend::Postgres => "VACUUM ANALYZE sessions",
-        crate::args::Backend::Mysql => "ANALYZE TABLE sessions",
-        crate::args::Backend::Sqlite => "ANALYZE",
-    };
-    side.execute(sql).await
+/// Gets the tables ready to measure after the bulk insert: refreshes the planner statistics
+/// (so that an automatic `ANALYZE` does not land in a measurement), then writes the dirty pages
+/// out (so that the checkpoint or page flushing the bulk insert calls for does not either; at a
+/// million rows it made single writes take milliseconds).
+///
+/// - PostgreSQL: `VACUUM ANALYZE sessions` per side, then one server-wide `CHECKPOINT`.
+/// - MySQL/MariaDB: `ANALYZE TABLE sessions`, then `FLUSH TABLES sessions FOR EXPORT` (which
+///   writes the table's dirty pages) and `UNLOCK TABLES`, on a dedicated connection per side.
+/// - SQLite: `ANALYZE`, then `PRAGMA wal_checkpoint(TRUNCATE)`.
+pub async fn settle(sides: &[Side; 2]) -> anyhow::Result<()> {
+    use sqlx::{Connection as _, Executor as _};
+    for side in sides {
+        match side.backend {
+            Backend::Postgres => side.execute("VACUUM ANALYZE sessions").await?,
+            Backend::Mysql => {
+                side.execute("ANALYZE TABLE sessions").await?;
+                let context = || format!("flushing the table of {}", side.label);
+                let mut conn = sqlx::MySqlConnection::connect(&side.url)
+                    .await
+                    .with_context(context)?;
+                conn.execute("FLUSH TABLES sessions FOR EXPORT")
+                    .await
+                    .with_context(context)?;
+                conn.execute("UNLOCK TABLES").await.with_context(context)?;
+                conn.close().await.with_context(context)?;
+            }
+            Backend::Sqlite => {
+                side.execute("ANALYZE").await?;
+                side.execute("PRAGMA wal_checkpoint(TRUNCATE)").await?;
+            }
+        }
+    }
+    if sides[0].backend == Backend::Postgres {
+        sides[0].execute("CHECKPOINT").await?;
+    }
+    Ok(())
 }

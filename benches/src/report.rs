@@ -72,14 +72,14 @@ fn write_report(
         )?;
         writeln!(
             out,
-            "A = {}: {}; B = {}: {}. Prefill + analyze: A {:.1} s, B {:.1} s; rows at the end: \
-             {} / {}; run time {:.0} s.\n",
+            "A = {}: {}; B = {}: {}. Prefill of both tables: {:.1} s, then analyze + flush: {:.1} s; \
+             rows at the end: {} / {}; run time {:.0} s.\n",
             run.sides[0].label,
             run.sides[0].driver,
             run.sides[1].label,
             run.sides[1].driver,
-            run.prefill_secs[0],
-            run.prefill_secs[1],
+            run.prefill_secs,
+            run.settle_secs,
             run.rows_at_end[0],
             run.rows_at_end[1],
             run.elapsed_secs

@@ -36,6 +36,8 @@ pub struct Side {
     pub backend: Backend,
     pub store: Arc<dyn SessionStorageBackend>,
     pub conn: Conn,
+    /// The database URL, for maintenance on a dedicated connection.
+    pub url: String,
 }
 
 impl Side {
@@ -108,6 +110,7 @@ impl Side {
             backend,
             store,
             conn,
+            url: url.to_owned(),
         })
     }
 

@@ -64,8 +64,11 @@ pub struct BackendRun {
     pub rows: usize,
     /// Rows in each table at the end (should stay near `rows`).
     pub rows_at_end: [i64; 2],
-    /// Seconds to prefill (and analyze) each side's table.
-    pub prefill_secs: [f64; 2],
+    /// Seconds to prefill both sides' tables (their inserts alternate).
+    pub prefill_secs: f64,
+    /// Seconds to refresh both tables' statistics and write their dirty pages after the
+    /// prefill (see [`crate::prefill::settle`]).
+    pub settle_secs: f64,
     pub elapsed_secs: f64,
     pub tables: Vec<Table>,
 }

@@ -1,19 +1,19 @@
-//! The measured operations, the ids they work on, and the loop that times them.
+//! The measured operations, the calls each round makes, and the loop that times them.
 //!
 //! Every call takes the common path: `load` hits live ids (or misses fresh ones), `update`,
 //! `update_ttl` and `delete` target live ids, `change_id` moves live ids to fresh random ids,
 //! `create` uses fresh random ids. Each call's outcome is checked; an unexpected one stops the
 //! benchmark with the operation's name.
 
-use crate::side::Side;
+use crate::{
+    ids::{LiveIds, fresh_ids},
+    payload::Payload,
+    side::Side,
+};
 use anyhow::{Context as _, bail};
-use pavex_session::{SessionId, store::SessionRecordRef};
-use rand::{Rng as _, SeedableRng as _, rngs::StdRng, seq::SliceRandom as _};
+use pavex_session::SessionId;
 use serde::Serialize;
-use serde_json::{Value, json};
 use std::{
-    borrow::Cow,
-    collections::HashMap,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -66,110 +66,6 @@ impl Op {
     pub fn is_session_op(self) -> bool {
         self != Op::Floor
     }
-}
-
-/// The session states written, shared by all tasks.
-#[derive(Debug)]
-pub struct Payload {
-    /// What `create` and the prefill write.
-    pub initial: HashMap<Cow<'static, str>, Value>,
-    /// What `update` writes.
-    pub updated: HashMap<Cow<'static, str>, Value>,
-    pub ttl: Duration,
-}
-
-impl Payload {
-    /// A small, typical session state (about 150 bytes of JSON) and its updated version.
-    pub fn new(ttl: Duration) -> Self {
-        let initial = state(json!({
-            "user.id": "7f9c2ba4-e88f-4a1b-9d3c-0f1e2d3c4b5a",
-            "csrf": "b3f1c9e0a7d54e2f8c6b1a9d0e7f3c2b",
-            "roles": ["user"],
-            "visits": 1,
-        }));
-        let mut updated = initial.clone();
-        updated.insert("visits".into(), json!(2));
-        updated.insert("flash".into(), json!("Saved"));
-        Self {
-            initial,
-            updated,
-            ttl,
-        }
-    }
-
-    /// The initial state as one JSON object, for the prefill.
-    pub fn initial_json(&self) -> Value {
-        Value::Object(
-            self.initial
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-        )
-    }
-
-    fn record(&self, updated: bool) -> SessionRecordRef<'_> {
-        SessionRecordRef {
-            state: Cow::Borrowed(if updated {
-                &self.updated
-            } else {
-                &self.initial
-            }),
-            ttl: self.ttl,
-        }
-    }
-}
-
-fn state(value: Value) -> HashMap<Cow<'static, str>, Value> {
-    match value {
-        Value::Object(map) => map.into_iter().map(|(k, v)| (k.into(), v)).collect(),
-        _ => HashMap::new(),
-    }
-}
-
-/// The ids live in one side's table, as far as the benchmark knows.
-pub struct LiveIds {
-    ids: Vec<SessionId>,
-    rng: StdRng,
-}
-
-impl LiveIds {
-    /// `ids` are live; `seed` drives the random choices.
-    pub fn new(ids: Vec<SessionId>, seed: u64) -> Self {
-        Self {
-            ids,
-            rng: StdRng::seed_from_u64(seed),
-        }
-    }
-
-    /// How many ids are live.
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    /// `n` distinct live ids, chosen at random; they stay live.
-    fn sample(&mut self, n: usize) -> Vec<SessionId> {
-        let (chosen, _) = self.ids.partial_shuffle(&mut self.rng, n);
-        chosen.to_vec()
-    }
-
-    /// `n` distinct live ids, chosen at random and no longer counted as live.
-    fn take(&mut self, n: usize) -> Vec<SessionId> {
-        (0..n.min(self.ids.len()))
-            .map(|_| {
-                let i = self.rng.random_range(0..self.ids.len());
-                self.ids.swap_remove(i)
-            })
-            .collect()
-    }
-
-    fn add(&mut self, ids: impl IntoIterator<Item = SessionId>) {
-        self.ids.extend(ids);
-    }
-}
-
-/// `n` fresh random ids.
-pub fn fresh_ids(n: usize) -> Vec<SessionId> {
-    (0..n).map(|_| SessionId::random()).collect()
 }
 
 /// One call, with its input.
