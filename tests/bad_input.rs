@@ -166,9 +166,13 @@ async fn huge_states(backend: Backend) {
         let Err(CreateError::Other(e)) = refused else {
             panic!("{refused:?}")
         };
+        // MariaDB either answers 1153 (a packet bigger than `max_allowed_packet`) or, depending
+        // on timing, closes the connection before the client reads that answer.
         let message = format!("{e:#}");
         assert!(
-            message.contains("max_allowed_packet") || message.contains("packet"),
+            ["packet", "Connection reset", "communicating with database"]
+                .iter()
+                .any(|m| message.contains(m)),
             "{message}"
         );
         assert!(
