@@ -1,4 +1,5 @@
-//! Every row of the contract's operations table, on every backend.
+//! Every row of the contract's operations table, on every backend. Stored rows that are not
+//! JSON objects (`LoadError::DeserializationError`) are covered in `tests/bad_input.rs`.
 
 mod common;
 
@@ -571,50 +572,6 @@ async fn big_and_unusual_states_round_trip(backend: Backend) {
     assert_eq!(store.load(&id).await.unwrap().unwrap().state, empty);
 }
 
-async fn rows_that_are_not_json_objects_are_deserialization_errors(backend: Backend) {
-    let (db, store) = store_on(backend).await;
-    for bad in [json!([1, 2]), json!(null), json!("text"), json!(42)] {
-        let id = SessionId::random();
-        store
-            .create(&id, record(&state(json!({})), HOUR))
-            .await
-            .unwrap();
-        sessions::Entity::update_many()
-            .col_expr(sessions::Column::State, Expr::val(bad.clone()))
-            .filter(sessions::Column::Id.eq(id.inner()))
-            .exec(&db.db)
-            .await
-            .unwrap();
-        match store.load(&id).await {
-            Err(LoadError::DeserializationError(_)) => {}
-            other => panic!("{bad}: expected DeserializationError, got {other:?}"),
-        }
-        // The record is still there and can be overwritten or removed.
-        store
-            .update(&id, record(&state(json!({"fixed": true})), HOUR))
-            .await
-            .unwrap();
-        assert!(store.load(&id).await.unwrap().is_some());
-    }
-    // Only SQLite's text column can hold text that is not JSON at all.
-    if matches!(backend, Backend::SqliteFile | Backend::SqliteMemory) {
-        let id = SessionId::random();
-        store
-            .create(&id, record(&state(json!({})), HOUR))
-            .await
-            .unwrap();
-        db.run(
-            "UPDATE sessions SET state = ? WHERE id = ?",
-            vec!["{not json".into(), id.inner().into()],
-        )
-        .await;
-        assert!(matches!(
-            store.load(&id).await,
-            Err(LoadError::DeserializationError(_))
-        ));
-    }
-}
-
 async fn a_closed_database_gives_other_errors(backend: Backend) {
     let (db, store) = store_on(backend).await;
     let id = SessionId::random();
@@ -674,6 +631,5 @@ on_every_backend!(
     racing_creates_have_exactly_one_winner,
     racing_change_ids_have_exactly_one_winner,
     big_and_unusual_states_round_trip,
-    rows_that_are_not_json_objects_are_deserialization_errors,
     a_closed_database_gives_other_errors,
 );

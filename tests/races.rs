@@ -48,6 +48,19 @@ async fn create(
         .await
 }
 
+async fn update(store: &SeaOrmSessionStore, id: &SessionId, v: Value) -> Result<(), UpdateError> {
+    let s = state(v);
+    store
+        .update(
+            id,
+            SessionRecordRef {
+                state: Cow::Borrowed(&s),
+                ttl: HOUR,
+            },
+        )
+        .await
+}
+
 async fn loaded(store: &SeaOrmSessionStore, id: &SessionId) -> Option<State> {
     store.load(id).await.unwrap().map(|r| r.state)
 }
@@ -98,15 +111,7 @@ async fn change_id_vs_update(backend: Backend) {
             .unwrap();
         let (s1, s2) = (store.clone(), store.clone());
         let (renamed, updated) = race(async move { s1.change_id(&old, &new).await }, async move {
-            let v1 = state(json!({"v": 1}));
-            s2.update(
-                &old,
-                SessionRecordRef {
-                    state: Cow::Borrowed(&v1),
-                    ttl: HOUR,
-                },
-            )
-            .await
+            update(&s2, &old, json!({"v": 1})).await
         })
         .await;
         renamed.unwrap();
@@ -132,15 +137,7 @@ async fn delete_vs_update(backend: Backend) {
             .unwrap();
         let (s1, s2) = (store.clone(), store.clone());
         let (deleted, updated) = race(async move { s1.delete(&id).await }, async move {
-            let v1 = state(json!({"v": 1}));
-            s2.update(
-                &id,
-                SessionRecordRef {
-                    state: Cow::Borrowed(&v1),
-                    ttl: HOUR,
-                },
-            )
-            .await
+            update(&s2, &id, json!({"v": 1})).await
         })
         .await;
         deleted.unwrap();
@@ -195,17 +192,7 @@ async fn update_vs_delete_expired(backend: Backend) {
         }
         let (s1, s2) = (store.clone(), store.clone());
         let (updated, cleaned) = race(
-            async move {
-                let v1 = state(json!({"v": 1}));
-                s1.update(
-                    &id,
-                    SessionRecordRef {
-                        state: Cow::Borrowed(&v1),
-                        ttl: HOUR,
-                    },
-                )
-                .await
-            },
+            async move { update(&s1, &id, json!({"v": 1})).await },
             async move { s2.delete_expired(None).await },
         )
         .await;
