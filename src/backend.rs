@@ -1,5 +1,5 @@
 //! `SessionStorageBackend` for [`SeaOrmSessionStore`]: runs the statements of
-//! [`Queries`](crate::queries::Queries) and turns their outcomes into `pavex_session` results.
+//! [`Statements`](crate::prepared::Statements) and turns their outcomes into `pavex_session` results.
 
 use crate::{SeaOrmSessionStore, queries::TTL_MS};
 use anyhow::Context as _;
@@ -14,7 +14,7 @@ use pavex_session::{
     },
 };
 use pavex_session_sea_orm_entity::sessions::Column;
-use sea_orm::{DbErr, ExecResult, Iden, SqlErr, prelude::Uuid};
+use sea_orm::{DbErr, ExecResult, Iden, SqlErr, Value, prelude::Uuid};
 use std::{borrow::Cow, collections::HashMap, num::NonZeroUsize, time::Duration};
 
 /// The longest TTL stored, in milliseconds (about 146 million years): longer ones, up to
@@ -38,17 +38,23 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         id: &SessionId,
         record: SessionRecordRef<'_>,
     ) -> Result<(), CreateError> {
-        let queries = self.queries().map_err(|e| CreateError::Other(e.into()))?;
-        let (uuid, ttl_ms) = (id.inner(), ttl_millis(record.ttl));
-        let insert = queries
-            .insert(uuid, state_json(&record)?, ttl_ms)
+        let statements = self
+            .statements()
             .map_err(|e| CreateError::Other(e.into()))?;
+        let (uuid, ttl_ms) = (Value::from(id.inner()), Value::from(ttl_millis(record.ttl)));
+        let insert =
+            statements
+                .insert
+                .bind([uuid.clone(), state_json(&record)?.into(), ttl_ms.clone()]);
         match self.execute(&insert).await {
             Ok(done) => return expect_one_row(done).map_err(CreateError::Other),
             Err(e) if is_unique_violation(&e) => {}
             Err(e) => return Err(CreateError::Other(e.into())),
         }
-        let overwrite = queries.overwrite_expired(uuid, state_json(&record)?, ttl_ms);
+        let overwrite =
+            statements
+                .overwrite_expired
+                .bind([uuid, state_json(&record)?.into(), ttl_ms]);
         let overwritten = self
             .execute(&overwrite)
             .await
@@ -70,8 +76,14 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         id: &SessionId,
         record: SessionRecordRef<'_>,
     ) -> Result<(), UpdateError> {
-        let queries = self.queries().map_err(|e| UpdateError::Other(e.into()))?;
-        let update = queries.update(id.inner(), state_json(&record)?, ttl_millis(record.ttl));
+        let statements = self
+            .statements()
+            .map_err(|e| UpdateError::Other(e.into()))?;
+        let update = statements.update.bind([
+            id.inner().into(),
+            state_json(&record)?.into(),
+            ttl_millis(record.ttl).into(),
+        ]);
         let done = self
             .execute(&update)
             .await
@@ -85,10 +97,12 @@ impl SessionStorageBackend for SeaOrmSessionStore {
     /// Restarts the TTL of a live record, state untouched, in one `UPDATE`.
     #[tracing::instrument(name = "Update TTL for server-side session record", level = tracing::Level::INFO, skip_all)]
     async fn update_ttl(&self, id: &SessionId, ttl: Duration) -> Result<(), UpdateTtlError> {
-        let queries = self
-            .queries()
+        let statements = self
+            .statements()
             .map_err(|e| UpdateTtlError::Other(e.into()))?;
-        let update = queries.update_ttl(id.inner(), ttl_millis(ttl));
+        let update = statements
+            .update_ttl
+            .bind([id.inner().into(), ttl_millis(ttl).into()]);
         let done = self
             .execute(&update)
             .await
@@ -102,9 +116,9 @@ impl SessionStorageBackend for SeaOrmSessionStore {
     /// Reads a live record and its remaining TTL (by the database clock), in one `SELECT`.
     #[tracing::instrument(name = "Load server-side session record", level = tracing::Level::INFO, skip_all)]
     async fn load(&self, session_id: &SessionId) -> Result<Option<SessionRecord>, LoadError> {
-        let queries = self.queries().map_err(|e| LoadError::Other(e.into()))?;
+        let statements = self.statements().map_err(|e| LoadError::Other(e.into()))?;
         let rows = self
-            .query(&queries.load(session_id.inner()))
+            .query(&statements.load.bind([session_id.inner().into()]))
             .await
             .map_err(|e| LoadError::Other(e.into()))?;
         let Some(row) = rows.first() else {
@@ -128,9 +142,11 @@ impl SessionStorageBackend for SeaOrmSessionStore {
     /// Deletes a live record, in one `DELETE`.
     #[tracing::instrument(name = "Delete server-side session record", level = tracing::Level::INFO, skip_all)]
     async fn delete(&self, id: &SessionId) -> Result<(), DeleteError> {
-        let queries = self.queries().map_err(|e| DeleteError::Other(e.into()))?;
+        let statements = self
+            .statements()
+            .map_err(|e| DeleteError::Other(e.into()))?;
         let done = self
-            .execute(&queries.delete(id.inner()))
+            .execute(&statements.delete.bind([id.inner().into()]))
             .await
             .map_err(|e| DeleteError::Other(e.into()))?;
         match at_most_one_row(done).map_err(DeleteError::Other)? {
@@ -148,13 +164,15 @@ impl SessionStorageBackend for SeaOrmSessionStore {
     /// is tried again, and neither is [`ChangeIdError::UnknownId`].
     #[tracing::instrument(name = "Change id for server-side session record", level = tracing::Level::INFO, skip_all)]
     async fn change_id(&self, old_id: &SessionId, new_id: &SessionId) -> Result<(), ChangeIdError> {
-        let queries = self.queries().map_err(|e| ChangeIdError::Other(e.into()))?;
+        let statements = self
+            .statements()
+            .map_err(|e| ChangeIdError::Other(e.into()))?;
         let (old, new) = (old_id.inner(), new_id.inner());
-        let rename = queries.change_id(old, new);
+        let rename = statements.change_id.bind([old.into(), new.into()]);
         for _ in 0..RENAME_ATTEMPTS {
             let done = match self.execute(&rename).await {
                 Err(e) if is_unique_violation(&e) => {
-                    let expired = queries.delete_if_expired(new);
+                    let expired = statements.delete_if_expired.bind([new.into()]);
                     self.execute(&expired)
                         .await
                         .map_err(|e| ChangeIdError::Other(e.into()))?;
@@ -176,7 +194,7 @@ impl SessionStorageBackend for SeaOrmSessionStore {
                 };
             }
             let live = self
-                .query(&queries.live_among(old, new))
+                .query(&statements.live_among.bind([old.into(), new.into()]))
                 .await
                 .map_err(|e| ChangeIdError::Other(e.into()))?
                 .iter()
@@ -201,9 +219,10 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         &self,
         batch_size: Option<NonZeroUsize>,
     ) -> Result<usize, DeleteExpiredError> {
-        let queries = self.queries().map_err(anyhow::Error::from)?;
+        let statements = self.statements().map_err(anyhow::Error::from)?;
+        let delete = statements.queries.delete_expired(batch_size);
         let done = self
-            .execute(&queries.delete_expired(batch_size))
+            .execute(&self.db.get_database_backend().build(&delete))
             .await
             .map_err(anyhow::Error::from)?;
         Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))

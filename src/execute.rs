@@ -8,7 +8,7 @@
 //! applied, is never retried.
 
 use crate::SeaOrmSessionStore;
-use sea_orm::{ConnectionTrait, DbErr, ExecResult, QueryResult, StatementBuilder};
+use sea_orm::{ConnectionTrait, DbErr, ExecResult, QueryResult, Statement};
 use std::time::Duration;
 
 /// How many times a statement runs at most when it keeps losing lock conflicts.
@@ -16,19 +16,13 @@ const ATTEMPTS: u32 = 4;
 
 impl SeaOrmSessionStore {
     /// Executes a statement that returns no rows.
-    pub(crate) async fn execute<S: StatementBuilder + Sync>(
-        &self,
-        statement: &S,
-    ) -> Result<ExecResult, DbErr> {
-        retrying_lock_conflicts(|| self.db.execute(statement)).await
+    pub(crate) async fn execute(&self, statement: &Statement) -> Result<ExecResult, DbErr> {
+        retrying_lock_conflicts(|| self.db.execute_raw(statement.clone())).await
     }
 
     /// Runs a query and returns its rows.
-    pub(crate) async fn query<S: StatementBuilder + Sync>(
-        &self,
-        statement: &S,
-    ) -> Result<Vec<QueryResult>, DbErr> {
-        retrying_lock_conflicts(|| self.db.query_all(statement)).await
+    pub(crate) async fn query(&self, statement: &Statement) -> Result<Vec<QueryResult>, DbErr> {
+        retrying_lock_conflicts(|| self.db.query_all_raw(statement.clone())).await
     }
 }
 

@@ -133,6 +133,7 @@ mod backend;
 mod cleanup;
 mod clock;
 mod execute;
+mod prepared;
 mod queries;
 
 pub use backend::MAX_TTL_MILLIS;
@@ -145,8 +146,9 @@ pub use pavex_session_sea_orm_migration::{
 
 use pavex::methods;
 use pavex_session::SessionStore;
-use queries::Queries;
+use prepared::Statements;
 use sea_orm::{DatabaseConnection, DbErr};
+use std::sync::{Arc, OnceLock};
 
 /// A [`pavex_session`] storage backend that keeps sessions in a SQL table through SeaORM.
 ///
@@ -173,6 +175,8 @@ use sea_orm::{DatabaseConnection, DbErr};
 pub struct SeaOrmSessionStore {
     db: DatabaseConnection,
     table: SessionsTable,
+    /// Rendered on first use (the backend is known once connected), then shared by clones.
+    statements: Arc<OnceLock<Statements>>,
 }
 
 #[methods]
@@ -192,6 +196,7 @@ impl SeaOrmSessionStore {
         Self {
             db,
             table: SessionsTable::default(),
+            statements: Arc::default(),
         }
     }
 }
@@ -218,7 +223,11 @@ impl SeaOrmSessionStore {
     /// [`SchemaNotSupported`].
     pub fn with_table(self, table: SessionsTable) -> Result<Self, SchemaNotSupported> {
         table.check_backend(self.db.get_database_backend())?;
-        Ok(Self { table, ..self })
+        Ok(Self {
+            table,
+            statements: Arc::default(),
+            ..self
+        })
     }
 
     /// The table this store keeps its sessions in.
@@ -248,8 +257,12 @@ impl SeaOrmSessionStore {
             .await
     }
 
-    fn queries(&self) -> Result<Queries, DbErr> {
-        Queries::new(self.db.get_database_backend(), &self.table)
+    fn statements(&self) -> Result<&Statements, DbErr> {
+        if let Some(statements) = self.statements.get() {
+            return Ok(statements);
+        }
+        let statements = Statements::new(self.db.get_database_backend(), &self.table)?;
+        Ok(self.statements.get_or_init(|| statements))
     }
 }
 

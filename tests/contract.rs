@@ -11,7 +11,7 @@ use pavex_session::{
         errors::{ChangeIdError, CreateError, DeleteError, LoadError, UpdateError, UpdateTtlError},
     },
 };
-use pavex_session_sea_orm::entity::sessions;
+use pavex_session_sea_orm::{SeaOrmSessionStore, entity::sessions};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use serde_json::{Value, json};
 use std::{
@@ -454,7 +454,7 @@ async fn one_statement_per_operation(backend: Backend) {
     test_db.db.set_metric_callback(move |_| {
         counter.fetch_add(1, Ordering::SeqCst);
     });
-    let store = pavex_session_sea_orm::SeaOrmSessionStore::new(test_db.db.clone());
+    let store = SeaOrmSessionStore::new(test_db.db.clone());
     let count = async |label: &str, expected: usize| {
         assert_eq!(statements.swap(0, Ordering::SeqCst), expected, "{label}");
     };
@@ -488,8 +488,17 @@ async fn one_statement_per_operation(backend: Backend) {
     count("create over an expired record", 2).await;
 }
 
+/// A store on each node of the database (one store, except on a cluster).
+fn stores_on_every_node(db: &TestDb) -> Vec<SeaOrmSessionStore> {
+    db.node_connections()
+        .iter()
+        .map(|node| SeaOrmSessionStore::new(node.clone()))
+        .collect()
+}
+
 async fn racing_creates_have_exactly_one_winner(backend: Backend) {
     let (db, store) = store_on(backend).await;
+    let stores = stores_on_every_node(&db);
     for round in 0..3 {
         let id = SessionId::random();
         if round == 2 {
@@ -502,7 +511,7 @@ async fn racing_creates_have_exactly_one_winner(backend: Backend) {
         }
         let tasks: Vec<_> = (0..16)
             .map(|i| {
-                let store = store.clone();
+                let store = stores[i % stores.len()].clone();
                 tokio::spawn(async move {
                     let s = state(json!({"winner": i}));
                     (i, store.create(&id, record(&s, HOUR)).await)
@@ -529,12 +538,13 @@ async fn racing_creates_have_exactly_one_winner(backend: Backend) {
 
 async fn racing_change_ids_have_exactly_one_winner(backend: Backend) {
     let (db, store) = store_on(backend).await;
+    let stores = stores_on_every_node(&db);
     let old = SessionId::random();
     let s = state(json!({"who": "racer"}));
     store.create(&old, record(&s, HOUR)).await.unwrap();
     let tasks: Vec<_> = (0..16)
-        .map(|_| {
-            let store = store.clone();
+        .map(|i| {
+            let store = stores[i % stores.len()].clone();
             tokio::spawn(async move {
                 let new = SessionId::random();
                 (new, store.change_id(&old, &new).await)
@@ -573,7 +583,8 @@ async fn big_and_unusual_states_round_trip(backend: Backend) {
 }
 
 async fn a_closed_database_gives_other_errors(backend: Backend) {
-    let (db, store) = store_on(backend).await;
+    let (db, _) = store_on(backend).await;
+    let store = SeaOrmSessionStore::new(db.db.clone());
     let id = SessionId::random();
     let s = state(json!({"a": 1}));
     store.create(&id, record(&s, HOUR)).await.unwrap();
@@ -609,7 +620,7 @@ async fn a_closed_database_gives_other_errors(backend: Backend) {
     );
 }
 
-on_every_backend!(
+on_every_backend!(and_galera:
     create_then_load_returns_state_and_ttl,
     create_on_live_id_is_duplicate_and_keeps_record,
     create_on_expired_id_overwrites,

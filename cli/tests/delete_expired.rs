@@ -2,6 +2,8 @@
 
 #[path = "../../tests/common/db.rs"]
 mod db;
+#[path = "../../tests/common/galera.rs"]
+mod galera;
 
 use db::{Backend, fresh_db};
 use pavex_session::{

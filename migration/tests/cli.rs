@@ -3,6 +3,8 @@
 
 #[path = "../../tests/common/db.rs"]
 mod db;
+#[path = "../../tests/common/galera.rs"]
+mod galera;
 
 use db::{Backend, fresh_db};
 use pavex_session_sea_orm_migration::{MIGRATION_TABLE, SESSIONS_TABLE};

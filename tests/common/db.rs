@@ -17,6 +17,9 @@ pub enum Backend {
     SqliteMemory,
     Postgres,
     MySql,
+    /// A private 3-node MariaDB Galera cluster ([`crate::common::galera`]): the test's own
+    /// connection goes to node 1, the store's to node 2 (see [`TestDb::node_connections`]).
+    Galera,
 }
 
 /// A database that exists for one test and is removed when dropped (also when the test panics).
@@ -25,6 +28,8 @@ pub struct TestDb {
     pub backend: Backend,
     /// The URL the test's connection was opened with.
     pub url: String,
+    /// On a cluster: connections to each node (the first is `db`'s node). Elsewhere: `db`.
+    nodes: Vec<DatabaseConnection>,
     cleanup: Cleanup,
 }
 
@@ -44,7 +49,7 @@ fn server_url(backend: Backend) -> String {
             "PAVEX_SESSION_TEST_MYSQL_URL",
             "mysql://root@127.0.0.1:3306/test",
         ),
-        _ => unreachable!("SQLite has no server"),
+        _ => unreachable!("SQLite has no server, the cluster has its own"),
     };
     std::env::var(var).unwrap_or_else(|_| default.to_owned())
 }
@@ -69,6 +74,7 @@ pub async fn fresh_db(backend: Backend) -> TestDb {
                 .await
                 .expect("open SQLite in memory");
             TestDb {
+                nodes: vec![db.clone()],
                 db,
                 backend,
                 url,
@@ -86,6 +92,7 @@ pub async fn fresh_db(backend: Backend) -> TestDb {
                 .await
                 .expect("open a SQLite file");
             TestDb {
+                nodes: vec![db.clone()],
                 db,
                 backend,
                 url,
@@ -114,10 +121,35 @@ pub async fn fresh_db(backend: Backend) -> TestDb {
                 _ => format!("DROP DATABASE IF EXISTS {name}"),
             };
             TestDb {
+                nodes: vec![db.clone()],
                 db,
                 backend,
                 url,
                 cleanup: Cleanup::DropDatabase { admin_url, drop },
+            }
+        }
+        Backend::Galera => {
+            let cluster = super::galera::shared();
+            let admin_url = cluster.url(1, "test");
+            let admin = super::galera::connect(&admin_url, 1).await;
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create a test database on the cluster");
+            admin.close().await.ok();
+            let mut nodes = Vec::new();
+            for node in 1..=3 {
+                nodes.push(super::galera::connect(&cluster.url(node, &name), 8).await);
+            }
+            TestDb {
+                db: nodes[0].clone(),
+                nodes,
+                backend,
+                url: cluster.url(1, &name),
+                cleanup: Cleanup::DropDatabase {
+                    admin_url,
+                    drop: format!("DROP DATABASE IF EXISTS {name}"),
+                },
             }
         }
     }
@@ -126,6 +158,17 @@ pub async fn fresh_db(backend: Backend) -> TestDb {
 impl TestDb {
     pub fn db_backend(&self) -> DbBackend {
         self.db.get_database_backend()
+    }
+
+    /// Connections to every node of the database: three on a cluster, else just `db`.
+    pub fn node_connections(&self) -> &[DatabaseConnection] {
+        &self.nodes
+    }
+
+    /// The connection a test's store uses: on a cluster another node than `db`'s, so that the
+    /// store's writes and the test's checks cross nodes.
+    pub fn store_connection(&self) -> DatabaseConnection {
+        self.nodes[1 % self.nodes.len()].clone()
     }
 
     /// Runs a statement written for this test (not by the store), with bound values.
@@ -200,6 +243,11 @@ macro_rules! on_every_backend {
         $crate::on_every_backend!(@backend sqlite_memory, SqliteMemory, $($name),*);
         $crate::on_every_backend!(@backend postgres, Postgres, $($name),*);
         $crate::on_every_backend!(@backend mysql, MySql, $($name),*);
+    };
+    // The same, plus `galera::$name` on a private 3-node Galera cluster.
+    (and_galera: $($name:ident),* $(,)?) => {
+        $crate::on_every_backend!($($name),*);
+        $crate::on_every_backend!(@backend galera, Galera, $($name),*);
     };
     (@backend $module:ident, $variant:ident, $($name:ident),*) => {
         mod $module {

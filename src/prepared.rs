@@ -1,0 +1,153 @@
+//! The store's statements, rendered to SQL once per store and bound to new values on each call.
+//!
+//! sea-query builds every statement (see [`Queries`]), but building and rendering one costs
+//! several microseconds, which a session store pays on nearly every request. So each statement is
+//! built once with marker values, rendered for the store's backend, and the position of each
+//! marker among the rendered parameters is remembered; a call clones the SQL and binds its values
+//! in those positions. The SQL text is the same on every call, so the driver's prepared-statement
+//! cache is hit every time.
+
+use crate::queries::Queries;
+use pavex_session_sea_orm_migration::SessionsTable;
+use sea_orm::{DbBackend, DbErr, Statement, StatementBuilder, Value, prelude::Uuid};
+
+/// Stand-ins for the values of one call, distinct from each other so that each can be found
+/// among the rendered parameters.
+const ID: Uuid = Uuid::from_u128(0x7061_7665_785f_7365_7373_696f_6e5f_6964);
+const NEW_ID: Uuid = Uuid::from_u128(0x7061_7665_785f_7365_7373_696f_6e5f_6e65);
+const TTL_MS: i64 = 0x7061_7665_785f_7474;
+const STATE: &str = "pavex_session_sea_orm: the state of a session";
+
+fn state_marker() -> serde_json::Value {
+    serde_json::Value::String(STATE.to_owned())
+}
+
+/// One statement's SQL and where each of its `N` values goes among the bound parameters.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared<const N: usize> {
+    backend: DbBackend,
+    sql: String,
+    /// `position[i]`: the index among the rendered parameters of the statement's `i`-th value.
+    position: [usize; N],
+}
+
+impl<const N: usize> Prepared<N> {
+    /// Renders `statement`, built with `markers` as its values (each exactly once).
+    fn render(
+        backend: DbBackend,
+        statement: &impl StatementBuilder,
+        markers: [Value; N],
+    ) -> Result<Self, DbErr> {
+        let Statement { sql, values, .. } = backend.build(statement);
+        let rendered = values.map(|values| values.0).unwrap_or_default();
+        let mut position = [0; N];
+        for (slot, marker) in position.iter_mut().zip(&markers) {
+            let mut found = rendered.iter().enumerate().filter(|(_, v)| *v == marker);
+            *slot = match (found.next(), found.next()) {
+                (Some((at, _)), None) => at,
+                _ => return Err(not_one_parameter(&sql, marker)),
+            };
+        }
+        if rendered.len() != N {
+            return Err(DbErr::Custom(format!(
+                "pavex_session_sea_orm: `{sql}` has {} parameters instead of {N}",
+                rendered.len()
+            )));
+        }
+        Ok(Self {
+            backend,
+            sql,
+            position,
+        })
+    }
+
+    /// The statement with `values` (in the order of the markers it was rendered with) bound.
+    pub(crate) fn bind(&self, values: [Value; N]) -> Statement {
+        let mut parameters: [Option<Value>; N] = std::array::from_fn(|_| None);
+        for (value, &at) in values.into_iter().zip(&self.position) {
+            parameters[at] = Some(value);
+        }
+        Statement::from_sql_and_values(
+            self.backend,
+            self.sql.clone(),
+            parameters.into_iter().flatten(),
+        )
+    }
+}
+
+fn not_one_parameter(sql: &str, marker: &Value) -> DbErr {
+    DbErr::Custom(format!(
+        "pavex_session_sea_orm: `{sql}` does not bind {marker:?} exactly once"
+    ))
+}
+
+/// Every statement of the store but the batched `delete_expired` (whose limit varies), rendered
+/// for one backend and table. Values are bound in the order of each field's comment.
+#[derive(Debug, Clone)]
+pub(crate) struct Statements {
+    /// The builders, for the statements rendered per call.
+    pub(crate) queries: Queries,
+    /// `id, state, ttl_ms`
+    pub(crate) insert: Prepared<3>,
+    /// `id, state, ttl_ms`
+    pub(crate) overwrite_expired: Prepared<3>,
+    /// `id, state, ttl_ms`
+    pub(crate) update: Prepared<3>,
+    /// `id, ttl_ms`
+    pub(crate) update_ttl: Prepared<2>,
+    /// `id`
+    pub(crate) load: Prepared<1>,
+    /// `id, new_id`
+    pub(crate) live_among: Prepared<2>,
+    /// `id`
+    pub(crate) delete: Prepared<1>,
+    /// `id`
+    pub(crate) delete_if_expired: Prepared<1>,
+    /// `id, new_id`
+    pub(crate) change_id: Prepared<2>,
+}
+
+impl Statements {
+    pub(crate) fn new(backend: DbBackend, table: &SessionsTable) -> Result<Self, DbErr> {
+        let queries = Queries::new(backend, table)?;
+        let (id, new_id, ttl) = (Value::from(ID), Value::from(NEW_ID), Value::from(TTL_MS));
+        let state = Value::from(state_marker());
+        let id_state_ttl = || [id.clone(), state.clone(), ttl.clone()];
+        Ok(Self {
+            insert: Prepared::render(
+                backend,
+                &queries.insert(ID, state_marker(), TTL_MS)?,
+                id_state_ttl(),
+            )?,
+            overwrite_expired: Prepared::render(
+                backend,
+                &queries.overwrite_expired(ID, state_marker(), TTL_MS),
+                id_state_ttl(),
+            )?,
+            update: Prepared::render(
+                backend,
+                &queries.update(ID, state_marker(), TTL_MS),
+                id_state_ttl(),
+            )?,
+            update_ttl: Prepared::render(
+                backend,
+                &queries.update_ttl(ID, TTL_MS),
+                [id.clone(), ttl.clone()],
+            )?,
+            load: Prepared::render(backend, &queries.load(ID), [id.clone()])?,
+            live_among: Prepared::render(
+                backend,
+                &queries.live_among(ID, NEW_ID),
+                [id.clone(), new_id.clone()],
+            )?,
+            delete: Prepared::render(backend, &queries.delete(ID), [id.clone()])?,
+            delete_if_expired: Prepared::render(
+                backend,
+                &queries.delete_if_expired(ID),
+                [id.clone()],
+            )?,
+            change_id: Prepared::render(backend, &queries.change_id(ID, NEW_ID), [id, new_id])?,
+            queries,
+        })
+    }
+}
