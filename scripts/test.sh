@@ -2,7 +2,8 @@
 # Runs the whole test suite on SQLite, PostgreSQL and MariaDB/MySQL.
 #
 # Starts the local PostgreSQL and MariaDB servers if they are down (as this machine kind installs
-# them) and fails, never skips, when either does not answer. Point the tests at other servers
+# them) and fails, never skips, when either does not answer. The Galera cluster tests start and
+# stop a private cluster of their own (scripts/galera.sh), never touching these servers. Point the tests at other servers
 # with PAVEX_SESSION_TEST_POSTGRES_URL / PAVEX_SESSION_TEST_MYSQL_URL (the URL of a database the
 # tests may connect to; each test creates and drops a database of its own beside it).
 set -euo pipefail
@@ -32,6 +33,13 @@ if [ -z "${PAVEX_SESSION_TEST_MYSQL_URL:-}" ]; then
     start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
   fi
   wait_for MariaDB mariadb -h 127.0.0.1 -u root -e 'CREATE DATABASE IF NOT EXISTS test'
+fi
+
+# The Galera tests (tests/galera.rs and the contract's galera::* tests) start a private 3-node
+# cluster with scripts/galera.sh; they need Debian's galera-4 and rsync (the state transfer).
+if [ ! -e /usr/lib/galera/libgalera_smm.so ] || ! command -v rsync >/dev/null; then
+  echo "installing galera-4 and rsync for the cluster tests"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y galera-4 rsync
 fi
 
 cargo test --workspace "$@"

@@ -111,6 +111,32 @@
 //!     });
 //! ```
 //!
+//! # On a MariaDB Galera cluster
+//!
+//! Every node accepts writes, and a node applies other nodes' writes a moment after they commit.
+//! So that a session written through one node is found through any other, set
+//! `wsrep_sync_wait = 3` on the store's connections (or globally on the servers): reads and
+//! `UPDATE`/`DELETE` first wait until the node has applied every committed write.
+//!
+//! ```
+//! use sea_orm::{ConnectOptions, sqlx::{AssertSqlSafe, Executor}};
+//!
+//! let mut options = ConnectOptions::new("mysql://app@db-node-2:3306/app");
+//! options.map_sqlx_mysql_pool_opts(|pool| {
+//!     pool.after_connect(|connection, _| {
+//!         Box::pin(async move {
+//!             connection
+//!                 .execute(AssertSqlSafe("SET SESSION wsrep_sync_wait = 3"))
+//!                 .await
+//!                 .map(|_| ())
+//!         })
+//!     })
+//! });
+//! ```
+//!
+//! A statement that loses a certification conflict (error 1213) is run again, as on one server;
+//! see the README's "Running on a cluster" for what each error means and the measured figures.
+//!
 //! # Guarantees, on every backend
 //!
 //! - Deadlines are Unix epoch **milliseconds** computed and compared by the **database's**
