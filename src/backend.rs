@@ -220,9 +220,8 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         batch_size: Option<NonZeroUsize>,
     ) -> Result<usize, DeleteExpiredError> {
         let statements = self.statements().map_err(anyhow::Error::from)?;
-        let delete = statements.queries.delete_expired(batch_size);
         let done = self
-            .execute(&self.db.get_database_backend().build(&delete))
+            .execute(&statements.delete_expired(batch_size))
             .await
             .map_err(anyhow::Error::from)?;
         Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))

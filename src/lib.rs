@@ -173,7 +173,7 @@ pub use pavex_session_sea_orm_migration::{
 use pavex::methods;
 use pavex_session::SessionStore;
 use prepared::Statements;
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::{DatabaseConnection, DatabaseConnectionType, DbBackend, DbErr, RuntimeErr};
 use std::sync::{Arc, OnceLock};
 
 /// A [`pavex_session`] storage backend that keeps sessions in a SQL table through SeaORM.
@@ -248,7 +248,10 @@ impl SeaOrmSessionStore {
     /// A schema is supported on PostgreSQL only: on another backend this is
     /// [`SchemaNotSupported`].
     pub fn with_table(self, table: SessionsTable) -> Result<Self, SchemaNotSupported> {
-        table.check_backend(self.db.get_database_backend())?;
+        // Without a connection there is no backend to check; every operation will say so.
+        if let Ok(backend) = backend_of(&self.db) {
+            table.check_backend(backend)?;
+        }
         Ok(Self {
             table,
             statements: Arc::default(),
@@ -278,6 +281,7 @@ impl SeaOrmSessionStore {
     /// # }
     /// ```
     pub async fn migrate(&self) -> Result<(), DbErr> {
+        backend_of(&self.db)?;
         SessionsMigrator::new(self.table.clone())
             .migrate(&self.db)
             .await
@@ -287,9 +291,22 @@ impl SeaOrmSessionStore {
         if let Some(statements) = self.statements.get() {
             return Ok(statements);
         }
-        let statements = Statements::new(self.db.get_database_backend(), &self.table)?;
+        let statements = Statements::new(backend_of(&self.db)?, &self.table)?;
         Ok(self.statements.get_or_init(|| statements))
     }
+}
+
+/// The backend of `db`. sea-orm panics when asked for the backend of a connection to nothing
+/// (`DatabaseConnection::default()`): that is an error here.
+fn backend_of(db: &DatabaseConnection) -> Result<DbBackend, DbErr> {
+    if matches!(db.inner, DatabaseConnectionType::Disconnected) {
+        return Err(DbErr::Conn(RuntimeErr::Internal(
+            "The session store's DatabaseConnection is not connected to a database \
+             (DatabaseConnection::default())"
+                .to_owned(),
+        )));
+    }
+    Ok(db.get_database_backend())
 }
 
 #[methods]

@@ -10,16 +10,16 @@
 use crate::queries::Queries;
 use pavex_session_sea_orm_migration::SessionsTable;
 use sea_orm::{DbBackend, DbErr, Statement, StatementBuilder, Value, prelude::Uuid};
+use std::num::NonZeroUsize;
 
 /// Stand-ins for the values of one call, distinct from each other so that each can be found
 /// among the rendered parameters.
-const ID: Uuid = Uuid::from_u128(0x7061_7665_785f_7365_7373_696f_6e5f_6964);
-const NEW_ID: Uuid = Uuid::from_u128(0x7061_7665_785f_7365_7373_696f_6e5f_6e65);
-const TTL_MS: i64 = 0x7061_7665_785f_7474;
-const STATE: &str = "pavex_session_sea_orm: the state of a session";
+const ID_MARKER: Uuid = Uuid::from_u128(0x7061_7665_785f_7365_7373_696f_6e5f_6964);
+const NEW_ID_MARKER: Uuid = Uuid::from_u128(0x7061_7665_785f_7365_7373_696f_6e5f_6e65);
+const TTL_MS_MARKER: i64 = 0x7061_7665_785f_7474;
 
 fn state_marker() -> serde_json::Value {
-    serde_json::Value::String(STATE.to_owned())
+    serde_json::Value::String("pavex_session_sea_orm: the state of a session".to_owned())
 }
 
 /// One statement's SQL and where each of its `N` values goes among the bound parameters.
@@ -85,8 +85,9 @@ fn not_one_parameter(sql: &str, marker: &Value) -> DbErr {
 /// for one backend and table. Values are bound in the order of each field's comment.
 #[derive(Debug, Clone)]
 pub(crate) struct Statements {
+    backend: DbBackend,
     /// The builders, for the statements rendered per call.
-    pub(crate) queries: Queries,
+    queries: Queries,
     /// `id, state, ttl_ms`
     pub(crate) insert: Prepared<3>,
     /// `id, state, ttl_ms`
@@ -110,44 +111,55 @@ pub(crate) struct Statements {
 impl Statements {
     pub(crate) fn new(backend: DbBackend, table: &SessionsTable) -> Result<Self, DbErr> {
         let queries = Queries::new(backend, table)?;
-        let (id, new_id, ttl) = (Value::from(ID), Value::from(NEW_ID), Value::from(TTL_MS));
-        let state = Value::from(state_marker());
+        let (id, new_id) = (Value::from(ID_MARKER), Value::from(NEW_ID_MARKER));
+        let (state, ttl) = (Value::from(state_marker()), Value::from(TTL_MS_MARKER));
         let id_state_ttl = || [id.clone(), state.clone(), ttl.clone()];
+        let old_new = [id.clone(), new_id];
         Ok(Self {
             insert: Prepared::render(
                 backend,
-                &queries.insert(ID, state_marker(), TTL_MS)?,
+                &queries.insert(ID_MARKER, state_marker(), TTL_MS_MARKER)?,
                 id_state_ttl(),
             )?,
             overwrite_expired: Prepared::render(
                 backend,
-                &queries.overwrite_expired(ID, state_marker(), TTL_MS),
+                &queries.overwrite_expired(ID_MARKER, state_marker(), TTL_MS_MARKER),
                 id_state_ttl(),
             )?,
             update: Prepared::render(
                 backend,
-                &queries.update(ID, state_marker(), TTL_MS),
+                &queries.update(ID_MARKER, state_marker(), TTL_MS_MARKER),
                 id_state_ttl(),
             )?,
             update_ttl: Prepared::render(
                 backend,
-                &queries.update_ttl(ID, TTL_MS),
+                &queries.update_ttl(ID_MARKER, TTL_MS_MARKER),
                 [id.clone(), ttl.clone()],
             )?,
-            load: Prepared::render(backend, &queries.load(ID), [id.clone()])?,
+            load: Prepared::render(backend, &queries.load(ID_MARKER), [id.clone()])?,
             live_among: Prepared::render(
                 backend,
-                &queries.live_among(ID, NEW_ID),
-                [id.clone(), new_id.clone()],
+                &queries.live_among(ID_MARKER, NEW_ID_MARKER),
+                old_new.clone(),
             )?,
-            delete: Prepared::render(backend, &queries.delete(ID), [id.clone()])?,
+            delete: Prepared::render(backend, &queries.delete(ID_MARKER), [id.clone()])?,
             delete_if_expired: Prepared::render(
                 backend,
-                &queries.delete_if_expired(ID),
-                [id.clone()],
+                &queries.delete_if_expired(ID_MARKER),
+                [id],
             )?,
-            change_id: Prepared::render(backend, &queries.change_id(ID, NEW_ID), [id, new_id])?,
+            change_id: Prepared::render(
+                backend,
+                &queries.change_id(ID_MARKER, NEW_ID_MARKER),
+                old_new,
+            )?,
+            backend,
             queries,
         })
+    }
+
+    /// `delete_expired`, rendered for this call's batch size.
+    pub(crate) fn delete_expired(&self, batch_size: Option<NonZeroUsize>) -> Statement {
+        self.backend.build(&self.queries.delete_expired(batch_size))
     }
 }

@@ -290,3 +290,43 @@ on_every_backend!(
     states_that_are_not_objects,
     extreme_ttls,
 );
+
+/// A store handed a `DatabaseConnection::default()` (connected to nothing): every operation is
+/// an `Other` error, not a panic (sea-orm itself panics when asked for its backend).
+#[tokio::test]
+async fn a_connection_to_nothing_is_an_error_not_a_panic() {
+    use pavex_session::store::errors::{ChangeIdError, DeleteError, UpdateTtlError};
+    let store = pavex_session_sea_orm::SeaOrmSessionStore::new(Default::default())
+        .with_table("other_sessions".parse().unwrap())
+        .expect("no backend to refuse the table");
+    let (id, s) = (SessionId::random(), state(json!({"a": 1})));
+    assert!(matches!(
+        store.create(&id, record(&s, HOUR)).await,
+        Err(CreateError::Other(_))
+    ));
+    assert!(matches!(
+        store.update(&id, record(&s, HOUR)).await,
+        Err(UpdateError::Other(_))
+    ));
+    assert!(matches!(
+        store.update_ttl(&id, HOUR).await,
+        Err(UpdateTtlError::Other(_))
+    ));
+    let err = store.load(&id).await.unwrap_err();
+    assert!(matches!(err, LoadError::Other(_)));
+    let cause = std::error::Error::source(&err)
+        .expect("the DbErr")
+        .to_string();
+    assert!(cause.contains("not connected"), "{cause}");
+    assert!(matches!(
+        store.delete(&id).await,
+        Err(DeleteError::Other(_))
+    ));
+    assert!(matches!(
+        store.change_id(&id, &SessionId::random()).await,
+        Err(ChangeIdError::Other(_))
+    ));
+    assert!(store.delete_expired(NonZeroUsize::new(10)).await.is_err());
+    let err = store.migrate().await.unwrap_err();
+    assert!(err.to_string().contains("not connected"), "{err}");
+}

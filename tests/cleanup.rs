@@ -3,16 +3,12 @@
 
 mod common;
 
-use common::{Backend, server::TempPostgres, store_on};
-use pavex_session::{
-    SessionId,
-    store::{SessionRecordRef, SessionStorageBackend},
-};
+use common::{Backend, server::TempPostgres, sessions_with_ttl, store_on};
 use pavex_session_sea_orm::{
     CleanupConfig, CleanupReport, ExpiredSessionCleaner, SeaOrmSessionStore, entity::sessions,
 };
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, EntityTrait, PaginatorTrait};
-use std::{borrow::Cow, collections::HashMap, num::NonZeroUsize, time::Duration};
+use std::{num::NonZeroUsize, time::Duration};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -57,18 +53,6 @@ async fn wait_for_rows(db: &DatabaseConnection, expected: u64) {
         "the table never came down to {expected} rows (it has {})",
         rows(db).await
     );
-}
-
-/// Creates `n` sessions that expire `ttl` from now.
-async fn sessions_with_ttl(store: &impl SessionStorageBackend, n: usize, ttl: Duration) {
-    let state = HashMap::<Cow<'static, str>, serde_json::Value>::new();
-    for _ in 0..n {
-        let record = SessionRecordRef {
-            state: Cow::Borrowed(&state),
-            ttl,
-        };
-        store.create(&SessionId::random(), record).await.unwrap();
-    }
 }
 
 async fn it_drains_expired_sessions_and_leaves_live_ones(backend: Backend) {

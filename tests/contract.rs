@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Backend, TestDb, store_on};
+use common::{Backend, TestDb, store_on, stores_on_every_node};
 use pavex_session::{
     SessionId,
     store::{
@@ -486,14 +486,6 @@ async fn one_statement_per_operation(backend: Backend) {
     statements.store(0, Ordering::SeqCst);
     store.create(&id, record(&s, HOUR)).await.unwrap();
     count("create over an expired record", 2).await;
-}
-
-/// A store on each node of the database (one store, except on a cluster).
-fn stores_on_every_node(db: &TestDb) -> Vec<SeaOrmSessionStore> {
-    db.node_connections()
-        .iter()
-        .map(|node| SeaOrmSessionStore::new(node.clone()))
-        .collect()
 }
 
 async fn racing_creates_have_exactly_one_winner(backend: Backend) {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Backend, TestDb, fresh_db, galera};
+use common::{Backend, fresh_db, galera, stores_on_every_node};
 use pavex_session::{
     SessionId,
     store::{
@@ -46,14 +46,6 @@ fn record(state: &State) -> SessionRecordRef<'_> {
         state: Cow::Borrowed(state),
         ttl: TTL,
     }
-}
-
-/// A store on each node (index 0 = node 1).
-fn stores(db: &TestDb) -> Vec<SeaOrmSessionStore> {
-    db.node_connections()
-        .iter()
-        .map(|node| SeaOrmSessionStore::new(node.clone()))
-        .collect()
 }
 
 /// The error's kind for the report: the MariaDB error number, or what went wrong on the way.
@@ -232,7 +224,7 @@ async fn client(
 async fn a_node_lost_under_load_loses_no_acknowledged_write() {
     let _turn = TURN.lock().await;
     let db = fresh_db(Backend::Galera).await;
-    let stores = stores(&db);
+    let stores = stores_on_every_node(&db);
     stores[0].migrate().await.unwrap();
     let (stop, outage) = (
         Arc::new(AtomicBool::new(false)),
@@ -369,7 +361,7 @@ async fn migrations_started_on_every_node_at_once_apply_once() {
 async fn a_logout_is_not_undone_by_an_update_on_another_node() {
     let _turn = TURN.lock().await;
     let db = fresh_db(Backend::Galera).await;
-    let stores = stores(&db);
+    let stores = stores_on_every_node(&db);
     stores[0].migrate().await.unwrap();
     for round in 0..20 {
         let id = SessionId::random();

@@ -1,20 +1,13 @@
 //! `pavex-session-sea-orm delete-expired` on every backend, and its failures.
 
-#[path = "../../tests/common/db.rs"]
-mod db;
-#[path = "../../tests/common/galera.rs"]
-mod galera;
+#[path = "../../tests/common/mod.rs"]
+mod common;
 
-use db::{Backend, fresh_db};
-use pavex_session::{
-    SessionId,
-    store::{SessionRecordRef, SessionStorageBackend},
-};
+use common::{Backend, fresh_db, sessions_with_ttl};
+use pavex_session::store::SessionStorageBackend;
 use pavex_session_sea_orm::SeaOrmSessionStore;
 use sea_orm::{ConnectionTrait, Statement};
 use std::{
-    borrow::Cow,
-    collections::HashMap,
     process::{Command, Output},
     time::Duration,
 };
@@ -35,25 +28,14 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-async fn sessions(store: &SeaOrmSessionStore, n: usize, ttl: Duration) {
-    let state = HashMap::<Cow<'static, str>, serde_json::Value>::new();
-    for _ in 0..n {
-        let record = SessionRecordRef {
-            state: Cow::Borrowed(&state),
-            ttl,
-        };
-        store.create(&SessionId::random(), record).await.unwrap();
-    }
-}
-
 async fn it_drains_expired_sessions_and_reports(backend: Backend) {
     let db = fresh_db(backend).await;
     let store = SeaOrmSessionStore::new(db.db.clone())
         .with_table("app_sessions".parse().unwrap())
         .unwrap();
     store.migrate().await.unwrap();
-    sessions(&store, 25, Duration::ZERO).await;
-    sessions(&store, 3, Duration::from_secs(3600)).await;
+    sessions_with_ttl(&store, 25, Duration::ZERO).await;
+    sessions_with_ttl(&store, 3, Duration::from_secs(3600)).await;
     let args = [
         "delete-expired",
         "--table",
