@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Backend, TestDb, store_on};
+use common::{Backend, TestDb, assert_every_operation_fails_with_other, store_on};
 use pavex_session::{
     SessionId,
     store::{
@@ -295,38 +295,11 @@ on_every_backend!(
 /// an `Other` error, not a panic (sea-orm itself panics when asked for its backend).
 #[tokio::test]
 async fn a_connection_to_nothing_is_an_error_not_a_panic() {
-    use pavex_session::store::errors::{ChangeIdError, DeleteError, UpdateTtlError};
     let store = pavex_session_sea_orm::SeaOrmSessionStore::new(Default::default())
         .with_table("other_sessions".parse().unwrap())
         .expect("no backend to refuse the table");
-    let (id, s) = (SessionId::random(), state(json!({"a": 1})));
-    assert!(matches!(
-        store.create(&id, record(&s, HOUR)).await,
-        Err(CreateError::Other(_))
-    ));
-    assert!(matches!(
-        store.update(&id, record(&s, HOUR)).await,
-        Err(UpdateError::Other(_))
-    ));
-    assert!(matches!(
-        store.update_ttl(&id, HOUR).await,
-        Err(UpdateTtlError::Other(_))
-    ));
-    let err = store.load(&id).await.unwrap_err();
-    assert!(matches!(err, LoadError::Other(_)));
-    let cause = std::error::Error::source(&err)
-        .expect("the DbErr")
-        .to_string();
+    let cause = assert_every_operation_fails_with_other(&store, &SessionId::random()).await;
     assert!(cause.contains("not connected"), "{cause}");
-    assert!(matches!(
-        store.delete(&id).await,
-        Err(DeleteError::Other(_))
-    ));
-    assert!(matches!(
-        store.change_id(&id, &SessionId::random()).await,
-        Err(ChangeIdError::Other(_))
-    ));
-    assert!(store.delete_expired(NonZeroUsize::new(10)).await.is_err());
     let err = store.migrate().await.unwrap_err();
     assert!(err.to_string().contains("not connected"), "{err}");
 }

@@ -3,12 +3,14 @@
 
 mod common;
 
-use common::{Backend, TestDb, store_on, stores_on_every_node};
+use common::{
+    Backend, TestDb, assert_every_operation_fails_with_other, store_on, stores_on_every_node,
+};
 use pavex_session::{
     SessionId,
     store::{
         SessionRecordRef, SessionStorageBackend,
-        errors::{ChangeIdError, CreateError, DeleteError, LoadError, UpdateError, UpdateTtlError},
+        errors::{ChangeIdError, CreateError, DeleteError, UpdateError, UpdateTtlError},
     },
 };
 use pavex_session_sea_orm::{SeaOrmSessionStore, entity::sessions};
@@ -578,38 +580,12 @@ async fn a_closed_database_gives_other_errors(backend: Backend) {
     let (db, _) = store_on(backend).await;
     let store = SeaOrmSessionStore::new(db.db.clone());
     let id = SessionId::random();
-    let s = state(json!({"a": 1}));
-    store.create(&id, record(&s, HOUR)).await.unwrap();
+    store
+        .create(&id, record(&state(json!({"a": 1})), HOUR))
+        .await
+        .unwrap();
     db.db.clone().close().await.unwrap();
-    assert!(matches!(
-        store.create(&SessionId::random(), record(&s, HOUR)).await,
-        Err(CreateError::Other(_))
-    ));
-    assert!(matches!(
-        store.update(&id, record(&s, HOUR)).await,
-        Err(UpdateError::Other(_))
-    ));
-    assert!(matches!(
-        store.update_ttl(&id, HOUR).await,
-        Err(UpdateTtlError::Other(_))
-    ));
-    assert!(matches!(store.load(&id).await, Err(LoadError::Other(_))));
-    assert!(matches!(
-        store.delete(&id).await,
-        Err(DeleteError::Other(_))
-    ));
-    assert!(matches!(
-        store.change_id(&id, &SessionId::random()).await,
-        Err(ChangeIdError::Other(_))
-    ));
-    let err = store.delete_expired(None).await.unwrap_err();
-    let source = std::error::Error::source(&err).expect("the cause is kept");
-    assert!(!source.to_string().is_empty());
-    let err = store.load(&id).await.unwrap_err();
-    assert!(
-        std::error::Error::source(&err).is_some(),
-        "the DbErr is the source"
-    );
+    assert_every_operation_fails_with_other(&store, &id).await;
 }
 
 on_every_backend!(and_galera:

@@ -40,3 +40,43 @@ pub async fn sessions_with_ttl(
         store.create(&SessionId::random(), record).await.unwrap();
     }
 }
+
+/// Asserts that every operation of `store` on `id` fails with its `Other` variant, keeping the
+/// database error as the source, and returns that source's message.
+pub async fn assert_every_operation_fails_with_other(
+    store: &impl pavex_session::store::SessionStorageBackend,
+    id: &pavex_session::SessionId,
+) -> String {
+    use pavex_session::{
+        SessionId,
+        store::{SessionRecordRef, errors::*},
+    };
+    use std::{borrow::Cow, collections::HashMap, error::Error as _, time::Duration};
+    let state = HashMap::<Cow<'static, str>, serde_json::Value>::new();
+    let record = || SessionRecordRef {
+        state: Cow::Borrowed(&state),
+        ttl: Duration::from_secs(3600),
+    };
+    let created = store.create(&SessionId::random(), record()).await;
+    assert!(matches!(created, Err(CreateError::Other(_))), "{created:?}");
+    let updated = store.update(id, record()).await;
+    assert!(matches!(updated, Err(UpdateError::Other(_))), "{updated:?}");
+    let extended = store.update_ttl(id, Duration::from_secs(60)).await;
+    assert!(
+        matches!(extended, Err(UpdateTtlError::Other(_))),
+        "{extended:?}"
+    );
+    let deleted = store.delete(id).await;
+    assert!(matches!(deleted, Err(DeleteError::Other(_))), "{deleted:?}");
+    let renamed = store.change_id(id, &SessionId::random()).await;
+    assert!(
+        matches!(renamed, Err(ChangeIdError::Other(_))),
+        "{renamed:?}"
+    );
+    let err = store.delete_expired(None).await.unwrap_err();
+    let source = err.source().expect("the cause is kept");
+    assert!(!source.to_string().is_empty());
+    let err = store.load(id).await.unwrap_err();
+    assert!(matches!(err, LoadError::Other(_)), "{err:?}");
+    err.source().expect("the DbErr is the source").to_string()
+}
