@@ -117,11 +117,11 @@ impl SessionStorageBackend for SeaOrmSessionStore {
     #[tracing::instrument(name = "Load server-side session record", level = tracing::Level::INFO, skip_all)]
     async fn load(&self, session_id: &SessionId) -> Result<Option<SessionRecord>, LoadError> {
         let statements = self.statements().map_err(|e| LoadError::Other(e.into()))?;
-        let rows = self
-            .query(&statements.load.bind([session_id.inner().into()]))
+        let row = self
+            .query_one(&statements.load.bind([session_id.inner().into()]))
             .await
             .map_err(|e| LoadError::Other(e.into()))?;
-        let Some(row) = rows.first() else {
+        let Some(row) = row else {
             return Ok(None);
         };
         let state: serde_json::Value = row

@@ -20,6 +20,17 @@ impl SeaOrmSessionStore {
         retrying_lock_conflicts(|| self.db.execute_raw(statement.clone())).await
     }
 
+    /// Runs a query that matches at most one row (a lookup by primary key) and returns that row.
+    ///
+    /// The driver stops at the first row instead of reading on to the end of the result, which on
+    /// SQLite saves a hand-off between the connection's thread and the caller.
+    pub(crate) async fn query_one(
+        &self,
+        statement: &Statement,
+    ) -> Result<Option<QueryResult>, DbErr> {
+        retrying_lock_conflicts(|| self.db.query_one_raw(statement.clone())).await
+    }
+
     /// Runs a query and returns its rows.
     pub(crate) async fn query(&self, statement: &Statement) -> Result<Vec<QueryResult>, DbErr> {
         retrying_lock_conflicts(|| self.db.query_all_raw(statement.clone())).await
