@@ -73,9 +73,14 @@ async fn main() -> anyhow::Result<()> {
     theirs.create(&id, record(0)).await?;
     let stores: [(&str, &dyn SessionStorageBackend); 2] = [("ours", &ours), ("theirs", &theirs)];
     // Each update writes a state different from the one before, so that no update is a no-op.
-    for op in ["load", "update"] {
+    let missing = SessionId::random();
+    for op in ["load", "miss", "update"] {
         for round in 0..2 {
             for (label, store) in stores {
+                // `SIDE=ours` or `SIDE=theirs` measures one side only (e.g. under `strace -c -f`).
+                if std::env::var("SIDE").is_ok_and(|side| side != label) {
+                    continue;
+                }
                 let (client, server, wall) = (
                     cpu_seconds("self")?,
                     cpu_seconds(&server_pid)?,
@@ -84,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
                 for i in 0..CALLS {
                     match op {
                         "load" => drop(store.load(&id).await?),
+                        "miss" => drop(store.load(&missing).await?),
                         _ => store.update(&id, record(i)).await?,
                     }
                 }
