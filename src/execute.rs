@@ -14,10 +14,44 @@ use std::time::Duration;
 /// How many times a statement runs at most when it keeps losing lock conflicts.
 const ATTEMPTS: u32 = 4;
 
+/// Runs a statement on sea-orm's connection pool for the backend (`SqlxPostgresPoolConnection`,
+/// ...) directly, and through `DatabaseConnection`'s own method for any other kind of connection.
+///
+/// `DatabaseConnection`'s methods box a future big enough for every backend and copy it more than
+/// once; this boxes the backend's own future once. Under callgrind (`benches --bin instructions`,
+/// SQLite) a `load` went from 59 000 to 46 000 instructions, an `update` from 74 000 to 65 000.
+/// The pool's methods run the same statement with the same error mapping and metric callback.
+/// What this skips is the `sea_orm.*` span that sea-orm's optional `tracing-spans` feature opens
+/// per statement; the store's own span per operation stays.
+macro_rules! on_driver {
+    ($db:expr, $pool_method:ident, $connection_method:ident, $statement:expr) => {
+        // Boxed, so that the futures of the store's operations, which pavex_session boxes and
+        // moves in turn, stay small.
+        Box::pin(async {
+            match &$db.inner {
+                #[cfg(feature = "postgres")]
+                sea_orm::DatabaseConnectionType::SqlxPostgresPoolConnection(pool) => {
+                    pool.$pool_method($statement).await
+                }
+                #[cfg(feature = "mysql")]
+                sea_orm::DatabaseConnectionType::SqlxMySqlPoolConnection(pool) => {
+                    pool.$pool_method($statement).await
+                }
+                #[cfg(feature = "sqlite")]
+                sea_orm::DatabaseConnectionType::SqlxSqlitePoolConnection(pool) => {
+                    pool.$pool_method($statement).await
+                }
+                _ => $db.$connection_method($statement).await,
+            }
+        })
+    };
+}
+
 impl SeaOrmSessionStore {
     /// Executes a statement that returns no rows.
     pub(crate) async fn execute(&self, statement: &Statement) -> Result<ExecResult, DbErr> {
-        retrying_lock_conflicts(|| self.db.execute_raw(statement.clone())).await
+        retrying_lock_conflicts(|| on_driver!(self.db, execute, execute_raw, statement.clone()))
+            .await
     }
 
     /// Runs a query that matches at most one row (a lookup by primary key) and returns that row.
@@ -28,12 +62,14 @@ impl SeaOrmSessionStore {
         &self,
         statement: &Statement,
     ) -> Result<Option<QueryResult>, DbErr> {
-        retrying_lock_conflicts(|| self.db.query_one_raw(statement.clone())).await
+        retrying_lock_conflicts(|| on_driver!(self.db, query_one, query_one_raw, statement.clone()))
+            .await
     }
 
     /// Runs a query and returns its rows.
     pub(crate) async fn query(&self, statement: &Statement) -> Result<Vec<QueryResult>, DbErr> {
-        retrying_lock_conflicts(|| self.db.query_all_raw(statement.clone())).await
+        retrying_lock_conflicts(|| on_driver!(self.db, query_all, query_all_raw, statement.clone()))
+            .await
     }
 }
 
