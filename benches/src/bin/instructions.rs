@@ -1,7 +1,9 @@
 //! Runs one operation N times on one side, on a fresh SQLite file, for an instruction count under
 //! `valgrind --tool=callgrind`, which counts instructions, not seconds, and so is not moved by the
 //! machine's noise. Run it at two N and divide the difference by the difference in N: that is
-//! the instructions per call, setup excluded. A diagnostic, not part of the report.
+//! the instructions per call, setup excluded. Both pools keep sqlx's default `test_before_acquire`
+//! (on), so each call also pings its connection on checkout, on both sides. A diagnostic, not part
+//! of the report.
 //!
 //! `valgrind --tool=callgrind benches/target/release/instructions ours|theirs load|miss|update N`
 
