@@ -57,8 +57,8 @@ impl SeaOrmSessionStore {
 
     /// Runs a query that matches at most one row (a lookup by primary key) and returns that row.
     ///
-    /// The driver stops at the first row instead of reading on to the end of the result, which on
-    /// SQLite saves a hand-off between the connection's thread and the caller.
+    /// The driver stops at the first row instead of reading on to the end of the result (sqlx's
+    /// `fetch_optional`, the call `pavex_session_sqlx` makes too).
     pub(crate) async fn query_one(
         &self,
         statement: &Statement,
