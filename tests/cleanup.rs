@@ -4,12 +4,19 @@
 mod common;
 
 use common::{Backend, server::TempPostgres, sessions_with_ttl, store_on};
+use pavex_session::{
+    SessionId,
+    store::{SessionRecord, SessionRecordRef, SessionStorageBackend, errors::*},
+};
 use pavex_session_sea_orm::{
     CleanupConfig, CleanupReport, ExpiredSessionCleaner, SeaOrmSessionStore, entity::sessions,
 };
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, EntityTrait, PaginatorTrait};
 use std::{num::NonZeroUsize, time::Duration};
-use tokio::{sync::oneshot, task::JoinHandle};
+use tokio::{
+    sync::{oneshot, watch},
+    task::JoinHandle,
+};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -24,9 +31,86 @@ fn quick() -> CleanupConfig {
     }
 }
 
+/// The store, publishing the running total of rows its `delete_expired` calls reported.
+///
+/// The total is published in the same poll in which the cleaner receives the batch, so once the
+/// test sees a total, the cleaner has that batch in hand: a stop sent afterwards cannot make it
+/// abandon the batch (stopping on the table's row count could, and then the report misses it).
+#[derive(Debug, Clone)]
+struct Observed {
+    store: SeaOrmSessionStore,
+    deleted: watch::Sender<u64>,
+}
+
+impl Observed {
+    fn new(store: SeaOrmSessionStore) -> Self {
+        Self {
+            store,
+            deleted: watch::Sender::new(0),
+        }
+    }
+
+    /// Another view of the same store that adds to the same total.
+    fn sharing_total(&self, store: SeaOrmSessionStore) -> Self {
+        Self {
+            store,
+            deleted: self.deleted.clone(),
+        }
+    }
+
+    /// Waits (at most 60 s, a guard against hangs, not a timing claim) until the cleaners have
+    /// been handed `expected` deleted rows in all.
+    async fn wait_for_deleted(&self, expected: u64) {
+        let mut total = self.deleted.subscribe();
+        let reached = total.wait_for(|total| *total >= expected);
+        match tokio::time::timeout(Duration::from_secs(60), reached).await {
+            Ok(Ok(total)) => assert_eq!(*total, expected, "more rows deleted than expired"),
+            _ => panic!("only {} of {expected} rows deleted", *self.deleted.borrow()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStorageBackend for Observed {
+    async fn create(
+        &self,
+        id: &SessionId,
+        record: SessionRecordRef<'_>,
+    ) -> Result<(), CreateError> {
+        self.store.create(id, record).await
+    }
+    async fn update(
+        &self,
+        id: &SessionId,
+        record: SessionRecordRef<'_>,
+    ) -> Result<(), UpdateError> {
+        self.store.update(id, record).await
+    }
+    async fn update_ttl(&self, id: &SessionId, ttl: Duration) -> Result<(), UpdateTtlError> {
+        self.store.update_ttl(id, ttl).await
+    }
+    async fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, LoadError> {
+        self.store.load(id).await
+    }
+    async fn delete(&self, id: &SessionId) -> Result<(), DeleteError> {
+        self.store.delete(id).await
+    }
+    async fn change_id(&self, old: &SessionId, new: &SessionId) -> Result<(), ChangeIdError> {
+        self.store.change_id(old, new).await
+    }
+    async fn delete_expired(
+        &self,
+        batch_size: Option<NonZeroUsize>,
+    ) -> Result<usize, DeleteExpiredError> {
+        let deleted = self.store.delete_expired(batch_size).await?;
+        self.deleted.send_modify(|total| *total += deleted as u64);
+        Ok(deleted)
+    }
+}
+
 /// Starts a cleaner; the returned sender stops it.
 fn spawn(
-    store: SeaOrmSessionStore,
+    store: Observed,
     config: CleanupConfig,
 ) -> (oneshot::Sender<()>, JoinHandle<CleanupReport>) {
     let (stop, stopped) = oneshot::channel::<()>();
@@ -41,49 +125,39 @@ async fn rows(db: &DatabaseConnection) -> u64 {
     sessions::Entity::find().count(db).await.unwrap()
 }
 
-/// Waits (at most 60 s, a guard against hangs, not a timing claim) until `rows` is `expected`.
-async fn wait_for_rows(db: &DatabaseConnection, expected: u64) {
-    for _ in 0..6000 {
-        if rows(db).await == expected {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!(
-        "the table never came down to {expected} rows (it has {})",
-        rows(db).await
-    );
-}
-
 async fn it_drains_expired_sessions_and_leaves_live_ones(backend: Backend) {
     let (db, store) = store_on(backend).await;
     sessions_with_ttl(&store, 5, HOUR).await;
     sessions_with_ttl(&store, 25, Duration::ZERO).await;
-    let (stop, task) = spawn(store.clone(), quick());
-    wait_for_rows(&db.db, 5).await;
+    let observed = Observed::new(store.clone());
+    let (stop, task) = spawn(observed.clone(), quick());
+    observed.wait_for_deleted(25).await;
     // A later wave is picked up by a later round.
     sessions_with_ttl(&store, 7, Duration::ZERO).await;
-    wait_for_rows(&db.db, 5).await;
+    observed.wait_for_deleted(32).await;
     stop.send(()).unwrap();
     let report = task.await.unwrap();
     assert_eq!(report.deleted, 32);
     assert!(report.batches >= 4 && report.rounds >= 2, "{report:?}");
     assert_eq!(report.errors, 0);
+    assert_eq!(rows(&db.db).await, 5, "the live sessions are left");
 }
 
 async fn it_keeps_going_after_database_errors(backend: Backend) {
     // No table yet: every batch fails until the table appears.
     let db = common::fresh_db(backend).await;
     let store = SeaOrmSessionStore::new(db.db.clone());
-    let (stop, task) = spawn(store.clone(), quick());
+    let observed = Observed::new(store.clone());
+    let (stop, task) = spawn(observed.clone(), quick());
     tokio::time::sleep(Duration::from_millis(300)).await;
     store.migrate().await.unwrap();
     sessions_with_ttl(&store, 15, Duration::ZERO).await;
-    wait_for_rows(&db.db, 0).await;
+    observed.wait_for_deleted(15).await;
     stop.send(()).unwrap();
     let report = task.await.unwrap();
     assert!(report.errors >= 2, "{report:?}");
     assert_eq!(report.deleted, 15);
+    assert_eq!(rows(&db.db).await, 0);
 }
 
 async fn it_stops_promptly_when_asked(backend: Backend) {
@@ -92,7 +166,7 @@ async fn it_stops_promptly_when_asked(backend: Backend) {
         pause_between_rounds: HOUR,
         ..quick()
     };
-    let (stop, task) = spawn(store, config);
+    let (stop, task) = spawn(Observed::new(store), config);
     tokio::time::sleep(Duration::from_millis(100)).await;
     stop.send(()).unwrap();
     // A guard, not a timing claim: without it a cleaner asleep for an hour would hang the test.
@@ -111,21 +185,22 @@ async fn two_cleaners_at_once_share_the_work(backend: Backend) {
         pause_between_batches: Duration::ZERO,
         ..quick()
     };
-    let (stop_a, a) = spawn(store.clone(), config.clone());
-    let (stop_b, b) = spawn(store.clone(), config);
-    wait_for_rows(&db.db, 4).await;
+    let observed = Observed::new(store.clone());
+    let (stop_a, a) = spawn(observed.clone(), config.clone());
+    let (stop_b, b) = spawn(observed.sharing_total(store.clone()), config);
+    // Each row is reported once, by one cleaner: a total of exactly 300 means no row was counted
+    // twice (and `wait_for_deleted` fails on more).
+    observed.wait_for_deleted(300).await;
     stop_a.send(()).unwrap();
     stop_b.send(()).unwrap();
     let (a, b) = (a.await.unwrap(), b.await.unwrap());
-    // A batch in flight when the cleaner is stopped is abandoned, uncounted, though the database
-    // may have applied it: the reports can miss up to one batch each.
-    let counted = a.deleted + b.deleted;
-    assert!((300 - 2 * 10..=300).contains(&counted), "{a:?} {b:?}");
+    assert_eq!(a.deleted + b.deleted, 300, "{a:?} {b:?}");
     assert_eq!(
         (a.errors, b.errors),
         (0, 0),
         "no deadlock or lock error: {a:?} {b:?}"
     );
+    assert_eq!(rows(&db.db).await, 4, "the live sessions are left");
 }
 
 on_every_backend!(
@@ -148,8 +223,9 @@ async fn it_survives_a_database_restart() {
     let store = SeaOrmSessionStore::new(db.clone());
     store.migrate().await.unwrap();
     sessions_with_ttl(&store, 25, Duration::ZERO).await;
-    let (stop, task) = spawn(store.clone(), quick());
-    wait_for_rows(&db, 0).await;
+    let observed = Observed::new(store.clone());
+    let (stop, task) = spawn(observed.clone(), quick());
+    observed.wait_for_deleted(25).await;
 
     // Down for longer than the pool waits for a connection, so batches fail meanwhile.
     server.kill();
@@ -157,9 +233,10 @@ async fn it_survives_a_database_restart() {
     server.resume();
     sessions_with_ttl(&store, 25, Duration::ZERO).await;
     sessions_with_ttl(&store, 3, HOUR).await;
-    wait_for_rows(&db, 3).await;
+    observed.wait_for_deleted(50).await;
     stop.send(()).unwrap();
     let report = task.await.unwrap();
     assert_eq!(report.deleted, 50, "{report:?}");
     assert!(report.errors >= 1, "the outage was seen: {report:?}");
+    assert_eq!(rows(&db).await, 3, "the live sessions are left");
 }
