@@ -1,11 +1,12 @@
-//! Runs one operation N times on one side, on a fresh SQLite file, for an instruction count under
+//! Runs one operation N times on one side, on a fresh SQLite file (or in the empty MySQL/MariaDB
+//! database at the optional URL), for an instruction count of the client under
 //! `valgrind --tool=callgrind`, which counts instructions, not seconds, and so is not moved by the
 //! machine's noise. Run it at two N and divide the difference by the difference in N: that is
 //! the instructions per call, setup excluded. Both pools keep sqlx's default `test_before_acquire`
 //! (on), so each call also pings its connection on checkout, on both sides. A diagnostic, not part
 //! of the report.
 //!
-//! `valgrind --tool=callgrind benches/target/release/instructions ours|theirs load|miss|update N`
+//! `valgrind --tool=callgrind benches/target/release/instructions ours|theirs load|miss|update N [mysql://…]`
 
 use pavex_session::{SessionId, store::SessionRecordRef, store::SessionStorageBackend};
 use pavex_session_sea_orm::SeaOrmSessionStore;
@@ -16,7 +17,10 @@ fn main() -> anyhow::Result<()> {
     let (side, op) = (args[1].as_str(), args[2].as_str());
     let calls: u32 = args[3].parse()?;
     let dir = tempfile::tempdir()?;
-    let url = format!("sqlite:{}?mode=rwc", dir.path().join("s.db").display());
+    let url = match args.get(4) {
+        Some(url) => url.clone(),
+        None => format!("sqlite:{}?mode=rwc", dir.path().join("s.db").display()),
+    };
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
@@ -26,6 +30,15 @@ fn main() -> anyhow::Result<()> {
                     let mut options = sea_orm::ConnectOptions::new(&url);
                     options.max_connections(4).sqlx_logging(false);
                     let store = SeaOrmSessionStore::new(sea_orm::Database::connect(options).await?);
+                    store.migrate().await?;
+                    Box::new(store)
+                }
+                _ if url.starts_with("mysql:") => {
+                    let pool = sqlx::mysql::MySqlPoolOptions::new()
+                        .max_connections(4)
+                        .connect(&url)
+                        .await?;
+                    let store = pavex_session_sqlx::MySqlSessionStore::new(pool);
                     store.migrate().await?;
                     Box::new(store)
                 }

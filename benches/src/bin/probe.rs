@@ -60,6 +60,8 @@ async fn main() -> anyhow::Result<()> {
         "sqlx 0.8 ours sql",
         "sea-orm SELECT 1",
         "sqlx 0.8 SELECT 1",
+        "sqlx 0.9 acquire, fetch_one",
+        "sea-orm pool query_one",
     ]
     .into_iter()
     .map(|n| (n, Vec::with_capacity(CALLS)))
@@ -105,6 +107,25 @@ async fn main() -> anyhow::Result<()> {
                         db.query_all_raw(Statement::from_string(DbBackend::MySql, "SELECT 1"))
                             .await?,
                     ),
+                    8 => {
+                        let mut connection = sqlx09.acquire().await?;
+                        let row = sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(ours_sql.as_str()))
+                            .bind(uuid)
+                            .fetch_one(&mut *connection)
+                            .await;
+                        drop(row.ok())
+                    }
+                    9 => match &db.inner {
+                        sea_orm::DatabaseConnectionType::SqlxMySqlPoolConnection(pool) => drop(
+                            pool.query_one(Statement::from_sql_and_values(
+                                DbBackend::MySql,
+                                &ours_sql,
+                                [uuid.into()],
+                            ))
+                            .await?,
+                        ),
+                        _ => anyhow::bail!("not a MySQL pool"),
+                    },
                     _ => drop(sqlx::query("SELECT 1").fetch_one(&theirs_pool).await?),
                 }
                 if block > 0 {
