@@ -109,10 +109,11 @@ async fn main() -> anyhow::Result<()> {
                     ),
                     8 => {
                         let mut connection = sqlx09.acquire().await?;
-                        let row = sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(ours_sql.as_str()))
-                            .bind(uuid)
-                            .fetch_one(&mut *connection)
-                            .await;
+                        let row =
+                            sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(ours_sql.as_str()))
+                                .bind(uuid)
+                                .fetch_one(&mut *connection)
+                                .await;
                         drop(row.ok())
                     }
                     9 => match &db.inner {
