@@ -233,19 +233,22 @@ fn ttl_millis(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).map_or(MAX_TTL_MILLIS, |ms| ms.min(MAX_TTL_MILLIS))
 }
 
-/// The state as the JSON object to store.
+/// The state as the text of the JSON object to store, serialized straight from the map.
 ///
 /// A NUL character (in a key or a string) is refused on every backend, because PostgreSQL's
 /// `jsonb` cannot store it: the same state must not work on SQLite in development and fail on
 /// PostgreSQL in production.
-fn state_json(record: &SessionRecordRef<'_>) -> Result<serde_json::Value, serde_json::Error> {
-    let state = serde_json::to_value(&*record.state)?;
-    match contains_nul(&state) {
+fn state_json(record: &SessionRecordRef<'_>) -> Result<String, serde_json::Error> {
+    let has_nul = record
+        .state
+        .iter()
+        .any(|(key, value)| key.contains('\0') || contains_nul(value));
+    match has_nul {
         true => Err(serde::ser::Error::custom(
             "the session state contains a NUL character (\\u0000), which PostgreSQL cannot \
              store; it is refused on every backend",
         )),
-        false => Ok(state),
+        false => serde_json::to_string(&*record.state),
     }
 }
 

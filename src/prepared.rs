@@ -18,8 +18,8 @@ const ID_MARKER: Uuid = Uuid::from_u128(0x7061_7665_785f_7365_7373_696f_6e5f_696
 const NEW_ID_MARKER: Uuid = Uuid::from_u128(0x7061_7665_785f_7365_7373_696f_6e5f_6e65);
 const TTL_MS_MARKER: i64 = 0x7061_7665_785f_7474;
 
-fn state_marker() -> serde_json::Value {
-    serde_json::Value::String("pavex_session_sea_orm: the state of a session".to_owned())
+fn state_marker() -> String {
+    "pavex_session_sea_orm: the state of a session".to_owned()
 }
 
 /// One statement's SQL and where each of its `N` values goes among the bound parameters.

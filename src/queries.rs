@@ -41,14 +41,14 @@ impl Queries {
     pub(crate) fn insert(
         &self,
         id: Uuid,
-        state: serde_json::Value,
+        state: String,
         ttl_ms: i64,
     ) -> Result<InsertStatement, DbErr> {
         let mut insert = Query::insert();
         insert
             .into_table(self.table.clone())
             .columns([Column::Id, Column::Deadline, Column::State])
-            .values([Expr::val(id), self.deadline_in(ttl_ms), Expr::val(state)])
+            .values([Expr::val(id), self.deadline_in(ttl_ms), self.json(state)])
             .map_err(|e| DbErr::Custom(e.to_string()))?;
         Ok(insert)
     }
@@ -57,7 +57,7 @@ impl Queries {
     pub(crate) fn overwrite_expired(
         &self,
         id: Uuid,
-        state: serde_json::Value,
+        state: String,
         ttl_ms: i64,
     ) -> UpdateStatement {
         self.set_record(state, ttl_ms)
@@ -70,7 +70,7 @@ impl Queries {
     pub(crate) fn update(
         &self,
         id: Uuid,
-        state: serde_json::Value,
+        state: String,
         ttl_ms: i64,
     ) -> UpdateStatement {
         self.set_record(state, ttl_ms)
@@ -193,12 +193,22 @@ impl Queries {
             .to_owned()
     }
 
-    fn set_record(&self, state: serde_json::Value, ttl_ms: i64) -> UpdateStatement {
+    fn set_record(&self, state: String, ttl_ms: i64) -> UpdateStatement {
         Query::update()
             .table(self.table.clone())
-            .value(Column::State, state)
+            .value(Column::State, self.json(state))
             .value(Column::Deadline, self.deadline_in(ttl_ms))
             .to_owned()
+    }
+
+    /// A state, bound as its JSON text. The text is cheap to copy (the driver's arguments are a
+    /// copy of the statement's values) and is what every backend parses anyway; PostgreSQL needs
+    /// the cast to store text in a `jsonb` column.
+    fn json(&self, state: String) -> Expr {
+        match self.backend {
+            DbBackend::Postgres => Expr::val(state).cast_as(Alias::new("jsonb")),
+            _ => Expr::val(state),
+        }
     }
 
     fn deadline_in(&self, ttl_ms: i64) -> Expr {
