@@ -1,7 +1,10 @@
 //! `SessionStorageBackend` for [`SeaOrmSessionStore`]: runs the statements of
 //! [`Statements`](crate::prepared::Statements) and turns their outcomes into `pavex_session` results.
 
-use crate::{SeaOrmSessionStore, queries::TTL_MS};
+use crate::{
+    SeaOrmSessionStore,
+    queries::{STATE_TEXT, TTL_MS},
+};
 use anyhow::Context as _;
 use pavex_session::{
     SessionId,
@@ -124,11 +127,11 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        let state: serde_json::Value = row
-            .try_get("", &Column::State.to_string())
-            .context("The stored session state could not be read as JSON")
+        let state: String = row
+            .try_get("", STATE_TEXT)
+            .context("The stored session state could not be read as text")
             .map_err(LoadError::DeserializationError)?;
-        let state: HashMap<Cow<'static, str>, serde_json::Value> = serde_json::from_value(state)
+        let state: HashMap<Cow<'static, str>, serde_json::Value> = serde_json::from_str(&state)
             .context("The stored session state is not a JSON object")
             .map_err(LoadError::DeserializationError)?;
         let ttl_ms: i64 = row

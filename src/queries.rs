@@ -16,6 +16,9 @@ use sea_orm::{
 };
 use std::num::NonZeroUsize;
 
+/// The alias under which [`Queries::load`] returns the state, as JSON text.
+pub(crate) const STATE_TEXT: &str = "state_text";
+
 /// The alias under which [`Queries::load`] returns the remaining time to live, in milliseconds.
 pub(crate) const TTL_MS: &str = "ttl_ms";
 
@@ -67,12 +70,7 @@ impl Queries {
     }
 
     /// Replace the state and deadline of the record `id` if it is live.
-    pub(crate) fn update(
-        &self,
-        id: Uuid,
-        state: String,
-        ttl_ms: i64,
-    ) -> UpdateStatement {
+    pub(crate) fn update(&self, id: Uuid, state: String, ttl_ms: i64) -> UpdateStatement {
         self.set_record(state, ttl_ms)
             .and_where(id_is(id))
             .and_where(self.live())
@@ -89,10 +87,21 @@ impl Queries {
             .to_owned()
     }
 
-    /// The state and remaining time to live ([`TTL_MS`]) of the live record `id`.
+    /// The state ([`STATE_TEXT`]) and remaining time to live ([`TTL_MS`]) of the live record `id`.
+    ///
+    /// The state comes back as text, which the store parses straight into the session's map,
+    /// instead of into a JSON tree that is then converted into the map.
     pub(crate) fn load(&self, id: Uuid) -> SelectStatement {
+        let state = Expr::col(Column::State);
+        let state = match self.backend {
+            DbBackend::Postgres => state.cast_as(Alias::new("text")),
+            // MariaDB's JSON is already text; MySQL's own JSON type comes back as binary without
+            // the cast.
+            DbBackend::MySql => state.cast_as(Alias::new("char")),
+            _ => state,
+        };
         Query::select()
-            .column(Column::State)
+            .expr_as(state, STATE_TEXT)
             .expr_as(Expr::col(Column::Deadline).sub(self.now.clone()), TTL_MS)
             .from(self.table.clone())
             .and_where(id_is(id))
