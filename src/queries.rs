@@ -95,8 +95,8 @@ impl Queries {
         let state = Expr::col(Column::State);
         let state = match self.backend {
             DbBackend::Postgres => state.cast_as(Alias::new("text")),
-            // MariaDB's JSON is already text; MySQL's own JSON type comes back as binary without
-            // the cast.
+            // sqlx reads MySQL 8's own JSON column type as no string type; the cast makes it
+            // text. MariaDB's JSON already is text (untested on MySQL 8: not on this machine).
             DbBackend::MySql => state.cast_as(Alias::new("char")),
             _ => state,
         };
@@ -210,9 +210,9 @@ impl Queries {
             .to_owned()
     }
 
-    /// A state, bound as its JSON text. The text is cheap to copy (the driver's arguments are a
-    /// copy of the statement's values) and is what every backend parses anyway; PostgreSQL needs
-    /// the cast to store text in a `jsonb` column.
+    /// A state, bound as its JSON text: what sqlx would send for a JSON value anyway, and cheap
+    /// to copy (sea-orm copies the statement's values into the driver's arguments). PostgreSQL
+    /// needs the cast to store text in a `jsonb` column.
     fn json(&self, state: String) -> Expr {
         match self.backend {
             DbBackend::Postgres => Expr::val(state).cast_as(Alias::new("jsonb")),
