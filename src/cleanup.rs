@@ -40,7 +40,8 @@ impl Default for CleanupConfig {
 /// What a cleaner did before it stopped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CleanupReport {
-    /// Expired sessions deleted.
+    /// Expired sessions deleted, as the database reported them. A batch abandoned at shutdown
+    /// is not counted, though the database may have applied it.
     pub deleted: u64,
     /// `DELETE` statements that succeeded.
     pub batches: u64,
