@@ -3,7 +3,7 @@
 
 use crate::{
     SeaOrmSessionStore,
-    queries::{STATE_TEXT, TTL_MS},
+    queries::{Key, Record, STATE_TEXT, TTL_MS},
 };
 use anyhow::Context as _;
 use pavex_session::{
@@ -17,12 +17,14 @@ use pavex_session::{
     },
 };
 use pavex_session_sea_orm_entity::sessions::Column;
-use sea_orm::{DbErr, ExecResult, Iden, SqlErr, Value, prelude::Uuid};
+use pavex_session_sea_orm_migration::stored_id;
+use sea_orm::{DbErr, ExecResult, Iden, SqlErr, Value};
 use std::{borrow::Cow, collections::HashMap, num::NonZeroUsize, time::Duration};
 
-/// The longest TTL stored, in milliseconds (about 146 million years): longer ones, up to
-/// `Duration::MAX`, are clamped so that `now + ttl` cannot overflow a `BIGINT`.
-pub const MAX_TTL_MILLIS: i64 = i64::MAX / 2;
+/// The longest TTL stored, in milliseconds (1 000 years of 365.2425 days): longer ones, up to
+/// `Duration::MAX`, are clamped to it, so that every deadline is a date that `chrono` (and the
+/// entity's `ChronoUnixTimestampMillis`) can represent and `now + ttl` never overflows.
+pub const MAX_TTL_MILLIS: i64 = 1_000 * 31_556_952_000;
 
 /// Renames tried when the old id turns live between a rename that found nothing and the check.
 const RENAME_ATTEMPTS: usize = 3;
@@ -41,23 +43,15 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         id: &SessionId,
         record: SessionRecordRef<'_>,
     ) -> Result<(), CreateError> {
-        let statements = self
-            .statements()
-            .map_err(|e| CreateError::Other(e.into()))?;
-        let (uuid, ttl_ms) = (Value::from(id.inner()), Value::from(ttl_millis(record.ttl)));
-        let insert =
-            statements
-                .insert
-                .bind([uuid.clone(), state_json(&record)?.into(), ttl_ms.clone()]);
+        let statements = self.statements().await.map_err(CreateError::Other)?;
+        let values = self.record_values(id, &record)?;
+        let insert = statements.insert.bind(values.clone());
         match self.execute(&insert).await {
             Ok(done) => return expect_one_row(done).map_err(CreateError::Other),
             Err(e) if is_unique_violation(&e) => {}
             Err(e) => return Err(CreateError::Other(e.into())),
         }
-        let overwrite =
-            statements
-                .overwrite_expired
-                .bind([uuid, state_json(&record)?.into(), ttl_ms]);
+        let overwrite = statements.overwrite_expired.bind(values);
         let overwritten = self
             .execute(&overwrite)
             .await
@@ -79,14 +73,8 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         id: &SessionId,
         record: SessionRecordRef<'_>,
     ) -> Result<(), UpdateError> {
-        let statements = self
-            .statements()
-            .map_err(|e| UpdateError::Other(e.into()))?;
-        let update = statements.update.bind([
-            id.inner().into(),
-            state_json(&record)?.into(),
-            ttl_millis(record.ttl).into(),
-        ]);
+        let statements = self.statements().await.map_err(UpdateError::Other)?;
+        let update = statements.update.bind(self.record_values(id, &record)?);
         let done = self
             .execute(&update)
             .await
@@ -100,12 +88,10 @@ impl SessionStorageBackend for SeaOrmSessionStore {
     /// Restarts the TTL of a live record, state untouched, in one `UPDATE`.
     #[tracing::instrument(name = "Update TTL for server-side session record", level = tracing::Level::INFO, skip_all)]
     async fn update_ttl(&self, id: &SessionId, ttl: Duration) -> Result<(), UpdateTtlError> {
-        let statements = self
-            .statements()
-            .map_err(|e| UpdateTtlError::Other(e.into()))?;
+        let statements = self.statements().await.map_err(UpdateTtlError::Other)?;
         let update = statements
             .update_ttl
-            .bind([id.inner().into(), ttl_millis(ttl).into()]);
+            .bind([key(id).into(), ttl_millis(ttl).into()]);
         let done = self
             .execute(&update)
             .await
@@ -119,9 +105,9 @@ impl SessionStorageBackend for SeaOrmSessionStore {
     /// Reads a live record and its remaining TTL (by the database clock), in one `SELECT`.
     #[tracing::instrument(name = "Load server-side session record", level = tracing::Level::INFO, skip_all)]
     async fn load(&self, session_id: &SessionId) -> Result<Option<SessionRecord>, LoadError> {
-        let statements = self.statements().map_err(|e| LoadError::Other(e.into()))?;
+        let statements = self.statements().await.map_err(LoadError::Other)?;
         let row = self
-            .query_one(&statements.load.bind([session_id.inner().into()]))
+            .query_one(&statements.load.bind([key(session_id).into()]))
             .await
             .map_err(|e| LoadError::Other(e.into()))?;
         let Some(row) = row else {
@@ -145,11 +131,9 @@ impl SessionStorageBackend for SeaOrmSessionStore {
     /// Deletes a live record, in one `DELETE`.
     #[tracing::instrument(name = "Delete server-side session record", level = tracing::Level::INFO, skip_all)]
     async fn delete(&self, id: &SessionId) -> Result<(), DeleteError> {
-        let statements = self
-            .statements()
-            .map_err(|e| DeleteError::Other(e.into()))?;
+        let statements = self.statements().await.map_err(DeleteError::Other)?;
         let done = self
-            .execute(&statements.delete.bind([id.inner().into()]))
+            .execute(&statements.delete.bind([key(id).into()]))
             .await
             .map_err(|e| DeleteError::Other(e.into()))?;
         match at_most_one_row(done).map_err(DeleteError::Other)? {
@@ -167,15 +151,15 @@ impl SessionStorageBackend for SeaOrmSessionStore {
     /// is tried again, and neither is [`ChangeIdError::UnknownId`].
     #[tracing::instrument(name = "Change id for server-side session record", level = tracing::Level::INFO, skip_all)]
     async fn change_id(&self, old_id: &SessionId, new_id: &SessionId) -> Result<(), ChangeIdError> {
-        let statements = self
-            .statements()
-            .map_err(|e| ChangeIdError::Other(e.into()))?;
-        let (old, new) = (old_id.inner(), new_id.inner());
-        let rename = statements.change_id.bind([old.into(), new.into()]);
+        let statements = self.statements().await.map_err(ChangeIdError::Other)?;
+        let (old, new) = (key(old_id), key(new_id));
+        let rename = statements
+            .change_id
+            .bind([old.clone().into(), new.clone().into()]);
         for _ in 0..RENAME_ATTEMPTS {
             let done = match self.execute(&rename).await {
                 Err(e) if is_unique_violation(&e) => {
-                    let expired = statements.delete_if_expired.bind([new.into()]);
+                    let expired = statements.delete_if_expired.bind([new.clone().into()]);
                     self.execute(&expired)
                         .await
                         .map_err(|e| ChangeIdError::Other(e.into()))?;
@@ -197,11 +181,15 @@ impl SessionStorageBackend for SeaOrmSessionStore {
                 };
             }
             let live = self
-                .query(&statements.live_among.bind([old.into(), new.into()]))
+                .query(
+                    &statements
+                        .live_among
+                        .bind([old.clone().into(), new.clone().into()]),
+                )
                 .await
                 .map_err(|e| ChangeIdError::Other(e.into()))?
                 .iter()
-                .map(|row| row.try_get::<Uuid>("", &Column::Id.to_string()))
+                .map(|row| row.try_get::<Key>("", &Column::Id.to_string()))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| ChangeIdError::Other(e.into()))?;
             if live.contains(&new) {
@@ -222,13 +210,38 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         &self,
         batch_size: Option<NonZeroUsize>,
     ) -> Result<usize, DeleteExpiredError> {
-        let statements = self.statements().map_err(anyhow::Error::from)?;
+        let statements = self.statements().await?;
         let done = self
             .execute(&statements.delete_expired(batch_size))
             .await
             .map_err(anyhow::Error::from)?;
         Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
     }
+}
+
+impl SeaOrmSessionStore {
+    /// The values of `create` and `update`, in the order their statements bind them.
+    fn record_values(
+        &self,
+        id: &SessionId,
+        record: &SessionRecordRef<'_>,
+    ) -> Result<[Value; 4], serde_json::Error> {
+        let Record {
+            state,
+            subject,
+            ttl_ms,
+        } = Record {
+            state: state_json(record)?,
+            subject: self.subject_of(&record.state)?,
+            ttl_ms: ttl_millis(record.ttl),
+        };
+        Ok([key(id).into(), state.into(), subject.into(), ttl_ms.into()])
+    }
+}
+
+/// The key under which `id` is stored: its hash, never the id itself.
+pub(crate) fn key(id: &SessionId) -> Key {
+    stored_id(&id.inner()).to_vec()
 }
 
 /// A TTL in whole milliseconds, clamped to [`MAX_TTL_MILLIS`].

@@ -157,24 +157,26 @@
 
 mod backend;
 mod cleanup;
-mod clock;
 mod execute;
 mod prepared;
 mod queries;
+mod subjects;
 
 pub use backend::MAX_TTL_MILLIS;
 pub use cleanup::{CleanupConfig, CleanupReport, ExpiredSessionCleaner};
 pub use pavex_session_sea_orm_entity as entity;
 pub use pavex_session_sea_orm_migration::{
-    CreateSessionsTable, InvalidIdentifier, Migrator, SchemaNotSupported, SessionsMigrator,
-    SessionsTable,
+    CreateSessionsTable, HashIdsAndAddSubjects, InvalidIdentifier, Migrator, MismatchKind,
+    SchemaCheckError, SchemaMismatch, SchemaNotSupported, SessionsMigrator, SessionsTable,
 };
+pub use subjects::{InvalidHandle, MAX_SUBJECT_CHARS, SessionHandle, SubjectSession};
 
 use pavex::methods;
 use pavex_session::SessionStore;
 use prepared::Statements;
 use sea_orm::{DatabaseConnection, DatabaseConnectionType, DbBackend, DbErr, RuntimeErr};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use tokio::sync::OnceCell;
 
 /// A [`pavex_session`] storage backend that keeps sessions in a SQL table through SeaORM.
 ///
@@ -201,8 +203,10 @@ use std::sync::{Arc, OnceLock};
 pub struct SeaOrmSessionStore {
     db: DatabaseConnection,
     table: SessionsTable,
-    /// Rendered on first use (the backend is known once connected), then shared by clones.
-    statements: Arc<OnceLock<Statements>>,
+    /// The state key whose value is copied into the `subject` column.
+    subject_key: Option<Arc<str>>,
+    /// Rendered on first use, once the table has passed [`check_table`], then shared by clones.
+    statements: Arc<OnceCell<Statements>>,
 }
 
 #[methods]
@@ -222,6 +226,7 @@ impl SeaOrmSessionStore {
         Self {
             db,
             table: SessionsTable::default(),
+            subject_key: None,
             statements: Arc::default(),
         }
     }
@@ -259,6 +264,27 @@ impl SeaOrmSessionStore {
         })
     }
 
+    /// The same store, copying the value of the state key `key` (for example `"user_id"`) into
+    /// the indexed `subject` column on every `create` and `update`, in the same statement. The
+    /// value must be a JSON string or number (a number is stored as its decimal text) of at most
+    /// [`MAX_SUBJECT_CHARS`] characters; a missing key or `null` means no subject. Anything else
+    /// fails the write with `SerializationError`, so a session is never left out of
+    /// [`end_sessions_of`](Self::end_sessions_of) silently.
+    ///
+    /// See [`sessions_of`](Self::sessions_of) for what the subject is for.
+    ///
+    /// ```
+    /// # async fn build(db: sea_orm::DatabaseConnection) {
+    /// let store = pavex_session_sea_orm::SeaOrmSessionStore::new(db).with_subject_key("user_id");
+    /// # }
+    /// ```
+    pub fn with_subject_key(self, key: impl Into<String>) -> Self {
+        Self {
+            subject_key: Some(Arc::from(key.into())),
+            ..self
+        }
+    }
+
     /// The table this store keeps its sessions in.
     pub fn table(&self) -> &SessionsTable {
         &self.table
@@ -287,12 +313,40 @@ impl SeaOrmSessionStore {
             .await
     }
 
-    fn statements(&self) -> Result<&Statements, DbErr> {
-        if let Some(statements) = self.statements.get() {
-            return Ok(statements);
-        }
-        let statements = Statements::new(backend_of(&self.db)?, &self.table)?;
-        Ok(self.statements.get_or_init(|| statements))
+    /// Checks that the table is one the store can use (see
+    /// [`check_table`](pavex_session_sea_orm_migration::check_table)) without running any
+    /// statement on it. Every operation does this before its first statement, once per store.
+    ///
+    /// ```
+    /// use pavex_session_sea_orm::{MismatchKind, SchemaCheckError, SeaOrmSessionStore};
+    /// use sea_orm::ConnectionTrait;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// db.execute_unprepared("CREATE TABLE sessions (id TEXT PRIMARY KEY, data TEXT)").await?;
+    /// let store = SeaOrmSessionStore::new(db);
+    /// let Err(SchemaCheckError::Mismatch(mismatch)) = store.check_table().await else {
+    ///     panic!("the app's own table is refused");
+    /// };
+    /// assert_eq!(mismatch.kind(), MismatchKind::Foreign);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn check_table(&self) -> Result<(), SchemaCheckError> {
+        backend_of(&self.db)?;
+        pavex_session_sea_orm_migration::check_table(&self.db, &self.table).await
+    }
+
+    /// The store's statements, rendered once the table has passed the check. A failed check is
+    /// not remembered: the next operation checks again (the table may have been migrated since).
+    async fn statements(&self) -> Result<&Statements, anyhow::Error> {
+        self.statements
+            .get_or_try_init(|| async {
+                self.check_table().await?;
+                Ok(Statements::new(backend_of(&self.db)?, &self.table)?)
+            })
+            .await
     }
 }
 

@@ -7,19 +7,29 @@
 //! in those positions. The SQL text is the same on every call, so the driver's prepared-statement
 //! cache is hit every time.
 
-use crate::queries::Queries;
+use crate::queries::{Key, Queries, Record};
 use pavex_session_sea_orm_migration::SessionsTable;
-use sea_orm::{DbBackend, DbErr, Statement, StatementBuilder, Value, prelude::Uuid};
+use sea_orm::{DbBackend, DbErr, Statement, StatementBuilder, Value};
 use std::num::NonZeroUsize;
 
 /// Stand-ins for the values of one call, distinct from each other so that each can be found
 /// among the rendered parameters.
-const ID_MARKER: Uuid = Uuid::from_u128(0x7061_7665_785f_7365_7373_696f_6e5f_6964);
-const NEW_ID_MARKER: Uuid = Uuid::from_u128(0x7061_7665_785f_7365_7373_696f_6e5f_6e65);
 const TTL_MS_MARKER: i64 = 0x7061_7665_785f_7474;
 
-fn state_marker() -> String {
-    "pavex_session_sea_orm: the state of a session".to_owned()
+fn id_marker() -> Key {
+    b"pavex_session_sea_orm: an id....".to_vec()
+}
+
+fn new_id_marker() -> Key {
+    b"pavex_session_sea_orm: a new id.".to_vec()
+}
+
+fn record_marker() -> Record {
+    Record {
+        state: "pavex_session_sea_orm: the state of a session".to_owned(),
+        subject: Some("pavex_session_sea_orm: the subject of a session".to_owned()),
+        ttl_ms: TTL_MS_MARKER,
+    }
 }
 
 /// One statement's SQL and where each of its `N` values goes among the bound parameters.
@@ -88,12 +98,12 @@ pub(crate) struct Statements {
     backend: DbBackend,
     /// The builders, for the statements rendered per call.
     queries: Queries,
-    /// `id, state, ttl_ms`
-    pub(crate) insert: Prepared<3>,
-    /// `id, state, ttl_ms`
-    pub(crate) overwrite_expired: Prepared<3>,
-    /// `id, state, ttl_ms`
-    pub(crate) update: Prepared<3>,
+    /// `id, state, subject, ttl_ms`
+    pub(crate) insert: Prepared<4>,
+    /// `id, state, subject, ttl_ms`
+    pub(crate) overwrite_expired: Prepared<4>,
+    /// `id, state, subject, ttl_ms`
+    pub(crate) update: Prepared<4>,
     /// `id, ttl_ms`
     pub(crate) update_ttl: Prepared<2>,
     /// `id`
@@ -111,51 +121,57 @@ pub(crate) struct Statements {
 impl Statements {
     pub(crate) fn new(backend: DbBackend, table: &SessionsTable) -> Result<Self, DbErr> {
         let queries = Queries::new(backend, table)?;
-        let (id, new_id) = (Value::from(ID_MARKER), Value::from(NEW_ID_MARKER));
-        let (state, ttl) = (Value::from(state_marker()), Value::from(TTL_MS_MARKER));
-        let id_state_ttl = || [id.clone(), state.clone(), ttl.clone()];
+        let (id, new_id) = (Value::from(id_marker()), Value::from(new_id_marker()));
+        let Record { state, subject, .. } = record_marker();
+        let ttl = Value::from(TTL_MS_MARKER);
+        let record = || [id.clone(), state.clone().into(), subject.clone().into(), ttl.clone()];
         let old_new = [id.clone(), new_id];
         Ok(Self {
             insert: Prepared::render(
                 backend,
-                &queries.insert(ID_MARKER, state_marker(), TTL_MS_MARKER)?,
-                id_state_ttl(),
+                &queries.insert(id_marker(), record_marker())?,
+                record(),
             )?,
             overwrite_expired: Prepared::render(
                 backend,
-                &queries.overwrite_expired(ID_MARKER, state_marker(), TTL_MS_MARKER),
-                id_state_ttl(),
+                &queries.overwrite_expired(id_marker(), record_marker()),
+                record(),
             )?,
             update: Prepared::render(
                 backend,
-                &queries.update(ID_MARKER, state_marker(), TTL_MS_MARKER),
-                id_state_ttl(),
+                &queries.update(id_marker(), record_marker()),
+                record(),
             )?,
             update_ttl: Prepared::render(
                 backend,
-                &queries.update_ttl(ID_MARKER, TTL_MS_MARKER),
+                &queries.update_ttl(id_marker(), TTL_MS_MARKER),
                 [id.clone(), ttl.clone()],
             )?,
-            load: Prepared::render(backend, &queries.load(ID_MARKER), [id.clone()])?,
+            load: Prepared::render(backend, &queries.load(id_marker()), [id.clone()])?,
             live_among: Prepared::render(
                 backend,
-                &queries.live_among(ID_MARKER, NEW_ID_MARKER),
+                &queries.live_among(id_marker(), new_id_marker()),
                 old_new.clone(),
             )?,
-            delete: Prepared::render(backend, &queries.delete(ID_MARKER), [id.clone()])?,
+            delete: Prepared::render(backend, &queries.delete(id_marker()), [id.clone()])?,
             delete_if_expired: Prepared::render(
                 backend,
-                &queries.delete_if_expired(ID_MARKER),
+                &queries.delete_if_expired(id_marker()),
                 [id],
             )?,
             change_id: Prepared::render(
                 backend,
-                &queries.change_id(ID_MARKER, NEW_ID_MARKER),
+                &queries.change_id(id_marker(), new_id_marker()),
                 old_new,
             )?,
             backend,
             queries,
         })
+    }
+
+    /// The builders of the statements that are rendered per call.
+    pub(crate) fn queries(&self) -> &Queries {
+        &self.queries
     }
 
     /// `delete_expired`, rendered for this call's batch size.

@@ -3,12 +3,10 @@
 //! Liveness is always decided inside the statement, against [`now_millis`]: a record is live
 //! when `deadline > now` and expired when `deadline <= now`.
 
-use crate::clock::now_millis;
 use pavex_session_sea_orm_entity::sessions::Column;
-use pavex_session_sea_orm_migration::SessionsTable;
+use pavex_session_sea_orm_migration::{SessionsTable, now_millis};
 use sea_orm::{
-    DbBackend, DbErr,
-    prelude::Uuid,
+    DbBackend, DbErr, Iterable,
     sea_query::{
         Alias, DeleteStatement, Expr, ExprTrait, InsertStatement, IntoColumnRef, LockBehavior,
         LockType, Order, Query, SelectStatement, TableRef, UpdateStatement,
@@ -41,47 +39,53 @@ impl Queries {
     }
 
     /// `INSERT` a new record; fails with a unique violation when `id` is taken.
-    pub(crate) fn insert(
-        &self,
-        id: Uuid,
-        state: String,
-        ttl_ms: i64,
-    ) -> Result<InsertStatement, DbErr> {
+    pub(crate) fn insert(&self, id: Key, record: Record) -> Result<InsertStatement, DbErr> {
         let mut insert = Query::insert();
         insert
             .into_table(self.table.clone())
-            .columns([Column::Id, Column::Deadline, Column::State])
-            .values([Expr::val(id), self.deadline_in(ttl_ms), self.json(state)])
+            .columns([
+                Column::Id,
+                Column::Deadline,
+                Column::State,
+                Column::Subject,
+                Column::CreatedAt,
+                Column::UpdatedAt,
+            ])
+            .values([
+                Expr::val(id),
+                self.deadline_in(record.ttl_ms),
+                self.json(record.state),
+                Expr::val(record.subject),
+                self.now.clone(),
+                self.now.clone(),
+            ])
             .map_err(|e| DbErr::Custom(e.to_string()))?;
         Ok(insert)
     }
 
-    /// Replace the state and deadline of the record `id` if it has expired.
-    pub(crate) fn overwrite_expired(
-        &self,
-        id: Uuid,
-        state: String,
-        ttl_ms: i64,
-    ) -> UpdateStatement {
-        self.set_record(state, ttl_ms)
+    /// Replace the record `id` if it has expired: a new session under a reused id.
+    pub(crate) fn overwrite_expired(&self, id: Key, record: Record) -> UpdateStatement {
+        self.set_record(record)
+            .value(Column::CreatedAt, self.now.clone())
             .and_where(id_is(id))
             .and_where(self.expired())
             .to_owned()
     }
 
-    /// Replace the state and deadline of the record `id` if it is live.
-    pub(crate) fn update(&self, id: Uuid, state: String, ttl_ms: i64) -> UpdateStatement {
-        self.set_record(state, ttl_ms)
+    /// Replace the state, subject and deadline of the record `id` if it is live.
+    pub(crate) fn update(&self, id: Key, record: Record) -> UpdateStatement {
+        self.set_record(record)
             .and_where(id_is(id))
             .and_where(self.live())
             .to_owned()
     }
 
     /// Move the deadline of the live record `id`, leaving its state alone.
-    pub(crate) fn update_ttl(&self, id: Uuid, ttl_ms: i64) -> UpdateStatement {
+    pub(crate) fn update_ttl(&self, id: Key, ttl_ms: i64) -> UpdateStatement {
         Query::update()
             .table(self.table.clone())
             .value(Column::Deadline, self.deadline_in(ttl_ms))
+            .value(Column::UpdatedAt, self.now.clone())
             .and_where(id_is(id))
             .and_where(self.live())
             .to_owned()
@@ -91,7 +95,7 @@ impl Queries {
     ///
     /// The state comes back as text, which the store parses straight into the session's map,
     /// instead of into a JSON tree that is then converted into the map.
-    pub(crate) fn load(&self, id: Uuid) -> SelectStatement {
+    pub(crate) fn load(&self, id: Key) -> SelectStatement {
         let state = Expr::col(Column::State);
         let state = match self.backend {
             DbBackend::Postgres => state.cast_as(Alias::new("text")),
@@ -110,7 +114,7 @@ impl Queries {
     }
 
     /// The ids, among `a` and `b`, of the live records.
-    pub(crate) fn live_among(&self, a: Uuid, b: Uuid) -> SelectStatement {
+    pub(crate) fn live_among(&self, a: Key, b: Key) -> SelectStatement {
         Query::select()
             .column(Column::Id)
             .from(self.table.clone())
@@ -120,16 +124,16 @@ impl Queries {
     }
 
     /// Delete the record `id` if it is live.
-    pub(crate) fn delete(&self, id: Uuid) -> DeleteStatement {
+    pub(crate) fn delete(&self, id: Key) -> DeleteStatement {
         self.delete_one(id, self.live())
     }
 
     /// Delete the record `id` if it has expired: it stands in the way of a rename.
-    pub(crate) fn delete_if_expired(&self, id: Uuid) -> DeleteStatement {
+    pub(crate) fn delete_if_expired(&self, id: Key) -> DeleteStatement {
         self.delete_one(id, self.expired())
     }
 
-    fn delete_one(&self, id: Uuid, condition: Expr) -> DeleteStatement {
+    fn delete_one(&self, id: Key, condition: Expr) -> DeleteStatement {
         Query::delete()
             .from_table(self.table.clone())
             .and_where(id_is(id))
@@ -138,7 +142,7 @@ impl Queries {
     }
 
     /// Move the live record `old` to `new`; fails with a unique violation when `new` is taken.
-    pub(crate) fn change_id(&self, old: Uuid, new: Uuid) -> UpdateStatement {
+    pub(crate) fn change_id(&self, old: Key, new: Key) -> UpdateStatement {
         Query::update()
             .table(self.table.clone())
             .value(Column::Id, new)
@@ -167,7 +171,11 @@ impl Queries {
         let Some(batch_size) = batch_size else {
             return delete.and_where(self.expired()).to_owned();
         };
-        let limit = u64::try_from(batch_size.get()).unwrap_or(u64::MAX);
+        // The drivers bind a LIMIT as a signed 64-bit integer: a larger batch means "all".
+        let limit = Ord::min(
+            u64::try_from(batch_size.get()).unwrap_or(u64::MAX),
+            i64::MAX.unsigned_abs(),
+        );
         if self.backend == DbBackend::MySql {
             return delete
                 .and_where(self.expired())
@@ -202,12 +210,55 @@ impl Queries {
             .to_owned()
     }
 
-    fn set_record(&self, state: String, ttl_ms: i64) -> UpdateStatement {
+    fn set_record(&self, record: Record) -> UpdateStatement {
         Query::update()
             .table(self.table.clone())
-            .value(Column::State, self.json(state))
-            .value(Column::Deadline, self.deadline_in(ttl_ms))
+            .value(Column::State, self.json(record.state))
+            .value(Column::Subject, record.subject)
+            .value(Column::Deadline, self.deadline_in(record.ttl_ms))
+            .value(Column::UpdatedAt, self.now.clone())
             .to_owned()
+    }
+
+    /// Every column of the live sessions of `subject`, the most recently written first.
+    pub(crate) fn sessions_of(&self, subject: String) -> SelectStatement {
+        Query::select()
+            .columns(Column::iter())
+            .from(self.table.clone())
+            .and_where(Expr::col(Column::Subject).eq(subject))
+            .and_where(self.live())
+            .order_by(Column::UpdatedAt, Order::Desc)
+            .order_by(Column::Id, Order::Asc)
+            .to_owned()
+    }
+
+    /// How many live sessions `subject` has, as `count`.
+    pub(crate) fn count_of(&self, subject: String) -> SelectStatement {
+        Query::select()
+            .expr_as(Expr::col(Column::Id).count(), COUNT)
+            .from(self.table.clone())
+            .and_where(Expr::col(Column::Subject).eq(subject))
+            .and_where(self.live())
+            .to_owned()
+    }
+
+    /// Delete the live sessions of `subject`: all of them, or the one `only`, or all but `except`.
+    pub(crate) fn end_of(&self, subject: String, which: Which) -> DeleteStatement {
+        let mut delete = Query::delete();
+        delete
+            .from_table(self.table.clone())
+            .and_where(Expr::col(Column::Subject).eq(subject))
+            .and_where(self.live());
+        match which {
+            Which::All => {}
+            Which::Only(id) => {
+                delete.and_where(id_is(id));
+            }
+            Which::AllBut(id) => {
+                delete.and_where(Expr::col(Column::Id).ne(id));
+            }
+        }
+        delete
     }
 
     /// A state, bound as its JSON text: what sqlx would send for a JSON value anyway, and cheap
@@ -233,6 +284,27 @@ impl Queries {
     }
 }
 
-fn id_is(id: Uuid) -> Expr {
+fn id_is(id: Key) -> Expr {
     Expr::col(Column::Id).eq(id)
 }
+
+/// A stored id: the hash of a session id (see `stored_id`).
+pub(crate) type Key = Vec<u8>;
+
+/// What `create` and `update` write.
+pub(crate) struct Record {
+    /// The state's JSON text.
+    pub(crate) state: String,
+    pub(crate) subject: Option<String>,
+    pub(crate) ttl_ms: i64,
+}
+
+/// Which of a subject's sessions [`Queries::end_of`] deletes.
+pub(crate) enum Which {
+    All,
+    Only(Key),
+    AllBut(Key),
+}
+
+/// The alias under which [`Queries::count_of`] returns its count.
+pub(crate) const COUNT: &str = "count";

@@ -10,7 +10,7 @@ use common::{Backend, TestDb, store_on};
 use pavex_session::store::SessionStorageBackend;
 use pavex_session_sea_orm::entity::sessions;
 use sea_orm::{
-    ConnectionTrait, DbBackend, EntityTrait, Statement, TransactionTrait, prelude::Uuid,
+    ConnectionTrait, DbBackend, EntityTrait, Statement, TransactionTrait,
 };
 use std::{
     num::NonZeroUsize,
@@ -31,9 +31,12 @@ async fn fill(db: &TestDb) {
                 false => now + 3_600_000 + i as i64,
             };
             sessions::ActiveModel {
-                id: sea_orm::Set(Uuid::new_v4()),
-                deadline: sea_orm::Set(deadline),
+                id: sea_orm::Set(common::key(&pavex_session::SessionId::random())),
+                deadline: sea_orm::Set(common::millis(deadline)),
                 state: sea_orm::Set(serde_json::json!({"i": i})),
+                subject: sea_orm::Set(None),
+                created_at: sea_orm::Set(common::millis(now)),
+                updated_at: sea_orm::Set(common::millis(now)),
             }
         })
         .collect();

@@ -119,11 +119,11 @@ async fn record_count(db: &TestDb) -> u64 {
     sessions::Entity::find().count(&db.db).await.unwrap()
 }
 
-async fn set_remaining_ttl(db: &TestDb, id: sea_orm::prelude::Uuid, remaining: Duration) {
+async fn set_remaining_ttl(db: &TestDb, id: &[u8], remaining: Duration) {
     let deadline = db.db_now_millis().await + remaining.as_millis() as i64;
     sessions::Entity::update_many()
         .col_expr(sessions::Column::Deadline, Expr::val(deadline))
-        .filter(sessions::Column::Id.eq(id))
+        .filter(sessions::Column::Id.eq(id.to_vec()))
         .exec(&db.db)
         .await
         .unwrap();
@@ -179,7 +179,7 @@ async fn changed_state_is_written_and_reads_extend_the_ttl_per_the_rule(backend:
     let mut browser = Browser::default();
     let id = log_in(&app, &db, &mut browser).await.id;
 
-    set_remaining_ttl(&db, id, TTL.mul_f32(0.9)).await;
+    set_remaining_ttl(&db, &id, TTL.mul_f32(0.9)).await;
     let before = only_session(&db).await.deadline;
     assert_eq!(read_only_request(&app, &mut browser).await, Some(7));
     assert_eq!(
@@ -188,12 +188,12 @@ async fn changed_state_is_written_and_reads_extend_the_ttl_per_the_rule(backend:
         "90% left: no update_ttl"
     );
 
-    set_remaining_ttl(&db, id, TTL.mul_f32(0.5)).await;
+    set_remaining_ttl(&db, &id, TTL.mul_f32(0.5)).await;
     let now = db.db_now_millis().await;
     assert_eq!(read_only_request(&app, &mut browser).await, Some(7));
     let extended = only_session(&db).await;
     assert!(
-        extended.deadline >= now + TTL.as_millis() as i64,
+        extended.deadline.0.timestamp_millis() >= now + TTL.as_millis() as i64,
         "50% left: extended"
     );
     assert_eq!(
@@ -203,14 +203,14 @@ async fn changed_state_is_written_and_reads_extend_the_ttl_per_the_rule(backend:
     );
 
     // A change is written, with a fresh TTL.
-    set_remaining_ttl(&db, id, TTL.mul_f32(0.9)).await;
+    set_remaining_ttl(&db, &id, TTL.mul_f32(0.9)).await;
     let now = db.db_now_millis().await;
     let mut session = app.session(&browser);
     session.insert("theme", "dark").await.unwrap();
     app.respond(&mut browser, session).await.unwrap();
     let updated = only_session(&db).await;
     assert_eq!(updated.state, json!({"user_id": 7, "theme": "dark"}));
-    assert!(updated.deadline >= now + TTL.as_millis() as i64);
+    assert!(updated.deadline.0.timestamp_millis() >= now + TTL.as_millis() as i64);
 }
 
 async fn reads_never_extend_the_ttl_when_only_changes_do(backend: Backend) {
@@ -219,7 +219,7 @@ async fn reads_never_extend_the_ttl_when_only_changes_do(backend: Backend) {
     let (db, app) = App::on(backend, config).await;
     let mut browser = Browser::default();
     let id = log_in(&app, &db, &mut browser).await.id;
-    set_remaining_ttl(&db, id, TTL.mul_f32(0.1)).await;
+    set_remaining_ttl(&db, &id, TTL.mul_f32(0.1)).await;
     let before = only_session(&db).await.deadline;
     assert_eq!(read_only_request(&app, &mut browser).await, Some(7));
     assert_eq!(only_session(&db).await.deadline, before);
@@ -231,10 +231,10 @@ async fn reads_always_extend_the_ttl_without_a_threshold(backend: Backend) {
     let (db, app) = App::on(backend, config).await;
     let mut browser = Browser::default();
     let id = log_in(&app, &db, &mut browser).await.id;
-    set_remaining_ttl(&db, id, TTL.mul_f32(0.99)).await;
+    set_remaining_ttl(&db, &id, TTL.mul_f32(0.99)).await;
     let now = db.db_now_millis().await;
     assert_eq!(read_only_request(&app, &mut browser).await, Some(7));
-    assert!(only_session(&db).await.deadline >= now + TTL.as_millis() as i64);
+    assert!(only_session(&db).await.deadline.0.timestamp_millis() >= now + TTL.as_millis() as i64);
 }
 
 async fn cycle_id_moves_the_state_and_retires_the_old_cookie(backend: Backend) {
@@ -290,7 +290,7 @@ async fn an_expired_record_is_missing_server_state(backend: Backend) {
     let (db, app) = App::on(backend, config()).await;
     let mut browser = Browser::default();
     let id = log_in(&app, &db, &mut browser).await.id;
-    set_remaining_ttl(&db, id, Duration::ZERO).await;
+    set_remaining_ttl(&db, &id, Duration::ZERO).await;
     assert_eq!(read_only_request(&app, &mut browser).await, None);
     assert!(browser.cookie.is_none(), "the cookie is removed");
 
@@ -300,12 +300,12 @@ async fn an_expired_record_is_missing_server_state(backend: Backend) {
     let (db, app) = App::on(backend, config).await;
     let mut browser = Browser::default();
     let id = log_in(&app, &db, &mut browser).await.id;
-    set_remaining_ttl(&db, id, Duration::ZERO).await;
+    set_remaining_ttl(&db, &id, Duration::ZERO).await;
     assert_eq!(read_only_request(&app, &mut browser).await, None);
     assert!(browser.cookie.is_some(), "the session cookie stays");
     let revived = only_session(&db).await;
     assert_eq!((revived.id, revived.state), (id, json!({})));
-    assert!(revived.deadline > db.db_now_millis().await, "live again");
+    assert!(revived.deadline.0.timestamp_millis() > db.db_now_millis().await, "live again");
 }
 
 async fn delete_expired_through_the_session_store(backend: Backend) {
@@ -318,14 +318,14 @@ async fn delete_expired_through_the_session_store(backend: Backend) {
     }
     let all = sessions::Entity::find().all(&db.db).await.unwrap();
     for record in &all[..3] {
-        set_remaining_ttl(&db, record.id, Duration::ZERO).await;
+        set_remaining_ttl(&db, &record.id, Duration::ZERO).await;
     }
     let batch = NonZeroUsize::new(2);
     assert_eq!(app.store.delete_expired(batch).await.unwrap(), 2);
     assert_eq!(app.store.delete_expired(batch).await.unwrap(), 1);
     assert_eq!(app.store.delete_expired(batch).await.unwrap(), 0);
     assert_eq!(record_count(&db).await, 2);
-    let live: Vec<_> = all[3..].iter().map(|r| r.id).collect();
+    let live: Vec<_> = all[3..].iter().map(|r| r.id.clone()).collect();
     let mut readable = 0;
     for browser in &mut browsers {
         if read_only_request(&app, browser).await == Some(1) {
@@ -335,7 +335,7 @@ async fn delete_expired_through_the_session_store(backend: Backend) {
     assert_eq!(readable, 2);
     for id in live {
         assert!(
-            sessions::Entity::find_by_id(id)
+            sessions::Entity::find_by_id(id.clone())
                 .one(&db.db)
                 .await
                 .unwrap()
@@ -403,7 +403,7 @@ async fn a_logout_is_not_undone_by_concurrent_writes(backend: Backend) {
             app.respond(&mut browser, session).await.unwrap();
             let all = sessions::Entity::find().all(&db.db).await.unwrap();
             assert_eq!(all.len(), 1);
-            all[0].id
+            all[0].id.clone()
         };
         let logout = {
             let (app, mut tab) = (&app, browser.clone());
@@ -435,7 +435,7 @@ async fn a_logout_is_not_undone_by_concurrent_writes(backend: Backend) {
             }
         }
         assert!(
-            sessions::Entity::find_by_id(id)
+            sessions::Entity::find_by_id(id.clone())
                 .one(&db.db)
                 .await
                 .unwrap()

@@ -9,7 +9,7 @@ use pavex_session::{
     store::{SessionRecordRef, SessionStorageBackend},
 };
 use pavex_session_sea_orm::{
-    CreateSessionsTable, Migrator, SeaOrmSessionStore, SessionsMigrator, SessionsTable,
+    CreateSessionsTable, HashIdsAndAddSubjects, Migrator, SeaOrmSessionStore, SessionsMigrator, SessionsTable,
     entity::sessions,
 };
 use pavex_session_sea_orm_migration::{DEADLINE_INDEX, MIGRATION_TABLE, SESSIONS_TABLE};
@@ -138,23 +138,30 @@ async fn migration_creates_the_documented_schema(backend: Backend) {
             )
         })
         .collect();
-    let (id, deadline, state) = match db.db_backend() {
-        DbBackend::Postgres => ("uuid", "bigint", "jsonb"),
+    let (id, bigint, state, subject) = match db.db_backend() {
+        DbBackend::Postgres => ("bytea", "bigint", "jsonb", "character varying"),
         // MariaDB stores JSON as LONGTEXT with a json_valid() check; MySQL 8 would say `json`.
-        DbBackend::MySql => ("binary(16)", "bigint(20)", "longtext"),
-        _ => ("uuid_text", "integer", "jsonb_text"),
+        DbBackend::MySql => ("varbinary(32)", "bigint(20)", "longtext", "varchar(255)"),
+        // The second migration cannot change a declared type on SQLite; blobs fit any column.
+        _ => ("uuid_text", "integer", "jsonb_text", "varchar(255)"),
     };
     assert_eq!(
         summary,
         vec![
             ("id", id, false, true),
-            ("deadline", deadline, false, false),
+            ("deadline", bigint, false, false),
             ("state", state, false, false),
+            ("subject", subject, true, false),
+            ("created_at", bigint, false, false),
+            ("updated_at", bigint, false, false),
         ]
     );
     assert_eq!(
         indexes(&db, SESSIONS_TABLE).await,
-        vec![(DEADLINE_INDEX.to_owned(), "deadline".to_owned())]
+        vec![
+            (DEADLINE_INDEX.to_owned(), "deadline".to_owned()),
+            ("idx_sessions_subject".to_owned(), "subject".to_owned())
+        ]
     );
 }
 
@@ -167,28 +174,36 @@ async fn entity_agrees_with_the_migration(backend: Backend) {
         .execute(create.table(Alias::new(from_entity)))
         .await
         .unwrap();
-    assert_eq!(
-        columns(&db, SESSIONS_TABLE).await,
-        columns(&db, from_entity).await
-    );
+    let mut migrated = columns(&db, SESSIONS_TABLE).await;
+    if db.db_backend() == DbBackend::Sqlite {
+        // The one declared type the second migration cannot change on SQLite (see above).
+        migrated[0].data_type = "varbinary_blob(32)".to_owned();
+    }
+    assert_eq!(migrated, columns(&db, from_entity).await);
 
     // And the entity reads and writes the migrated table, interchangeably with the store.
     let id = SessionId::random();
     let model = sessions::Model {
-        id: id.inner(),
-        deadline: i64::MAX / 4,
+        id: common::key(&id),
+        deadline: common::millis(pavex_session_sea_orm_migration::MAX_DEADLINE_MILLIS),
         state: json!({"written": "by the entity"}),
+        subject: Some("someone".to_owned()),
+        created_at: common::millis(0),
+        updated_at: common::millis(1),
     };
     sessions::Entity::insert(sessions::ActiveModel {
-        id: Set(model.id),
+        id: Set(model.id.clone()),
         deadline: Set(model.deadline),
         state: Set(model.state.clone()),
+        subject: Set(model.subject.clone()),
+        created_at: Set(model.created_at),
+        updated_at: Set(model.updated_at),
     })
     .exec_without_returning(&db.db)
     .await
     .unwrap();
     assert_eq!(
-        sessions::Entity::find_by_id(id.inner())
+        sessions::Entity::find_by_id(common::key(&id))
             .one(&db.db)
             .await
             .unwrap(),
@@ -224,10 +239,10 @@ async fn migrate_is_idempotent(backend: Backend) {
         store.load(&id).await.unwrap().is_some(),
         "existing sessions are kept"
     );
-    assert_eq!(indexes(&db, SESSIONS_TABLE).await.len(), 1);
+    assert_eq!(indexes(&db, SESSIONS_TABLE).await.len(), 2);
 }
 
-/// A table created without the index (by hand, or from the entity) gets the index.
+/// A table created without the indexes (by hand, or from the entity) gets the index.
 async fn migrate_completes_an_existing_table(backend: Backend) {
     let db = fresh_db(backend).await;
     let create = Schema::new(db.db_backend()).create_table_from_entity(sessions::Entity);
@@ -238,7 +253,10 @@ async fn migrate_completes_an_existing_table(backend: Backend) {
         .unwrap();
     assert_eq!(
         indexes(&db, SESSIONS_TABLE).await,
-        vec![(DEADLINE_INDEX.to_owned(), "deadline".to_owned())]
+        vec![
+            (DEADLINE_INDEX.to_owned(), "deadline".to_owned()),
+            ("idx_sessions_subject".to_owned(), "subject".to_owned())
+        ]
     );
 }
 
@@ -255,7 +273,7 @@ async fn migrator_keeps_its_own_history_and_drops_only_its_table(backend: Backen
         "the app's history is not touched"
     );
     let statuses = Migrator::get_applied_migrations(&db.db).await.unwrap();
-    assert_eq!(statuses.len(), 1);
+    assert_eq!(statuses.len(), 2);
     Migrator::down(&db.db, None).await.unwrap();
     assert!(!has_table(&db, SESSIONS_TABLE).await);
     assert!(
@@ -276,7 +294,10 @@ struct AppMigrator;
 #[async_trait::async_trait]
 impl MigratorTrait for AppMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateSessionsTable::default())]
+        vec![
+            Box::new(CreateSessionsTable::default()),
+            Box::new(HashIdsAndAddSubjects::default()),
+        ]
     }
 }
 
@@ -287,7 +308,7 @@ async fn an_app_migrator_can_include_the_migration(backend: Backend) {
     assert!(has_table(&db, "seaql_migrations").await);
     // Switching to our own migrator later is a no-op on the schema.
     Migrator::up(&db.db, None).await.unwrap();
-    assert_eq!(indexes(&db, SESSIONS_TABLE).await.len(), 1);
+    assert_eq!(indexes(&db, SESSIONS_TABLE).await.len(), 2);
     AppMigrator::down(&db.db, None).await.unwrap();
     assert!(!has_table(&db, SESSIONS_TABLE).await);
 }
@@ -322,10 +343,13 @@ async fn stores_on_different_tables_stay_isolated(backend: Backend) {
     second.migrate().await.unwrap();
     assert_eq!(
         indexes(&db, "app_sessions").await,
-        vec![(
-            "idx_app_sessions_deadline".to_owned(),
-            "deadline".to_owned()
-        )]
+        vec![
+            (
+                "idx_app_sessions_deadline".to_owned(),
+                "deadline".to_owned()
+            ),
+            ("idx_app_sessions_subject".to_owned(), "subject".to_owned())
+        ]
     );
     let id = SessionId::random();
     let one = state(json!({"store": 1}));
@@ -431,10 +455,9 @@ struct AppWithChosenTable;
 impl MigratorTrait for AppWithChosenTable {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         let table = SessionsTable::new("auth_sessions").expect("a valid name");
-        vec![
-            Box::new(CreateAppUsers),
-            Box::new(CreateSessionsTable::new(table)),
-        ]
+        let mut migrations: Vec<Box<dyn MigrationTrait>> = vec![Box::new(CreateAppUsers)];
+        migrations.extend(pavex_session_sea_orm_migration::migrations(table));
+        migrations
     }
 }
 
@@ -477,7 +500,8 @@ async fn an_app_migrator_runs_our_migration_for_its_table(backend: Backend) {
         applied,
         vec![
             "m20240101_000001_create_app_users".to_owned(),
-            "m20261126_000001_create_sessions_table:auth_sessions".to_owned()
+            "m20261126_000001_create_sessions_table:auth_sessions".to_owned(),
+            "m20261201_000001_hash_ids_and_add_subjects:auth_sessions".to_owned()
         ]
     );
     AppWithChosenTable::status(&db.db).await.unwrap();
@@ -496,8 +520,8 @@ async fn an_app_migrator_runs_our_migration_for_its_table(backend: Backend) {
         !has_table(&db, SESSIONS_TABLE).await,
         "no default table appears"
     );
-    // `down` of the last migration removes only our table.
-    AppWithChosenTable::down(&db.db, Some(1)).await.unwrap();
+    // `down` of our two migrations removes only our table.
+    AppWithChosenTable::down(&db.db, Some(2)).await.unwrap();
     assert!(!has_table(&db, "auth_sessions").await);
     assert!(has_table(&db, "app_users").await);
 }

@@ -15,7 +15,12 @@
 //! # }
 //! ```
 //!
-//! `deadline` is Unix epoch milliseconds by the database clock; `state` is a JSON object.
+//! - `id` is the SHA-256 of the session id (`pavex_session_sea_orm_migration::stored_id`), never
+//!   the id itself;
+//! - `deadline`, `created_at`, `updated_at` are Unix epoch milliseconds by the database clock,
+//!   read as `chrono::DateTime<Utc>` ([`ChronoUnixTimestampMillis`](sea_orm::prelude::ChronoUnixTimestampMillis));
+//! - `state` is a JSON object; `subject` is who the session belongs to, if the store was told
+//!   which state key names the user.
 
 pub mod prelude;
 

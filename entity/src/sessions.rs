@@ -5,11 +5,19 @@ use sea_orm::entity::prelude::*;
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "sessions")]
 pub struct Model {
-    #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
-    pub deadline: i64,
+    #[sea_orm(
+        primary_key,
+        auto_increment = false,
+        column_type = "VarBinary(StringLen::N(32))"
+    )]
+    pub id: Vec<u8>,
+    pub deadline: ChronoUnixTimestampMillis,
     #[sea_orm(column_type = "JsonBinary")]
     pub state: Json,
+    #[sea_orm(column_type = "String(StringLen::N(255))", nullable)]
+    pub subject: Option<String>,
+    pub created_at: ChronoUnixTimestampMillis,
+    pub updated_at: ChronoUnixTimestampMillis,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

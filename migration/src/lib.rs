@@ -1,12 +1,15 @@
 //! The migrations of [`pavex_session_sea_orm`](https://docs.rs/pavex_session_sea_orm): they create the
-//! `sessions` table and its `deadline` index.
+//! `sessions` table ([`CreateSessionsTable`]) and bring it to the current schema
+//! ([`HashIdsAndAddSubjects`]: ids hashed at rest, the `subject` column). Before they touch an
+//! existing table they check that it is one of ours ([`check_table`]).
 //!
 //! Two ways to run them:
 //!
 //! - **Our migrator** ([`Migrator`]), through the `pavex_session_sea_orm_migration` binary or
 //!   `SeaOrmSessionStore::migrate`. It records its history in its own table,
 //!   [`MIGRATION_TABLE`], so it never touches the host application's `seaql_migrations`.
-//! - **Your migrator**: list [`CreateSessionsTable`] in your own `MigratorTrait::migrations()`.
+//! - **Your migrator**: list [`CreateSessionsTable`] and [`HashIdsAndAddSubjects`], in this order,
+//!   in your own `MigratorTrait::migrations()` (or extend it with [`migrations`]).
 //!
 //! The table is `sessions` unless you choose another name or schema ([`SessionsTable`]):
 //! [`SessionsMigrator`] and [`CreateSessionsTable::new`] take one.
@@ -15,7 +18,7 @@
 //! exists, so switching from one to the other later is a no-op.
 //!
 //! ```
-//! use pavex_session_sea_orm_migration::CreateSessionsTable;
+//! use pavex_session_sea_orm_migration::{CreateSessionsTable, HashIdsAndAddSubjects};
 //! use sea_orm_migration::prelude::*;
 //!
 //! /// The host application's own migrator, with the sessions table added to it.
@@ -27,6 +30,7 @@
 //!         vec![
 //!             // ... the application's own migrations ...
 //!             Box::new(CreateSessionsTable::default()),
+//!             Box::new(HashIdsAndAddSubjects::default()),
 //!         ]
 //!     }
 //! }
@@ -42,14 +46,42 @@ use sea_orm_migration::{
     seaql_migrations,
 };
 
+mod clock;
 mod m20261126_000001_create_sessions_table;
+mod m20261201_000001_hash_ids_and_add_subjects;
+mod stored_id;
 mod table;
+mod verify;
+pub use clock::now_millis;
 pub use m20261126_000001_create_sessions_table::{
     CreateSessionsTable, DEADLINE_INDEX, SESSIONS_TABLE,
 };
+pub use m20261201_000001_hash_ids_and_add_subjects::{
+    HashIdsAndAddSubjects, MAX_DEADLINE_MILLIS, REHASH_BATCH,
+};
+pub use stored_id::{RAW_ID_LEN, STORED_ID_LEN, stored_id};
 pub use table::{
     InvalidIdentifier, MAX_SCHEMA_NAME_LEN, MAX_TABLE_NAME_LEN, SchemaNotSupported, SessionsTable,
 };
+pub use verify::{MismatchKind, SchemaCheckError, SchemaMismatch, check_table};
+
+/// The migrations of `table`, in order: put them in your own `MigratorTrait::migrations()`.
+///
+/// ```
+/// use pavex_session_sea_orm_migration::{SessionsTable, migrations};
+///
+/// let names: Vec<String> = migrations(SessionsTable::default())
+///     .iter()
+///     .map(|m| m.name().to_owned())
+///     .collect();
+/// assert_eq!(names.len(), 2);
+/// ```
+pub fn migrations(table: SessionsTable) -> Vec<Box<dyn MigrationTrait>> {
+    vec![
+        Box::new(CreateSessionsTable::new(table.clone())),
+        Box::new(HashIdsAndAddSubjects::new(table)),
+    ]
+}
 
 /// The table in which [`Migrator`] records which of its migrations ran.
 ///
@@ -157,7 +189,7 @@ where
 #[async_trait::async_trait]
 impl MigratorTraitSelf for SessionsMigrator {
     fn migrations(&self) -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateSessionsTable::new(self.table.clone()))]
+        migrations(self.table.clone())
     }
 
     fn migration_table_name(&self) -> DynIden {

@@ -1,4 +1,7 @@
-use crate::SessionsTable;
+use crate::{
+    SessionsTable,
+    verify::{TableState, inspect},
+};
 use sea_orm_migration::{
     prelude::*,
     schema::*,
@@ -23,7 +26,12 @@ const MIGRATION_NAME: &str = "m20261126_000001_create_sessions_table";
 /// | `state` (a JSON object) | `jsonb` | `json` | JSON text |
 ///
 /// `up` is idempotent: it creates only what is missing, so it can run after the table exists
-/// (created by another migrator, or by hand). `down` drops only the sessions table.
+/// (created by another migrator, or by hand). An existing table that is not of this schema or
+/// of a later one of this crate is refused with [`SchemaMismatch`](crate::SchemaMismatch), and
+/// left untouched. `down` drops only the sessions table.
+///
+/// [`HashIdsAndAddSubjects`](crate::HashIdsAndAddSubjects) then brings the table to the current
+/// schema.
 ///
 /// Its name in a migration history is `m20261126_000001_create_sessions_table` for the default
 /// table and `m20261126_000001_create_sessions_table:<schema.table>` for any other, so one
@@ -70,6 +78,12 @@ impl MigrationName for CreateSessionsTable {
 impl MigrationTrait for CreateSessionsTable {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         self.check_backend(manager)?;
+        // An existing table must be ours (of this migration's schema or a later one): anything
+        // else is left untouched.
+        if let TableState::Other(mismatch) = inspect(manager.get_connection(), &self.table).await?
+        {
+            return Err(DbErr::Migration(mismatch.to_string()));
+        }
         manager
             .create_table(
                 Table::create()

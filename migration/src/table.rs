@@ -6,8 +6,8 @@ use sea_orm_migration::sea_orm::{
 };
 use std::{fmt, str::FromStr};
 
-/// The longest table name accepted: the deadline index, `idx_<name>_deadline`, must still fit
-/// PostgreSQL's 63-byte identifiers (MySQL allows 64).
+/// The longest table name accepted: the deadline index, `idx_<name>_deadline` (the longest of
+/// the index names), must still fit PostgreSQL's 63-byte identifiers (MySQL allows 64).
 pub const MAX_TABLE_NAME_LEN: usize = 63 - "idx__deadline".len();
 
 /// The longest schema name accepted (PostgreSQL's identifier limit).
@@ -100,6 +100,11 @@ impl SessionsTable {
     /// The name of the index on the `deadline` column: `idx_<name>_deadline`.
     pub fn deadline_index(&self) -> String {
         format!("idx_{}_deadline", self.name)
+    }
+
+    /// The name of the index on the `subject` column: `idx_<name>_subject`.
+    pub fn subject_index(&self) -> String {
+        format!("idx_{}_subject", self.name)
     }
 
     /// The table as sea-query refers to it (schema-qualified when a schema was chosen).

@@ -6,6 +6,57 @@ pub mod galera;
 pub mod server;
 pub use db::*;
 
+/// The stored id of `id` (its hash), for looking rows up through the entity.
+pub fn key(id: &pavex_session::SessionId) -> Vec<u8> {
+    pavex_session_sea_orm::SessionHandle::of(id).as_bytes().to_vec()
+}
+
+/// Moves the deadline of `id` one millisecond into the past (by the database clock).
+pub async fn expire(test_db: &TestDb, id: &pavex_session::SessionId) {
+    use pavex_session_sea_orm::entity::sessions;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    let past = test_db.db_now_millis().await - 1;
+    let updated = sessions::Entity::update_many()
+        .col_expr(sessions::Column::Deadline, Expr::val(past))
+        .filter(sessions::Column::Id.eq(key(id)))
+        .exec(&test_db.db)
+        .await
+        .expect("expire a record");
+    assert_eq!(updated.rows_affected, 1, "the record to expire exists");
+}
+
+/// Every row of the `sessions` table as bytes (its id, its state's text and its subject), read
+/// with the test's own SQL rather than the store's.
+pub async fn all_rows(test_db: &TestDb) -> Vec<Vec<u8>> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let state = match test_db.db_backend() {
+        DbBackend::Postgres => "CAST(state AS text)",
+        DbBackend::MySql => "CAST(state AS CHAR)",
+        _ => "state",
+    };
+    let sql = format!("SELECT id, {state} AS state, COALESCE(subject, '') AS subject FROM sessions");
+    let rows = test_db
+        .db
+        .query_all_raw(Statement::from_string(test_db.db_backend(), sql))
+        .await
+        .expect("read the table");
+    rows.iter()
+        .map(|row| {
+            let mut bytes: Vec<u8> = row.try_get("", "id").expect("id");
+            bytes.extend(row.try_get::<String>("", "state").expect("state").into_bytes());
+            bytes.extend(row.try_get::<String>("", "subject").expect("subject").into_bytes());
+            bytes
+        })
+        .collect()
+}
+
+/// A Unix epoch millisecond time as the entity holds it.
+pub fn millis(ms: i64) -> sea_orm::prelude::ChronoUnixTimestampMillis {
+    sea_orm::prelude::ChronoUnixTimestampMillis(
+        sea_orm::prelude::ChronoDateTimeUtc::from_timestamp_millis(ms).expect("a representable time"),
+    )
+}
+
 /// A migrated store on a fresh database of `backend`.
 pub async fn store_on(backend: Backend) -> (TestDb, pavex_session_sea_orm::SeaOrmSessionStore) {
     let test_db = fresh_db(backend).await;

@@ -1,13 +1,20 @@
 //! The database clock: the one clock that sets and compares deadlines.
 
-use sea_orm::{DbBackend, DbErr, sea_query::Expr};
+use sea_orm_migration::sea_orm::{DbBackend, DbErr, sea_query::Expr};
 
 /// The database server's current time in Unix epoch milliseconds, as an SQL expression that the
 /// server evaluates inside the statement.
 ///
 /// Application servers' clocks are never consulted, so instances with skewed clocks agree on
 /// which sessions are live. Each form is constant within one statement.
-pub(crate) fn now_millis(backend: DbBackend) -> Result<Expr, DbErr> {
+///
+/// ```
+/// use pavex_session_sea_orm_migration::now_millis;
+/// use sea_orm_migration::sea_orm::DbBackend;
+///
+/// assert!(now_millis(DbBackend::Sqlite).is_ok());
+/// ```
+pub fn now_millis(backend: DbBackend) -> Result<Expr, DbErr> {
     let sql = match backend {
         // `now()` is the transaction's start time, with microseconds; time-zone independent.
         DbBackend::Postgres => "CAST(FLOOR(EXTRACT(EPOCH FROM now()) * 1000) AS BIGINT)",

@@ -1,0 +1,247 @@
+//! Who is signed in where: the sessions of one subject (a user), listed, counted and ended.
+//!
+//! The store copies the value of the state key chosen with
+//! [`SeaOrmSessionStore::with_subject_key`] into the indexed `subject` column, in the same
+//! statement that writes the state. Each method here is one statement on that index.
+
+use crate::{
+    SeaOrmSessionStore,
+    backend::key,
+    queries::{COUNT, Which},
+};
+use anyhow::Context as _;
+use pavex_session::SessionId;
+use pavex_session_sea_orm_entity::sessions;
+use pavex_session_sea_orm_migration::STORED_ID_LEN;
+use sea_orm::FromQueryResult;
+use std::{borrow::Cow, collections::HashMap, fmt, str::FromStr};
+
+/// The longest subject accepted, in characters (the column is `varchar(255)`).
+pub const MAX_SUBJECT_CHARS: usize = 255;
+
+/// Names one stored session without being its cookie: the hex of the hash under which it is
+/// stored. Show it in a "your devices" page and take it back to end that session; it cannot be
+/// turned into a session id, so it opens nothing.
+///
+/// ```
+/// use pavex_session::SessionId;
+/// use pavex_session_sea_orm::SessionHandle;
+///
+/// let id = SessionId::random();
+/// let handle = SessionHandle::of(&id);
+/// assert_eq!(handle.to_string().len(), 64);
+/// assert_eq!(handle.to_string().parse::<SessionHandle>()?, handle);
+/// assert!(!handle.to_string().contains(&id.inner().simple().to_string()));
+/// # Ok::<(), pavex_session_sea_orm::InvalidHandle>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionHandle([u8; STORED_ID_LEN]);
+
+impl SessionHandle {
+    /// The handle of the session with id `id` (to mark the current session in a list).
+    pub fn of(id: &SessionId) -> Self {
+        Self(pavex_session_sea_orm_migration::stored_id(&id.inner()))
+    }
+
+    /// The stored id, as the `id` column holds it.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionHandle({self})")
+    }
+}
+
+/// A string that is not a [`SessionHandle`] (64 hexadecimal digits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidHandle;
+
+impl fmt::Display for InvalidHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a session handle is 64 hexadecimal digits")
+    }
+}
+
+impl std::error::Error for InvalidHandle {}
+
+impl FromStr for SessionHandle {
+    type Err = InvalidHandle;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut bytes = [0; STORED_ID_LEN];
+        hex::decode_to_slice(s, &mut bytes).map_err(|_| InvalidHandle)?;
+        Ok(Self(bytes))
+    }
+}
+
+impl TryFrom<&[u8]> for SessionHandle {
+    type Error = InvalidHandle;
+
+    fn try_from(bytes: &[u8]) -> Result<Self, Self::Error> {
+        <[u8; STORED_ID_LEN]>::try_from(bytes)
+            .map(Self)
+            .map_err(|_| InvalidHandle)
+    }
+}
+
+/// One live session of a subject, as [`SeaOrmSessionStore::sessions_of`] lists it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SubjectSession {
+    /// Names the session for [`SeaOrmSessionStore::end_session_of`].
+    pub handle: SessionHandle,
+    /// When the session was created (for sessions older than the subject column: when the
+    /// table was migrated).
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When the session was last written: created, updated or its TTL extended.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// When the session expires unless it is written again.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// The session's state, so that the app can show what it stored (a user agent, say).
+    pub state: HashMap<String, serde_json::Value>,
+}
+
+impl SeaOrmSessionStore {
+    /// The live sessions of `subject`, the most recently written first.
+    ///
+    /// ```
+    /// use pavex_session::{SessionId, store::{SessionRecordRef, SessionStorageBackend}};
+    /// use pavex_session_sea_orm::{SeaOrmSessionStore, SessionHandle};
+    /// use std::{borrow::Cow, collections::HashMap, time::Duration};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// let store = SeaOrmSessionStore::new(db).with_subject_key("user_id");
+    /// store.migrate().await?;
+    ///
+    /// let (laptop, phone) = (SessionId::random(), SessionId::random());
+    /// for (id, device) in [(&laptop, "laptop"), (&phone, "phone")] {
+    ///     let state = HashMap::from([
+    ///         (Cow::Borrowed("user_id"), serde_json::json!(42)),
+    ///         (Cow::Borrowed("device"), serde_json::json!(device)),
+    ///     ]);
+    ///     let record = SessionRecordRef { state: Cow::Borrowed(&state), ttl: Duration::from_secs(3600) };
+    ///     store.create(id, record).await?;
+    /// }
+    /// assert_eq!(store.sessions_of("42").await?.len(), 2);
+    ///
+    /// // "Sign out everywhere else", from the laptop:
+    /// assert_eq!(store.end_sessions_of("42", Some(&laptop)).await?, 1);
+    /// let left = store.sessions_of("42").await?;
+    /// assert_eq!(left[0].handle, SessionHandle::of(&laptop));
+    /// assert!(store.load(&phone).await?.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn sessions_of(&self, subject: &str) -> Result<Vec<SubjectSession>, anyhow::Error> {
+        let statements = self.statements().await?;
+        let select = statements.queries().sessions_of(subject.to_owned());
+        let rows = self.query(&self.db.get_database_backend().build(&select)).await?;
+        rows.iter()
+            .map(|row| {
+                let model = sessions::Model::from_query_result(row, "")
+                    .context("A stored session could not be read")?;
+                let state = match model.state {
+                    serde_json::Value::Object(map) => map.into_iter().collect(),
+                    _ => anyhow::bail!("A stored session's state is not a JSON object"),
+                };
+                Ok(SubjectSession {
+                    handle: SessionHandle::try_from(model.id.as_slice())
+                        .context("A stored session id is not a hash")?,
+                    created_at: model.created_at.0,
+                    updated_at: model.updated_at.0,
+                    expires_at: model.deadline.0,
+                    state,
+                })
+            })
+            .collect()
+    }
+
+    /// How many live sessions `subject` has.
+    pub async fn count_sessions_of(&self, subject: &str) -> Result<u64, anyhow::Error> {
+        let statements = self.statements().await?;
+        let select = statements.queries().count_of(subject.to_owned());
+        let row = self
+            .query_one(&self.db.get_database_backend().build(&select))
+            .await?
+            .context("COUNT returned no row")?;
+        let count: i64 = row.try_get("", COUNT)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// Ends the live session `handle` if it belongs to `subject` ("sign out this device");
+    /// returns whether there was one. Taking the subject too means a handle from one user's page
+    /// can never end another user's session.
+    pub async fn end_session_of(
+        &self,
+        subject: &str,
+        handle: &SessionHandle,
+    ) -> Result<bool, anyhow::Error> {
+        let ended = self
+            .end(subject, Which::Only(handle.as_bytes().to_vec()))
+            .await?;
+        Ok(ended > 0)
+    }
+
+    /// Ends every live session of `subject`, or every one but `except` (the current request's
+    /// session: "sign out everywhere else"), at once; returns how many were ended. A request
+    /// still in flight on an ended session can no longer write it: its `update`, `update_ttl`
+    /// and `change_id` find no session.
+    pub async fn end_sessions_of(
+        &self,
+        subject: &str,
+        except: Option<&SessionId>,
+    ) -> Result<u64, anyhow::Error> {
+        let which = match except {
+            Some(id) => Which::AllBut(key(id)),
+            None => Which::All,
+        };
+        self.end(subject, which).await
+    }
+
+    async fn end(&self, subject: &str, which: Which) -> Result<u64, anyhow::Error> {
+        let statements = self.statements().await?;
+        let delete = statements.queries().end_of(subject.to_owned(), which);
+        let done = self
+            .execute(&self.db.get_database_backend().build(&delete))
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The subject of a state: the value of the subject key, as text.
+    pub(crate) fn subject_of(
+        &self,
+        state: &HashMap<Cow<'static, str>, serde_json::Value>,
+    ) -> Result<Option<String>, serde_json::Error> {
+        let Some(key) = &self.subject_key else {
+            return Ok(None);
+        };
+        let subject = match state.get(&**key) {
+            None | Some(serde_json::Value::Null) => return Ok(None),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            Some(_) => {
+                return Err(serde::ser::Error::custom(format!(
+                    "the subject key {key:?} holds neither a string nor a number"
+                )));
+            }
+        };
+        if subject.chars().count() > MAX_SUBJECT_CHARS || subject.contains('\0') {
+            return Err(serde::ser::Error::custom(format!(
+                "the subject under {key:?} is longer than {MAX_SUBJECT_CHARS} characters or \
+                 contains a NUL character"
+            )));
+        }
+        Ok(Some(subject))
+    }
+}

@@ -1,0 +1,290 @@
+//! Who is signed in where: the subject column, the device list, ending sessions one by one or all
+//! at once (also racing writes, on the cluster too), and ids hashed at rest.
+
+mod common;
+
+use common::{Backend, TestDb, stores_on_every_node};
+use pavex_session::{
+    SessionId,
+    store::{
+        SessionRecordRef, SessionStorageBackend,
+        errors::{CreateError, UpdateError},
+    },
+};
+use pavex_session_sea_orm::{SeaOrmSessionStore, SessionHandle};
+use serde_json::{Value, json};
+use std::{borrow::Cow, collections::HashMap, time::Duration};
+
+type State = HashMap<Cow<'static, str>, Value>;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn state(value: Value) -> State {
+    serde_json::from_value(value).expect("a JSON object")
+}
+
+fn record(state: &State) -> SessionRecordRef<'_> {
+    SessionRecordRef {
+        state: Cow::Borrowed(state),
+        ttl: HOUR,
+    }
+}
+
+/// A migrated store that indexes `user_id`, on a fresh database.
+async fn subject_store(backend: Backend) -> (TestDb, SeaOrmSessionStore) {
+    let (db, store) = common::store_on(backend).await;
+    (db, store.with_subject_key("user_id"))
+}
+
+async fn sign_in(store: &SeaOrmSessionStore, user: Value, device: &str) -> SessionId {
+    let id = SessionId::random();
+    let s = state(json!({"user_id": user, "device": device}));
+    store.create(&id, record(&s)).await.unwrap();
+    id
+}
+
+async fn the_device_list_shows_a_subjects_live_sessions(backend: Backend) {
+    let (db, store) = subject_store(backend).await;
+    let before = db.db_now_millis().await;
+    let laptop = sign_in(&store, json!(7), "laptop").await;
+    let phone = sign_in(&store, json!(7), "phone").await;
+    let other = sign_in(&store, json!("7x"), "elsewhere").await;
+    let anonymous = SessionId::random();
+    store
+        .create(&anonymous, record(&state(json!({"cart": [1]}))))
+        .await
+        .unwrap();
+    // The phone is written last, so it comes first.
+    let s = state(json!({"user_id": 7, "device": "phone", "seen": 2}));
+    store.update(&phone, record(&s)).await.unwrap();
+    let after = db.db_now_millis().await;
+
+    let list = store.sessions_of("7").await.unwrap();
+    let handles: Vec<_> = list.iter().map(|s| s.handle).collect();
+    assert_eq!(
+        handles,
+        vec![SessionHandle::of(&phone), SessionHandle::of(&laptop)]
+    );
+    assert_eq!(list[0].state["seen"], json!(2));
+    assert_eq!(list[1].state["device"], json!("laptop"));
+    for session in &list {
+        let (created, updated, expires) = (
+            session.created_at.timestamp_millis(),
+            session.updated_at.timestamp_millis(),
+            session.expires_at.timestamp_millis(),
+        );
+        assert!((before..=after).contains(&created), "{session:?}");
+        assert!(created <= updated && updated <= after, "{session:?}");
+        let hour = HOUR.as_millis() as i64;
+        assert!((updated + hour - 5..=updated + hour + 5).contains(&expires));
+    }
+    assert!(list[0].updated_at >= list[1].updated_at);
+    assert_eq!(store.count_sessions_of("7").await.unwrap(), 2);
+    assert_eq!(store.count_sessions_of("7x").await.unwrap(), 1);
+    assert_eq!(store.count_sessions_of("nobody").await.unwrap(), 0);
+    assert!(store.sessions_of("nobody").await.unwrap().is_empty());
+
+    // An expired session is not listed, counted or ended.
+    common::expire(&db, &laptop).await;
+    assert_eq!(store.count_sessions_of("7").await.unwrap(), 1);
+    assert!(
+        !store
+            .end_session_of("7", &SessionHandle::of(&laptop))
+            .await
+            .unwrap()
+    );
+    // `update_ttl` is a write: it moves `updated_at`, not `created_at`.
+    let first = store.sessions_of("7x").await.unwrap().remove(0);
+    store.update_ttl(&other, HOUR * 2).await.unwrap();
+    let later = store.sessions_of("7x").await.unwrap().remove(0);
+    assert_eq!(later.created_at, first.created_at);
+    assert!(later.updated_at >= first.updated_at && later.expires_at > first.expires_at);
+    // `change_id` keeps the session in the list, under its new handle.
+    let moved = SessionId::random();
+    store.change_id(&other, &moved).await.unwrap();
+    let list = store.sessions_of("7x").await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].handle, SessionHandle::of(&moved));
+    assert_eq!(list[0].created_at, first.created_at);
+}
+
+async fn ending_sessions_is_immediate_and_scoped_to_the_subject(backend: Backend) {
+    let (_db, store) = subject_store(backend).await;
+    let laptop = sign_in(&store, json!(7), "laptop").await;
+    let phone = sign_in(&store, json!(7), "phone").await;
+    let tablet = sign_in(&store, json!(7), "tablet").await;
+    let someone_else = sign_in(&store, json!(8), "laptop").await;
+
+    // One device, by its handle: only with the right subject.
+    let handle = SessionHandle::of(&phone);
+    assert!(!store.end_session_of("8", &handle).await.unwrap());
+    assert!(store.load(&phone).await.unwrap().is_some());
+    assert!(store.end_session_of("7", &handle).await.unwrap());
+    assert!(store.load(&phone).await.unwrap().is_none());
+    assert!(!store.end_session_of("7", &handle).await.unwrap());
+
+    // Everywhere else: the current session and other subjects stay.
+    assert_eq!(store.end_sessions_of("7", Some(&laptop)).await.unwrap(), 1);
+    assert!(store.load(&tablet).await.unwrap().is_none());
+    assert!(store.load(&laptop).await.unwrap().is_some());
+    assert!(store.load(&someone_else).await.unwrap().is_some());
+    // Everywhere.
+    assert_eq!(store.end_sessions_of("7", None).await.unwrap(), 1);
+    assert!(store.load(&laptop).await.unwrap().is_none());
+    assert_eq!(store.count_sessions_of("8").await.unwrap(), 1);
+}
+
+async fn the_subject_follows_the_state(backend: Backend) {
+    let (db, store) = subject_store(backend).await;
+    let id = SessionId::random();
+    store
+        .create(&id, record(&state(json!({"cart": []}))))
+        .await
+        .unwrap();
+    assert_eq!(store.count_sessions_of("7").await.unwrap(), 0);
+    // Signing in writes the subject, with the state, in the same statement.
+    let s = state(json!({"user_id": "7", "cart": []}));
+    store.update(&id, record(&s)).await.unwrap();
+    assert_eq!(store.count_sessions_of("7").await.unwrap(), 1);
+    // A null subject is no subject; a number is stored as its text.
+    let s = state(json!({"user_id": null}));
+    store.update(&id, record(&s)).await.unwrap();
+    assert_eq!(store.count_sessions_of("7").await.unwrap(), 0);
+    let s = state(json!({"user_id": 12345678901234_i64}));
+    store.update(&id, record(&s)).await.unwrap();
+    assert_eq!(store.count_sessions_of("12345678901234").await.unwrap(), 1);
+
+    // What cannot be a subject is refused, and nothing is written.
+    let longest = "é".repeat(pavex_session_sea_orm::MAX_SUBJECT_CHARS);
+    let s = state(json!({"user_id": longest}));
+    store.update(&id, record(&s)).await.unwrap();
+    assert_eq!(store.count_sessions_of(&longest).await.unwrap(), 1);
+    for bad in [
+        json!(true),
+        json!([7]),
+        json!({"id": 7}),
+        json!("é".repeat(pavex_session_sea_orm::MAX_SUBJECT_CHARS + 1)),
+        json!("a\u{0}b"),
+    ] {
+        let s = state(json!({"user_id": bad.clone()}));
+        let refused = store.update(&id, record(&s)).await;
+        assert!(
+            matches!(refused, Err(UpdateError::SerializationError(_))),
+            "{bad}: {refused:?}"
+        );
+        let refused = store.create(&SessionId::random(), record(&s)).await;
+        assert!(
+            matches!(refused, Err(CreateError::SerializationError(_))),
+            "{bad}: {refused:?}"
+        );
+    }
+    assert_eq!(store.count_sessions_of(&longest).await.unwrap(), 1);
+    let rows = common::all_rows(&db).await;
+    assert_eq!(rows.len(), 1, "no refused create was written");
+
+    // A store without a subject key indexes nothing.
+    let plain = SeaOrmSessionStore::new(db.db.clone());
+    let s = state(json!({"user_id": "9"}));
+    plain.create(&SessionId::random(), record(&s)).await.unwrap();
+    assert_eq!(store.count_sessions_of("9").await.unwrap(), 0);
+}
+
+/// The table, read whole with the test's own SQL, holds no session id in any form.
+async fn ids_are_hashed_at_rest(backend: Backend) {
+    let (db, store) = subject_store(backend).await;
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let id = sign_in(&store, json!(n % 3), "device").await;
+        if n % 2 == 0 {
+            let new = SessionId::random();
+            store.change_id(&id, &new).await.unwrap();
+            ids.push(new);
+        }
+        ids.push(id);
+    }
+    let rows = common::all_rows(&db).await;
+    assert_eq!(rows.len(), 20);
+    let mut haystack: Vec<u8> = rows.concat();
+    if let Some(path) = db.url.strip_prefix("sqlite://") {
+        // The file itself (and its journal), not only what SQL shows.
+        let path = path.split('?').next().unwrap_or(path);
+        for file in [path.to_owned(), format!("{path}-wal")] {
+            haystack.extend(std::fs::read(file).unwrap_or_default());
+        }
+    }
+    for id in &ids {
+        let uuid = id.inner();
+        let forms = [
+            uuid.as_bytes().to_vec(),
+            uuid.hyphenated().to_string().into_bytes(),
+            uuid.simple().to_string().into_bytes(),
+        ];
+        for form in forms {
+            assert!(
+                !haystack.windows(form.len()).any(|w| w == form),
+                "a raw id is stored"
+            );
+        }
+    }
+    // And every stored id is the hash of a session's id.
+    let live = store.sessions_of("0").await.unwrap().len()
+        + store.sessions_of("1").await.unwrap().len()
+        + store.sessions_of("2").await.unwrap().len();
+    assert_eq!(live, 20);
+}
+
+/// "Sign out everywhere" racing writes to the same subject's sessions never leaves an ended
+/// session alive: after the race, the subject has no session, whichever went first.
+async fn ending_all_racing_writes_leaves_nothing_alive(backend: Backend) {
+    let (db, _store) = subject_store(backend).await;
+    let stores: Vec<_> = stores_on_every_node(&db)
+        .into_iter()
+        .map(|s| s.with_subject_key("user_id"))
+        .collect();
+    let rounds = std::env::var("PSS_RACE_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
+    for round in 0..rounds {
+        let user = format!("u{round}");
+        let mut ids = Vec::new();
+        for device in 0..6 {
+            let store = &stores[device % stores.len()];
+            ids.push(sign_in(store, json!(user), "device").await);
+        }
+        let ender = &stores[round % stores.len()];
+        let end = ender.end_sessions_of(&user, None);
+        let writes = ids.iter().enumerate().map(|(i, id)| {
+            let store = &stores[(i + 1) % stores.len()];
+            let user = user.clone();
+            async move {
+                let s = state(json!({"user_id": user, "write": i}));
+                match i % 3 {
+                    0 => store.update(id, record(&s)).await.is_ok(),
+                    1 => store.update_ttl(id, HOUR * 2).await.is_ok(),
+                    _ => store.change_id(id, &SessionId::random()).await.is_ok(),
+                }
+            }
+        });
+        let (ended, _) = futures::join!(end, futures::future::join_all(writes));
+        assert!(ended.unwrap() <= 6);
+        for store in &stores {
+            assert_eq!(
+                store.count_sessions_of(&user).await.unwrap(),
+                0,
+                "round {round}: an ended session is alive"
+            );
+        }
+        for id in &ids {
+            assert!(stores[0].load(id).await.unwrap().is_none());
+        }
+    }
+}
+
+on_every_backend!(and_galera:
+    the_device_list_shows_a_subjects_live_sessions,
+    ending_sessions_is_immediate_and_scoped_to_the_subject,
+    the_subject_follows_the_state,
+    ids_are_hashed_at_rest,
+    ending_all_racing_writes_leaves_nothing_alive,
+);
