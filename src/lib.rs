@@ -343,8 +343,12 @@ impl SeaOrmSessionStore {
     async fn statements(&self) -> Result<&Statements, anyhow::Error> {
         self.statements
             .get_or_try_init(|| async {
-                self.check_table().await?;
-                Ok(Statements::new(backend_of(&self.db)?, &self.table)?)
+                match self.check_table().await {
+                    Ok(()) => Ok(Statements::new(backend_of(&self.db)?, &self.table)?),
+                    // The mismatch itself is the cause, so that callers can downcast to it.
+                    Err(SchemaCheckError::Mismatch(mismatch)) => Err(mismatch.into()),
+                    Err(SchemaCheckError::Db(e)) => Err(e.into()),
+                }
             })
             .await
     }

@@ -124,7 +124,14 @@ impl Statements {
         let (id, new_id) = (Value::from(id_marker()), Value::from(new_id_marker()));
         let Record { state, subject, .. } = record_marker();
         let ttl = Value::from(TTL_MS_MARKER);
-        let record = || [id.clone(), state.clone().into(), subject.clone().into(), ttl.clone()];
+        let record = || {
+            [
+                id.clone(),
+                state.clone().into(),
+                subject.clone().into(),
+                ttl.clone(),
+            ]
+        };
         let old_new = [id.clone(), new_id];
         Ok(Self {
             insert: Prepared::render(

@@ -146,7 +146,9 @@ impl SeaOrmSessionStore {
     pub async fn sessions_of(&self, subject: &str) -> Result<Vec<SubjectSession>, anyhow::Error> {
         let statements = self.statements().await?;
         let select = statements.queries().sessions_of(subject.to_owned());
-        let rows = self.query(&self.db.get_database_backend().build(&select)).await?;
+        let rows = self
+            .query(&self.db.get_database_backend().build(&select))
+            .await?;
         rows.iter()
             .map(|row| {
                 let model = sessions::Model::from_query_result(row, "")

@@ -138,10 +138,16 @@ async fn ids_of_the_wrong_shape(backend: Backend) {
     let raw = SessionId::random();
     db.run(
         insert,
-        vec![raw.inner().as_bytes().to_vec().into(), (now + 3_600_000).into()],
+        vec![
+            raw.inner().as_bytes().to_vec().into(),
+            (now + 3_600_000).into(),
+        ],
     )
     .await;
-    assert!(store.load(&raw).await.unwrap().is_none(), "a raw id opens nothing");
+    assert!(
+        store.load(&raw).await.unwrap().is_none(),
+        "a raw id opens nothing"
+    );
     db.run(insert, vec![vec![0xFFu8; 3].into(), (now - 1).into()])
         .await;
     let id = SessionId::random();

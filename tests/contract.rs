@@ -151,7 +151,12 @@ async fn duration_max_ttl_never_expires(backend: Backend) {
     );
     store.update(&id, record(&s, Duration::MAX)).await.unwrap();
     store.update_ttl(&id, Duration::MAX).await.unwrap();
-    let deadline = stored(&db, &id).await.unwrap().deadline.0.timestamp_millis();
+    let deadline = stored(&db, &id)
+        .await
+        .unwrap()
+        .deadline
+        .0
+        .timestamp_millis();
     assert!(deadline > pavex_session_sea_orm::MAX_TTL_MILLIS);
     assert_eq!(store.delete_expired(None).await.unwrap(), 0);
 }
@@ -240,7 +245,12 @@ async fn deadline_is_database_now_plus_ttl(backend: Backend) {
         .await
         .unwrap();
     let after = db.db_now_millis().await;
-    let deadline = stored(&db, &id).await.unwrap().deadline.0.timestamp_millis();
+    let deadline = stored(&db, &id)
+        .await
+        .unwrap()
+        .deadline
+        .0
+        .timestamp_millis();
     let ttl_ms = ttl_ms as i64;
     assert!(
         (before + ttl_ms..=after + ttl_ms).contains(&deadline),

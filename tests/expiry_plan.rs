@@ -9,9 +9,7 @@ mod common;
 use common::{Backend, TestDb, store_on};
 use pavex_session::store::SessionStorageBackend;
 use pavex_session_sea_orm::entity::sessions;
-use sea_orm::{
-    ConnectionTrait, DbBackend, EntityTrait, Statement, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, TransactionTrait};
 use std::{
     num::NonZeroUsize,
     sync::{Arc, Mutex},

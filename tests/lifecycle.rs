@@ -305,7 +305,10 @@ async fn an_expired_record_is_missing_server_state(backend: Backend) {
     assert!(browser.cookie.is_some(), "the session cookie stays");
     let revived = only_session(&db).await;
     assert_eq!((revived.id, revived.state), (id, json!({})));
-    assert!(revived.deadline.0.timestamp_millis() > db.db_now_millis().await, "live again");
+    assert!(
+        revived.deadline.0.timestamp_millis() > db.db_now_millis().await,
+        "live again"
+    );
 }
 
 async fn delete_expired_through_the_session_store(backend: Backend) {

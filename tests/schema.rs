@@ -9,8 +9,8 @@ use pavex_session::{
     store::{SessionRecordRef, SessionStorageBackend},
 };
 use pavex_session_sea_orm::{
-    CreateSessionsTable, HashIdsAndAddSubjects, Migrator, SeaOrmSessionStore, SessionsMigrator, SessionsTable,
-    entity::sessions,
+    CreateSessionsTable, HashIdsAndAddSubjects, Migrator, SeaOrmSessionStore, SessionsMigrator,
+    SessionsTable, entity::sessions,
 };
 use pavex_session_sea_orm_migration::{DEADLINE_INDEX, MIGRATION_TABLE, SESSIONS_TABLE};
 use sea_orm::{

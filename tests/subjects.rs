@@ -185,7 +185,10 @@ async fn the_subject_follows_the_state(backend: Backend) {
     // A store without a subject key indexes nothing.
     let plain = SeaOrmSessionStore::new(db.db.clone());
     let s = state(json!({"user_id": "9"}));
-    plain.create(&SessionId::random(), record(&s)).await.unwrap();
+    plain
+        .create(&SessionId::random(), record(&s))
+        .await
+        .unwrap();
     assert_eq!(store.count_sessions_of("9").await.unwrap(), 0);
 }
 

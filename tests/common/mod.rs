@@ -8,7 +8,9 @@ pub use db::*;
 
 /// The stored id of `id` (its hash), for looking rows up through the entity.
 pub fn key(id: &pavex_session::SessionId) -> Vec<u8> {
-    pavex_session_sea_orm::SessionHandle::of(id).as_bytes().to_vec()
+    pavex_session_sea_orm::SessionHandle::of(id)
+        .as_bytes()
+        .to_vec()
 }
 
 /// Moves the deadline of `id` one millisecond into the past (by the database clock).
@@ -34,7 +36,8 @@ pub async fn all_rows(test_db: &TestDb) -> Vec<Vec<u8>> {
         DbBackend::MySql => "CAST(state AS CHAR)",
         _ => "state",
     };
-    let sql = format!("SELECT id, {state} AS state, COALESCE(subject, '') AS subject FROM sessions");
+    let sql =
+        format!("SELECT id, {state} AS state, COALESCE(subject, '') AS subject FROM sessions");
     let rows = test_db
         .db
         .query_all_raw(Statement::from_string(test_db.db_backend(), sql))
@@ -43,9 +46,44 @@ pub async fn all_rows(test_db: &TestDb) -> Vec<Vec<u8>> {
     rows.iter()
         .map(|row| {
             let mut bytes: Vec<u8> = row.try_get("", "id").expect("id");
-            bytes.extend(row.try_get::<String>("", "state").expect("state").into_bytes());
-            bytes.extend(row.try_get::<String>("", "subject").expect("subject").into_bytes());
+            bytes.extend(
+                row.try_get::<String>("", "state")
+                    .expect("state")
+                    .into_bytes(),
+            );
+            bytes.extend(
+                row.try_get::<String>("", "subject")
+                    .expect("subject")
+                    .into_bytes(),
+            );
             bytes
+        })
+        .collect()
+}
+
+/// The ids of the `sessions` table that are stored raw (16 bytes, or a `uuid` column).
+pub async fn raw_ids(test_db: &TestDb) -> Vec<Vec<u8>> {
+    use sea_orm::{
+        ConnectionTrait,
+        sea_query::{Expr, Query},
+    };
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A new SQL text each time: PostgreSQL refuses a cached plan once the column changed type.
+    static CALL: AtomicUsize = AtomicUsize::new(0);
+    let call = CALL.fetch_add(1, Ordering::Relaxed);
+    let select = Query::select()
+        .column("id")
+        .from("sessions")
+        .and_where(Expr::cust(format!("{call} = {call}")))
+        .to_owned();
+    let rows = test_db.db.query_all(&select).await.expect("read the ids");
+    rows.iter()
+        .filter_map(|row| match row.try_get::<Vec<u8>>("", "id") {
+            Ok(id) => (id.len() == 16).then_some(id),
+            Err(_) => row
+                .try_get::<sea_orm::prelude::Uuid>("", "id")
+                .ok()
+                .map(|id| id.as_bytes().to_vec()),
         })
         .collect()
 }
@@ -53,7 +91,8 @@ pub async fn all_rows(test_db: &TestDb) -> Vec<Vec<u8>> {
 /// A Unix epoch millisecond time as the entity holds it.
 pub fn millis(ms: i64) -> sea_orm::prelude::ChronoUnixTimestampMillis {
     sea_orm::prelude::ChronoUnixTimestampMillis(
-        sea_orm::prelude::ChronoDateTimeUtc::from_timestamp_millis(ms).expect("a representable time"),
+        sea_orm::prelude::ChronoDateTimeUtc::from_timestamp_millis(ms)
+            .expect("a representable time"),
     )
 }
 
