@@ -16,6 +16,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// The longest `--connect-timeout-secs` accepted.
+const MAX_CONNECT_TIMEOUT_SECS: u64 = 3_600;
+
 #[derive(Parser)]
 #[command(
     version,
@@ -33,8 +36,14 @@ struct Cli {
         default_value = "sessions"
     )]
     table: SessionsTable,
-    /// How long to wait for a connection before giving up, in seconds.
-    #[arg(long, global = true, default_value_t = 10)]
+    /// How long to wait for a connection before giving up, in seconds (at most an hour: the
+    /// driver adds it to the clock, and a larger one would overflow).
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=MAX_CONNECT_TIMEOUT_SECS)
+    )]
     connect_timeout_secs: u64,
     #[command(subcommand)]
     command: Command,
@@ -116,7 +125,7 @@ async fn delete_expired(
     let (mut so_far, mut last_progress) = (0u64, Instant::now());
     let result = cleaner
         .drain(|batch| {
-            so_far += batch as u64;
+            so_far = so_far.saturating_add(u64::try_from(batch).unwrap_or(u64::MAX));
             if last_progress.elapsed() >= progress_every {
                 last_progress = Instant::now();
                 let elapsed = started.elapsed().as_secs_f64();

@@ -29,6 +29,9 @@ fn text(bytes: &[u8]) -> String {
 }
 
 async fn it_drains_expired_sessions_and_reports(backend: Backend) {
+    if backend == Backend::SqliteMemory {
+        return; // the command cannot reach a database in this process's memory
+    }
     let db = fresh_db(backend).await;
     let store = SeaOrmSessionStore::new(db.db.clone())
         .with_table("app_sessions".parse().unwrap())
@@ -77,24 +80,75 @@ async fn it_drains_expired_sessions_and_reports(backend: Backend) {
     assert!(text(&live.stdout).starts_with("Deleted 0 expired sessions"));
 }
 
-mod sqlite_file {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn it_drains_expired_sessions_and_reports() {
-        super::it_drains_expired_sessions_and_reports(super::Backend::SqliteFile).await
+/// A `sessions` table that is not ours: exit 1 with the reason, and not one row deleted.
+async fn it_refuses_a_table_that_is_not_ours(backend: Backend) {
+    if backend == Backend::SqliteMemory {
+        return; // the command cannot reach a database in this process's memory
+    }
+    let db = fresh_db(backend).await;
+    db.db
+        .execute_unprepared(
+            "CREATE TABLE sessions (id BIGINT PRIMARY KEY, deadline BIGINT NOT NULL)",
+        )
+        .await
+        .unwrap();
+    db.db
+        .execute_unprepared("INSERT INTO sessions (id, deadline) VALUES (1, 0), (2, 5)")
+        .await
+        .unwrap();
+    let output = run(&["delete-expired"], Some(&db.url));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("the table sessions is not a pavex_session_sea_orm sessions table"),
+        "{stderr}"
+    );
+    let count = Statement::from_string(db.db_backend(), "SELECT COUNT(*) AS n FROM sessions");
+    let row = db.db.query_one_raw(count).await.unwrap().unwrap();
+    assert_eq!(row.try_get::<i64>("", "n").unwrap(), 2, "nothing deleted");
+}
+
+/// Every flag at its largest value is accepted and runs; beyond its range, a usage error.
+async fn flags_at_their_limits(backend: Backend) {
+    if backend == Backend::SqliteMemory {
+        return; // the command cannot reach a database in this process's memory
+    }
+    let db = fresh_db(backend).await;
+    let store = SeaOrmSessionStore::new(db.db.clone());
+    store.migrate().await.unwrap();
+    sessions_with_ttl(&store, 3, Duration::ZERO).await;
+    let max = u64::MAX.to_string();
+    let args = [
+        "delete-expired",
+        "--batch-size",
+        &max,
+        "--pause-ms",
+        &max,
+        "--progress-secs",
+        &max,
+        "--connect-timeout-secs",
+        "3600",
+    ];
+    let output = run(&args, Some(&db.url));
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(stdout.starts_with("Deleted 3 expired sessions"), "{stdout}");
+    for zero in [
+        ["--batch-size", "0"],
+        ["--pause-ms", "-1"],
+        ["--connect-timeout-secs", "0"],
+        ["--connect-timeout-secs", "3601"],
+    ] {
+        let output = run(&["delete-expired", zero[0], zero[1]], Some(&db.url));
+        assert_eq!(output.status.code(), Some(2), "{zero:?} is a usage error");
     }
 }
-mod postgres {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn it_drains_expired_sessions_and_reports() {
-        super::it_drains_expired_sessions_and_reports(super::Backend::Postgres).await
-    }
-}
-mod mysql {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn it_drains_expired_sessions_and_reports() {
-        super::it_drains_expired_sessions_and_reports(super::Backend::MySql).await
-    }
-}
+
+on_every_backend!(
+    it_drains_expired_sessions_and_reports,
+    it_refuses_a_table_that_is_not_ours,
+    flags_at_their_limits,
+);
 
 #[test]
 fn a_missing_database_url_is_a_clear_error() {
