@@ -80,8 +80,7 @@ impl MigrationTrait for CreateSessionsTable {
         self.check_backend(manager)?;
         // An existing table must be ours (of this migration's schema or a later one): anything
         // else is left untouched.
-        if let TableState::Other(mismatch) = inspect(manager.get_connection(), &self.table).await?
-        {
+        if let TableState::Other(mismatch) = inspect(manager.get_connection(), &self.table).await? {
             return Err(DbErr::Migration(mismatch.to_string()));
         }
         manager

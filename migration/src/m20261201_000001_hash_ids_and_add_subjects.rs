@@ -1,5 +1,7 @@
 use crate::{
-    RAW_ID_LEN, STORED_ID_LEN, SessionsTable, clock::now_millis, stored_id,
+    RAW_ID_LEN, STORED_ID_LEN, SessionsTable,
+    clock::now_millis,
+    stored_id,
     verify::{TableDefinition, TableState, inspect},
 };
 use sea_orm_migration::{

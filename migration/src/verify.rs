@@ -182,7 +182,10 @@ pub(crate) async fn inspect<C: ConnectionTrait>(
     let Some(outdated) = Schema::Current.mismatch(&definition, backend, table) else {
         return Ok(TableState::Current(definition));
     };
-    if Schema::First.mismatch(&definition, backend, table).is_none() {
+    if Schema::First
+        .mismatch(&definition, backend, table)
+        .is_none()
+    {
         return Ok(TableState::FirstSchema {
             definition,
             outdated,
