@@ -166,8 +166,9 @@ pub use backend::MAX_TTL_MILLIS;
 pub use cleanup::{CleanupConfig, CleanupReport, ExpiredSessionCleaner};
 pub use pavex_session_sea_orm_entity as entity;
 pub use pavex_session_sea_orm_migration::{
-    CreateSessionsTable, HashIdsAndAddSubjects, InvalidIdentifier, Migrator, MismatchKind,
-    SchemaCheckError, SchemaMismatch, SchemaNotSupported, SessionsMigrator, SessionsTable,
+    AdoptPavexSessionSqlxTable, AdoptionReport, CreateSessionsTable, HashIdsAndAddSubjects,
+    InvalidIdentifier, Migrator, MismatchKind, SchemaCheckError, SchemaMismatch,
+    SchemaNotSupported, SessionsMigrator, SessionsTable,
 };
 pub use subjects::{InvalidHandle, MAX_SUBJECT_CHARS, SessionHandle, SubjectSession};
 

@@ -6,7 +6,6 @@
 
 use crate::{
     SeaOrmSessionStore,
-    backend::key,
     queries::{COUNT, Which},
 };
 use anyhow::Context as _;
@@ -136,7 +135,7 @@ impl SeaOrmSessionStore {
     /// assert_eq!(store.sessions_of("42").await?.len(), 2);
     ///
     /// // "Sign out everywhere else", from the laptop:
-    /// assert_eq!(store.end_sessions_of("42", Some(&laptop)).await?, 1);
+    /// assert_eq!(store.end_sessions_of("42", Some(&SessionHandle::of(&laptop))).await?, 1);
     /// let left = store.sessions_of("42").await?;
     /// assert_eq!(left[0].handle, SessionHandle::of(&laptop));
     /// assert!(store.load(&phone).await?.is_none());
@@ -199,13 +198,17 @@ impl SeaOrmSessionStore {
     /// session: "sign out everywhere else"), at once; returns how many were ended. A request
     /// still in flight on an ended session can no longer write it: its `update`, `update_ttl`
     /// and `change_id` find no session.
+    ///
+    /// `pavex_session` does not tell a request handler its session's id, so a Pavex app finds
+    /// its own handle in [`sessions_of`](Self::sessions_of) by a value it put in the state at
+    /// sign-in (a random device id, say); with the id at hand, use [`SessionHandle::of`].
     pub async fn end_sessions_of(
         &self,
         subject: &str,
-        except: Option<&SessionId>,
+        except: Option<&SessionHandle>,
     ) -> Result<u64, anyhow::Error> {
         let which = match except {
-            Some(id) => Which::AllBut(key(id)),
+            Some(handle) => Which::AllBut(handle.as_bytes().to_vec()),
             None => Which::All,
         };
         self.end(subject, which).await

@@ -34,6 +34,8 @@ const TTL: Duration = Duration::from_secs(3600);
 /// The server side: the store as a Pavex app builds it, its session config and cookie processor.
 struct App {
     store: SessionStore,
+    /// The same store, for what `SessionStore` does not offer (the device list).
+    sessions: pavex_session_sea_orm::SeaOrmSessionStore,
     config: SessionConfig,
     processor: Processor,
 }
@@ -47,6 +49,7 @@ struct Browser {
 impl App {
     async fn on(backend: Backend, config: SessionConfig) -> (TestDb, App) {
         let (db, backend) = store_on(backend).await;
+        let backend = backend.with_subject_key("user_id");
         let mut processor = ProcessorConfig::default();
         processor.crypto_rules = vec![CryptoRule {
             cookie_names: vec![config.cookie.name.clone()],
@@ -55,9 +58,10 @@ impl App {
             fallbacks: vec![],
         }];
         // Exactly what `bp.import(from![pavex_session_sea_orm])` provides.
-        let store = SessionStore::from(backend);
+        let store = SessionStore::from(backend.clone());
         let app = App {
             store,
+            sessions: backend,
             config,
             processor: processor.into(),
         };
@@ -448,7 +452,53 @@ async fn a_logout_is_not_undone_by_concurrent_writes(backend: Backend) {
     }
 }
 
+/// Sign in rotates the id and writes the subject; the device list shows each browser; "sign out
+/// everywhere else" from one browser leaves the others anonymous on their next request.
+async fn sign_out_everywhere_else(backend: Backend) {
+    let (_db, app) = App::on(backend, config()).await;
+    let mut browsers = vec![Browser::default(); 3];
+    for (n, browser) in browsers.iter_mut().enumerate() {
+        // An anonymous visit first, then the sign-in on the same session.
+        let mut session = app.session(browser);
+        session.insert("cart", n).await.unwrap();
+        app.respond(browser, session).await.unwrap();
+        let before = browser.cookie.clone();
+        let mut session = app.session(browser);
+        session.cycle_id();
+        session.insert("user_id", 7).await.unwrap();
+        // What the app keeps to recognise this device in the list.
+        session
+            .insert("device", format!("browser {n}"))
+            .await
+            .unwrap();
+        app.respond(browser, session).await.unwrap();
+        assert_ne!(browser.cookie, before, "the sign-in rotates the cookie");
+    }
+    let devices = app.sessions.sessions_of("7").await.unwrap();
+    assert_eq!(devices.len(), 3);
+
+    // Browser 0 signs out everywhere else: it finds its own handle by its device name.
+    let mine = devices
+        .iter()
+        .find(|d| d.state["device"] == json!("browser 0"))
+        .unwrap()
+        .handle;
+    assert_eq!(
+        app.sessions
+            .end_sessions_of("7", Some(&mine))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(read_only_request(&app, &mut browsers[0]).await, Some(7));
+    for browser in &mut browsers[1..] {
+        assert_eq!(read_only_request(&app, browser).await, None, "signed out");
+    }
+    assert_eq!(app.sessions.count_sessions_of("7").await.unwrap(), 1);
+}
+
 on_every_backend!(
+    sign_out_everywhere_else,
     a_new_session_gets_a_cookie_and_the_next_request_reads_it,
     changed_state_is_written_and_reads_extend_the_ttl_per_the_rule,
     reads_never_extend_the_ttl_when_only_changes_do,

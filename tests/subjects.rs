@@ -124,7 +124,13 @@ async fn ending_sessions_is_immediate_and_scoped_to_the_subject(backend: Backend
     assert!(!store.end_session_of("7", &handle).await.unwrap());
 
     // Everywhere else: the current session and other subjects stay.
-    assert_eq!(store.end_sessions_of("7", Some(&laptop)).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .end_sessions_of("7", Some(&SessionHandle::of(&laptop)))
+            .await
+            .unwrap(),
+        1
+    );
     assert!(store.load(&tablet).await.unwrap().is_none());
     assert!(store.load(&laptop).await.unwrap().is_some());
     assert!(store.load(&someone_else).await.unwrap().is_some());

@@ -9,9 +9,10 @@ use clap::{Parser, Subcommand};
 use pavex_session_sea_orm::{
     CleanupConfig, ExpiredSessionCleaner, SeaOrmSessionStore, SessionsTable,
 };
-use sea_orm::{ConnectOptions, Database};
+use pavex_session_sea_orm_migration::{AdoptPavexSessionSqlxTable, retrying};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use std::{
-    num::NonZeroUsize,
+    num::{NonZeroU64, NonZeroUsize},
     process::ExitCode,
     time::{Duration, Instant},
 };
@@ -63,6 +64,23 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         progress_secs: u64,
     },
+    /// Adopts pavex_session_sqlx 0.2's `sessions` table: copies every live session into this
+    /// store's table (under the hash of its id) and, when that table is `sessions`, renames
+    /// theirs `pavex_session_sqlx_sessions` and ours `sessions`. Safe to run again or from
+    /// several instances at once; refuses a `sessions` table that is neither theirs nor ours.
+    AdoptSqlxTable {
+        /// Sessions copied per statement.
+        #[arg(long, default_value_t = NonZeroU64::new(1_000).unwrap_or(NonZeroU64::MIN))]
+        batch_size: NonZeroU64,
+        /// The state key that names the user, to fill the `subject` column (as the store's
+        /// `with_subject_key`).
+        #[arg(long)]
+        subject_key: Option<String>,
+        /// Copy only, keeping their table in use (while the old version still serves); a
+        /// later run without this flag refreshes the copy and renames.
+        #[arg(long)]
+        copy_only: bool,
+    },
 }
 
 #[tokio::main]
@@ -94,10 +112,25 @@ async fn run(cli: Cli) -> Result<(), String> {
     let db = Database::connect(options)
         .await
         .map_err(|e| format!("cannot connect to the database ({}): {e}", redact(&url)))?;
-    let store = SeaOrmSessionStore::new(db)
-        .with_table(cli.table)
+    let store = SeaOrmSessionStore::new(db.clone())
+        .with_table(cli.table.clone())
         .map_err(|e| e.to_string())?;
     match cli.command {
+        Command::AdoptSqlxTable {
+            batch_size,
+            subject_key,
+            copy_only,
+        } => {
+            let mut adoption =
+                AdoptPavexSessionSqlxTable::new(cli.table).with_batch_size(batch_size);
+            if let Some(key) = subject_key {
+                adoption = adoption.with_subject_key(key);
+            }
+            if copy_only {
+                adoption = adoption.copy_only();
+            }
+            adopt(&db, adoption).await
+        }
         Command::DeleteExpired {
             batch_size,
             pause_ms,
@@ -154,6 +187,45 @@ async fn delete_expired(
                 .unwrap_or_default()
         )),
     }
+}
+
+async fn adopt(
+    db: &DatabaseConnection,
+    adoption: AdoptPavexSessionSqlxTable,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let report = std::sync::Mutex::new(None);
+    // Another instance adopting at the same moment can make a step fail (it created or renamed
+    // a table first): the next attempt finds what it did.
+    retrying(|| async {
+        let done = adoption.run(db).await?;
+        if let Ok(mut report) = report.lock() {
+            *report = Some(done);
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| format!("adopting pavex_session_sqlx's sessions table failed: {e}"))?;
+    let report = report.into_inner().ok().flatten();
+    let elapsed = started.elapsed().as_secs_f64();
+    match report {
+        Some(report) if report.nothing_to_do => {
+            println!("Nothing to adopt: no pavex_session_sqlx sessions table (adopted already?)")
+        }
+        Some(report) => println!(
+            "Adopted {} live sessions in {elapsed:.3} s ({} unreadable left behind, {} ended \
+             since an earlier copy removed){}",
+            report.copied,
+            report.unreadable,
+            report.pruned,
+            match report.renamed {
+                true => "; their table is now pavex_session_sqlx_sessions",
+                false => "; their table is still in use (copy only)",
+            }
+        ),
+        None => {}
+    }
+    Ok(())
 }
 
 /// The URL without its password, for error messages.

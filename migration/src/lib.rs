@@ -46,12 +46,17 @@ use sea_orm_migration::{
     seaql_migrations,
 };
 
+mod adopt;
 mod clock;
 mod m20261126_000001_create_sessions_table;
 mod m20261201_000001_hash_ids_and_add_subjects;
 mod stored_id;
 mod table;
 mod verify;
+pub use adopt::{
+    ADOPTION_STAGING_TABLE, AdoptPavexSessionSqlxTable, AdoptionReport, SQLX_BACKUP_TABLE,
+    SQLX_SESSIONS_TABLE,
+};
 pub use clock::now_millis;
 pub use m20261126_000001_create_sessions_table::{
     CreateSessionsTable, DEADLINE_INDEX, SESSIONS_TABLE,

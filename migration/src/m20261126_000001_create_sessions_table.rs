@@ -1,12 +1,8 @@
 use crate::{
     SessionsTable,
-    verify::{TableState, inspect},
+    verify::{TableState, inspect, read_definition},
 };
-use sea_orm_migration::{
-    prelude::*,
-    schema::*,
-    sea_orm::{ConnectionTrait, DbBackend},
-};
+use sea_orm_migration::{prelude::*, schema::*};
 
 /// The name of the default sessions table.
 pub const SESSIONS_TABLE: &str = "sessions";
@@ -129,19 +125,12 @@ impl CreateSessionsTable {
             .map_err(|e| DbErr::Custom(e.to_string()))
     }
 
-    /// PostgreSQL and SQLite honour `CREATE INDEX IF NOT EXISTS`; MySQL has no such clause (and
-    /// sea-query drops it), so there the index is looked up first.
+    /// Whether an index that starts with `deadline` exists, whatever its name (a table adopted
+    /// from another name keeps its index names). MySQL has no `CREATE INDEX IF NOT EXISTS`
+    /// (sea-query drops it), so this is looked up on every backend.
     async fn deadline_index_exists(&self, manager: &SchemaManager<'_>) -> Result<bool, DbErr> {
-        if manager.get_database_backend() != DbBackend::MySql {
-            return Ok(false);
-        }
-        let lookup = Query::select()
-            .expr(Expr::val(1))
-            .from((Alias::new("information_schema"), Alias::new("STATISTICS")))
-            .and_where(Expr::col(Alias::new("TABLE_SCHEMA")).eq(Expr::cust("DATABASE()")))
-            .and_where(Expr::col(Alias::new("TABLE_NAME")).eq(self.table.name()))
-            .and_where(Expr::col(Alias::new("INDEX_NAME")).eq(self.table.deadline_index()))
-            .to_owned();
-        Ok(manager.get_connection().query_one(&lookup).await?.is_some())
+        Ok(read_definition(manager.get_connection(), &self.table)
+            .await?
+            .is_some_and(|definition| definition.index_leads.iter().any(|c| c == "deadline")))
     }
 }

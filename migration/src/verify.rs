@@ -354,6 +354,29 @@ impl Schema {
     }
 }
 
+/// Whether `definition` is exactly the table `pavex_session_sqlx` 0.2's `migrate()` creates.
+pub(crate) fn is_pavex_session_sqlx(definition: &TableDefinition, backend: DbBackend) -> bool {
+    let has = |name: &str, types: &[&str]| {
+        definition
+            .columns
+            .iter()
+            .any(|c| c.name == name && !c.nullable && types.contains(&c.data_type.as_str()))
+    };
+    let (id, deadline, state): (&[&str], &[&str], &[&str]) = match backend {
+        DbBackend::Postgres => (&["uuid"], &["timestamp with time zone"], &["jsonb"]),
+        DbBackend::MySql => (
+            &["char(36)"],
+            &["bigint", "bigint(20)"],
+            &["json", "longtext"],
+        ),
+        _ => (&["text"], &["integer"], &["jsonb"]),
+    };
+    has("id", id)
+        && has("deadline", deadline)
+        && has("state", state)
+        && definition.primary_key == ["id"]
+}
+
 /// Guesses what a table is from its `id` and `deadline` columns.
 fn kind_of(definition: &TableDefinition, backend: DbBackend) -> MismatchKind {
     let type_of = |name: &str| {

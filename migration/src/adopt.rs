@@ -1,0 +1,434 @@
+//! Adopting `pavex_session_sqlx` 0.2's `sessions` table, so that moving to this store logs
+//! nobody out: every live session is copied, under the hash of its id, with its state and
+//! deadline (their seconds become milliseconds), in batches.
+
+use crate::{
+    CreateSessionsTable, HashIdsAndAddSubjects, SessionsTable,
+    clock::now_millis,
+    stored_id,
+    verify::{TableState, inspect, is_pavex_session_sqlx, read_definition},
+};
+use sea_orm_migration::{
+    SchemaManagerConnection,
+    prelude::*,
+    sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, TransactionTrait, prelude::Uuid},
+};
+use std::{collections::HashSet, num::NonZeroU64};
+
+/// The table `pavex_session_sqlx` keeps its sessions in (its name is fixed).
+pub const SQLX_SESSIONS_TABLE: &str = "sessions";
+
+/// What `pavex_session_sqlx`'s table is renamed to when our table takes its name: kept, with
+/// every row, for a rollback (see the README's runbook), until you drop it.
+pub const SQLX_BACKUP_TABLE: &str = "pavex_session_sqlx_sessions";
+
+/// Where the sessions are copied before our table takes the name `sessions`.
+pub const ADOPTION_STAGING_TABLE: &str = "pavex_session_sea_orm_adopting";
+
+/// The name this migration has in a migration history, for the default table.
+const MIGRATION_NAME: &str = "m20261201_000002_adopt_pavex_session_sqlx_table";
+
+/// Turns `pavex_session_sqlx` 0.2's `sessions` table into ours, keeping every live session:
+/// the same cookie finds the same state, with the same deadline (to their precision, whole
+/// seconds); expired sessions are left behind.
+///
+/// 1. The sessions are copied, [batch](Self::with_batch_size) by batch along their primary
+///    key, into a table of our schema: [`ADOPTION_STAGING_TABLE`] when the store keeps its
+///    sessions in `sessions` (the default), else the store's own table. A copied session is
+///    written again on a later run (its state and deadline refreshed), never twice.
+/// 2. Into the staging table only: sessions copied on an earlier run that are no longer live in
+///    their table (a sign-out since) are deleted, so that no ended session comes back.
+/// 3. Then, at once, their table is renamed [`SQLX_BACKUP_TABLE`] and the staging table takes
+///    the name `sessions`.
+///
+/// Run it again after a stop at any point: it picks up where the tables are. Two instances
+/// running it at once copy the same rows to the same keys, and only one renames. Once adopted,
+/// or on a database without their table, it does nothing. A `sessions` table that is neither
+/// theirs nor ours is refused, untouched. Sessions that cannot be read (an id that is not a
+/// UUID, a state that is not a JSON object) are skipped and counted.
+///
+/// Run it while the old version of the app is stopped, or run [`copy_only`](Self::copy_only)
+/// first while it serves: see the README's runbook.
+///
+/// ```no_run
+/// use pavex_session_sea_orm_migration::{AdoptPavexSessionSqlxTable, SessionsTable};
+///
+/// # async fn run(db: &sea_orm_migration::sea_orm::DatabaseConnection) -> Result<(), sea_orm_migration::sea_orm::DbErr> {
+/// let report = AdoptPavexSessionSqlxTable::new(SessionsTable::default())
+///     .with_subject_key("user_id")
+///     .run(db)
+///     .await?;
+/// println!("{} sessions adopted", report.copied);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct AdoptPavexSessionSqlxTable {
+    target: SessionsTable,
+    batch_size: NonZeroU64,
+    subject_key: Option<String>,
+    copy_only: bool,
+    name: String,
+}
+
+/// What an adoption did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AdoptionReport {
+    /// Live sessions written into our table on this run.
+    pub copied: u64,
+    /// Sessions that could not be read and were left behind.
+    pub unreadable: u64,
+    /// Sessions deleted from the staging table because they were no longer live in theirs.
+    pub pruned: u64,
+    /// Whether this run gave our table the name `sessions`.
+    pub renamed: bool,
+    /// Whether there was nothing to do (adopted already, or no table of theirs).
+    pub nothing_to_do: bool,
+}
+
+impl AdoptPavexSessionSqlxTable {
+    /// Adopts their `sessions` table into `target`, the store's table.
+    pub fn new(target: SessionsTable) -> Self {
+        let name = match target == SessionsTable::default() {
+            true => MIGRATION_NAME.to_owned(),
+            false => format!("{MIGRATION_NAME}:{target}"),
+        };
+        Self {
+            target,
+            batch_size: NonZeroU64::new(1_000).unwrap_or(NonZeroU64::MIN),
+            subject_key: None,
+            copy_only: false,
+            name,
+        }
+    }
+
+    /// Sessions read and written per statement (default 1 000).
+    pub fn with_batch_size(self, batch_size: NonZeroU64) -> Self {
+        Self { batch_size, ..self }
+    }
+
+    /// Fills the `subject` column from this state key, as `SeaOrmSessionStore::with_subject_key`
+    /// does (a string or a number; anything else leaves the subject empty).
+    pub fn with_subject_key(self, key: impl Into<String>) -> Self {
+        Self {
+            subject_key: Some(key.into()),
+            ..self
+        }
+    }
+
+    /// Copies only (step 1), leaving their table in use: the slow part, done while the old
+    /// version still serves. A later full run refreshes what changed and renames.
+    pub fn copy_only(self) -> Self {
+        Self {
+            copy_only: true,
+            ..self
+        }
+    }
+
+    /// Runs the adoption on `db`.
+    pub async fn run(&self, db: &DatabaseConnection) -> Result<AdoptionReport, DbErr> {
+        self.adopt(&SchemaManager::new(db)).await
+    }
+
+    async fn adopt(&self, manager: &SchemaManager<'_>) -> Result<AdoptionReport, DbErr> {
+        let db = manager.get_connection();
+        let source = SessionsTable::default();
+        let backend = db.get_database_backend();
+        let mut report = AdoptionReport::default();
+        match inspect(db, &source).await? {
+            TableState::Missing | TableState::Current(_) | TableState::FirstSchema { .. } => {
+                report.nothing_to_do = true;
+                return Ok(report);
+            }
+            TableState::Other(mismatch) => {
+                let definition = read_definition(db, &source).await?.unwrap_or_default();
+                if !is_pavex_session_sqlx(&definition, backend) {
+                    return Err(DbErr::Migration(mismatch.to_string()));
+                }
+            }
+        }
+        let renaming = self.target == source;
+        let staging = match renaming {
+            true => SessionsTable::new(ADOPTION_STAGING_TABLE)
+                .map_err(|e| DbErr::Migration(e.to_string()))?,
+            false => self.target.clone(),
+        };
+        if renaming
+            && read_definition(
+                db,
+                &SessionsTable::new(SQLX_BACKUP_TABLE)
+                    .map_err(|e| DbErr::Migration(e.to_string()))?,
+            )
+            .await?
+            .is_some()
+        {
+            return Err(DbErr::Migration(format!(
+                "cannot adopt pavex_session_sqlx's table: {SQLX_BACKUP_TABLE}, where it would be \
+                 kept, exists already (from an earlier adoption?); drop or rename it first"
+            )));
+        }
+        CreateSessionsTable::new(staging.clone())
+            .up(manager)
+            .await?;
+        HashIdsAndAddSubjects::new(staging.clone())
+            .up(manager)
+            .await?;
+
+        let seen = self.copy(db, &staging, &mut report).await?;
+        if self.copy_only || !renaming {
+            return Ok(report);
+        }
+        report.pruned = prune(db, &staging, &seen, self.batch_size).await?;
+        rename(db).await?;
+        report.renamed = true;
+        tracing::info!(?report, "Adopted pavex_session_sqlx's sessions table");
+        Ok(report)
+    }
+
+    /// Copies every live session of their table into `staging`; returns the keys written.
+    async fn copy(
+        &self,
+        db: &SchemaManagerConnection<'_>,
+        staging: &SessionsTable,
+        report: &mut AdoptionReport,
+    ) -> Result<HashSet<[u8; 32]>, DbErr> {
+        let backend = db.get_database_backend();
+        let now = now_millis(backend)?;
+        let mut seen = HashSet::new();
+        let mut after: Option<String> = None;
+        loop {
+            let rows = db
+                .query_all(&their_live_sessions(
+                    backend,
+                    after.as_deref(),
+                    self.batch_size,
+                )?)
+                .await?;
+            let Some(last) = rows.last() else {
+                break;
+            };
+            after = Some(last.try_get::<String>("", "id")?);
+            let mut insert = Query::insert();
+            insert.into_table(staging.table_ref()).columns([
+                Ours::Id,
+                Ours::Deadline,
+                Ours::State,
+                Ours::Subject,
+                Ours::CreatedAt,
+                Ours::UpdatedAt,
+            ]);
+            let mut batch = 0_u64;
+            for row in &rows {
+                let (id, deadline, state): (String, i64, String) = (
+                    row.try_get("", "id")?,
+                    row.try_get("", "deadline_ms")?,
+                    row.try_get("", "state")?,
+                );
+                let (Ok(uuid), Ok(serde_json::Value::Object(map))) = (
+                    Uuid::parse_str(&id),
+                    serde_json::from_str::<serde_json::Value>(&state),
+                ) else {
+                    report.unreadable = report.unreadable.saturating_add(1);
+                    continue;
+                };
+                let key = stored_id(&uuid);
+                seen.insert(key);
+                let subject = self
+                    .subject_key
+                    .as_ref()
+                    .and_then(|k| map.get(k))
+                    .and_then(|v| match v {
+                        serde_json::Value::String(s) => Some(s.clone()),
+                        serde_json::Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    })
+                    .filter(|s| s.chars().count() <= 255);
+                let state = match backend {
+                    DbBackend::Postgres => Expr::val(state).cast_as("jsonb"),
+                    _ => Expr::val(state),
+                };
+                insert
+                    .values([
+                        Expr::val(key.to_vec()),
+                        Expr::val(deadline),
+                        state,
+                        Expr::val(subject),
+                        now.clone(),
+                        now.clone(),
+                    ])
+                    .map_err(|e| DbErr::Custom(e.to_string()))?;
+                batch += 1;
+            }
+            if batch > 0 {
+                insert.on_conflict(
+                    OnConflict::column(Ours::Id)
+                        .update_columns([Ours::Deadline, Ours::State, Ours::Subject])
+                        .to_owned(),
+                );
+                db.execute(&insert).await?;
+                report.copied = report.copied.saturating_add(batch);
+            }
+        }
+        Ok(seen)
+    }
+}
+
+/// The next `limit` live sessions of their table after `after`, in primary-key order: `id` (as
+/// text), `deadline_ms` and `state` (JSON text).
+fn their_live_sessions(
+    backend: DbBackend,
+    after: Option<&str>,
+    limit: NonZeroU64,
+) -> Result<SelectStatement, DbErr> {
+    let (id, deadline_ms, state) = match backend {
+        DbBackend::Postgres => (
+            Expr::col(Theirs::Id).cast_as("text"),
+            Expr::cust("CAST(FLOOR(EXTRACT(EPOCH FROM \"deadline\") * 1000) AS BIGINT)"),
+            Expr::col(Theirs::State).cast_as("text"),
+        ),
+        DbBackend::MySql => (
+            Expr::col(Theirs::Id),
+            Expr::col(Theirs::Deadline).mul(1000),
+            Expr::col(Theirs::State).cast_as("char"),
+        ),
+        _ => (
+            Expr::col(Theirs::Id),
+            Expr::col(Theirs::Deadline).mul(1000),
+            Expr::col(Theirs::State),
+        ),
+    };
+    let mut select = Query::select();
+    select
+        .expr_as(id, "id")
+        .expr_as(deadline_ms.clone(), "deadline_ms")
+        .expr_as(state, "state")
+        .from(SQLX_SESSIONS_TABLE)
+        .and_where(deadline_ms.gt(now_millis(backend)?))
+        .order_by(Theirs::Id, Order::Asc)
+        .limit(limit.get());
+    if let Some(after) = after {
+        let after = match backend {
+            DbBackend::Postgres => Expr::val(after).cast_as("uuid"),
+            _ => Expr::val(after),
+        };
+        select.and_where(Expr::col(Theirs::Id).gt(after));
+    }
+    Ok(select)
+}
+
+/// Deletes the sessions of `staging` whose key is not in `keep`, walking its primary key.
+async fn prune(
+    db: &SchemaManagerConnection<'_>,
+    staging: &SessionsTable,
+    keep: &HashSet<[u8; 32]>,
+    batch_size: NonZeroU64,
+) -> Result<u64, DbErr> {
+    let mut pruned = 0_u64;
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let mut select = Query::select();
+        select
+            .column(Ours::Id)
+            .from(staging.table_ref())
+            .order_by(Ours::Id, Order::Asc)
+            .limit(batch_size.get());
+        if let Some(after) = &after {
+            select.and_where(Expr::col(Ours::Id).gt(after.clone()));
+        }
+        let ids = db
+            .query_all(&select)
+            .await?
+            .iter()
+            .map(|row| row.try_get::<Vec<u8>>("", "id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(last) = ids.last().cloned() else {
+            break;
+        };
+        let gone: Vec<Vec<u8>> = ids
+            .into_iter()
+            .filter(|id| <[u8; 32]>::try_from(id.as_slice()).is_ok_and(|k| !keep.contains(&k)))
+            .collect();
+        if !gone.is_empty() {
+            let delete = Query::delete()
+                .from_table(staging.table_ref())
+                .and_where(Expr::col(Ours::Id).is_in(gone))
+                .to_owned();
+            pruned = pruned.saturating_add(db.execute(&delete).await?.rows_affected());
+        }
+        after = Some(last);
+    }
+    Ok(pruned)
+}
+
+/// Their table becomes [`SQLX_BACKUP_TABLE`] and the staging table `sessions`, at once: in one
+/// transaction (PostgreSQL, SQLite) or one `RENAME TABLE` (MySQL), so that no request finds no
+/// `sessions` table.
+async fn rename(db: &SchemaManagerConnection<'_>) -> Result<(), DbErr> {
+    let keep = Table::rename()
+        .table(SQLX_SESSIONS_TABLE, SQLX_BACKUP_TABLE)
+        .to_owned();
+    let take = Table::rename()
+        .table(ADOPTION_STAGING_TABLE, SQLX_SESSIONS_TABLE)
+        .to_owned();
+    match db.get_database_backend() {
+        DbBackend::MySql => {
+            // sea-query renders one table per RENAME; MySQL renames a list atomically. The names
+            // are this module's constants.
+            db.execute_unprepared(&format!(
+                "RENAME TABLE `{SQLX_SESSIONS_TABLE}` TO `{SQLX_BACKUP_TABLE}`, \
+                 `{ADOPTION_STAGING_TABLE}` TO `{SQLX_SESSIONS_TABLE}`"
+            ))
+            .await?;
+        }
+        _ => {
+            let transaction = db.begin().await?;
+            transaction.execute(&keep).await?;
+            transaction.execute(&take).await?;
+            transaction.commit().await?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(DeriveIden, Clone, Copy)]
+enum Theirs {
+    Id,
+    Deadline,
+    State,
+}
+
+#[derive(DeriveIden, Clone, Copy)]
+enum Ours {
+    Id,
+    Deadline,
+    State,
+    Subject,
+    CreatedAt,
+    UpdatedAt,
+}
+
+impl MigrationName for AdoptPavexSessionSqlxTable {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AdoptPavexSessionSqlxTable {
+    /// Each batch commits on its own, so a big table is never one huge transaction.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(false)
+    }
+
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        self.adopt(manager).await.map(|_| ())
+    }
+
+    async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration(format!(
+            "the adoption of pavex_session_sqlx's table is undone by hand: see the README's \
+             runbook ({SQLX_BACKUP_TABLE} holds their table)"
+        )))
+    }
+}
