@@ -377,7 +377,7 @@ pub(crate) fn is_pavex_session_sqlx(definition: &TableDefinition, backend: DbBac
         && definition.primary_key == ["id"]
 }
 
-/// Guesses what a table is from its `id` and `deadline` columns.
+/// What a table most likely is, from its columns.
 fn kind_of(definition: &TableDefinition, backend: DbBackend) -> MismatchKind {
     let type_of = |name: &str| {
         definition
@@ -386,13 +386,7 @@ fn kind_of(definition: &TableDefinition, backend: DbBackend) -> MismatchKind {
             .find(|c| c.name == name)
             .map(|c| c.data_type.as_str())
     };
-    let sqlx = match backend {
-        DbBackend::Postgres => {
-            type_of("id") == Some("uuid") && type_of("deadline") == Some("timestamp with time zone")
-        }
-        DbBackend::MySql => type_of("id") == Some("char(36)"),
-        _ => type_of("id") == Some("text"),
-    };
+    let sqlx = is_pavex_session_sqlx(definition, backend);
     let first = Schema::First.columns().iter().all(|needed| {
         let accepted = match backend {
             DbBackend::Postgres => needed.postgres,
