@@ -3,7 +3,7 @@
 
 use crate::{
     SeaOrmSessionStore,
-    queries::{Key, Record, STATE_TEXT, TTL_MS},
+    queries::{Key, STATE_TEXT, TTL_MS},
 };
 use anyhow::Context as _;
 use pavex_session::{
@@ -220,21 +220,16 @@ impl SessionStorageBackend for SeaOrmSessionStore {
 }
 
 impl SeaOrmSessionStore {
-    /// The values of `create` and `update`, in the order their statements bind them.
+    /// The values of `create` and `update`, in the order their statements bind them (see
+    /// `queries::Record`).
     fn record_values(
         &self,
         id: &SessionId,
         record: &SessionRecordRef<'_>,
     ) -> Result<[Value; 4], serde_json::Error> {
-        let Record {
-            state,
-            subject,
-            ttl_ms,
-        } = Record {
-            state: state_json(record)?,
-            subject: self.subject_of(&record.state)?,
-            ttl_ms: ttl_millis(record.ttl),
-        };
+        let state = state_json(record)?;
+        let subject = self.subject_of(&record.state)?;
+        let ttl_ms = ttl_millis(record.ttl);
         Ok([key(id).into(), state.into(), subject.into(), ttl_ms.into()])
     }
 }

@@ -215,3 +215,257 @@ async fn random_sequences_match_the_in_memory_store(backend: Backend) {
 }
 
 on_every_backend!(random_sequences_match_the_in_memory_store);
+
+/// The fast hunt: the same operations, plus `Expire(i)`, which moves a live record's deadline
+/// into the past with SQL, so that no sequence sleeps. Each result is checked against
+/// [`Reference`], a model of the contract that `reference_agrees_with_the_in_memory_store`
+/// checks in lockstep against `InMemorySessionStore`. `PSS_HUNT_OPS` operations per backend
+/// (default 10 000; `PSS_MODEL_SEED` replays), in sequences of `OPS_PER_CASE`.
+mod hunt {
+    use super::*;
+    use pavex_session_sea_orm::SeaOrmSessionStore;
+    use sea_orm::{ColumnTrait, QueryFilter, sea_query::Expr};
+
+    /// Hunt TTLs are long: a record expires only by `Expire`.
+    const TTLS: [Duration; 2] = [LONG, Duration::from_secs(7200)];
+    /// Expired deadlines are `EXPIRED_AT + n`, in the order records expired (the first
+    /// expired is the oldest), long ago.
+    const EXPIRED_AT: i64 = 1_000_000_000;
+
+    #[derive(Debug, Clone)]
+    pub(super) enum HuntOp {
+        Create(usize, u8, usize),
+        Update(usize, u8, usize),
+        UpdateTtl(usize, usize),
+        Load(usize),
+        Delete(usize),
+        ChangeId(usize, usize),
+        DeleteExpired(Option<NonZeroUsize>),
+        Expire(usize),
+    }
+
+    pub(super) fn random_hunt_op(rng: &mut fastrand::Rng, expire: bool) -> HuntOp {
+        let id = |rng: &mut fastrand::Rng| rng.usize(0..4);
+        let ttl = |rng: &mut fastrand::Rng| rng.usize(0..TTLS.len());
+        match rng.u8(0..100) {
+            0..=17 => HuntOp::Create(id(rng), rng.u8(0..3), ttl(rng)),
+            18..=31 => HuntOp::Update(id(rng), rng.u8(0..3), ttl(rng)),
+            32..=41 => HuntOp::UpdateTtl(id(rng), ttl(rng)),
+            42..=59 => HuntOp::Load(id(rng)),
+            60..=69 => HuntOp::Delete(id(rng)),
+            70..=83 => HuntOp::ChangeId(id(rng), id(rng)),
+            84..=89 if expire => HuntOp::DeleteExpired(NonZeroUsize::new(rng.usize(0..3))),
+            _ if expire => HuntOp::Expire(id(rng)),
+            _ => HuntOp::Load(id(rng)),
+        }
+    }
+
+    /// A record of the model: its state, the TTL it was last given, and, once expired, its
+    /// place in the order of expiry.
+    #[derive(Debug, Clone)]
+    struct Record {
+        state: u8,
+        ttl: Duration,
+        expired: Option<u64>,
+    }
+
+    /// The contract, for the hunt's operations: a map from id to record.
+    #[derive(Debug, Default)]
+    pub(super) struct Reference {
+        records: [Option<Record>; 4],
+        expiries: u64,
+    }
+
+    impl Reference {
+        fn live(&self, i: usize) -> Option<&Record> {
+            self.records[i].as_ref().filter(|r| r.expired.is_none())
+        }
+
+        pub(super) fn apply(&mut self, op: &HuntOp) -> Outcome {
+            match *op {
+                HuntOp::Create(i, state, ttl) => match self.live(i) {
+                    Some(_) => Outcome::DuplicateId,
+                    None => {
+                        let ttl = TTLS[ttl];
+                        self.records[i] = Some(Record { state, ttl, expired: None });
+                        Outcome::Ok
+                    }
+                },
+                HuntOp::Update(i, state, ttl) => match self.live(i) {
+                    Some(_) => {
+                        let ttl = TTLS[ttl];
+                        self.records[i] = Some(Record { state, ttl, expired: None });
+                        Outcome::Ok
+                    }
+                    None => Outcome::UnknownId,
+                },
+                HuntOp::UpdateTtl(i, ttl) => match self.live(i).cloned() {
+                    Some(record) => {
+                        self.records[i] = Some(Record { ttl: TTLS[ttl], ..record });
+                        Outcome::Ok
+                    }
+                    None => Outcome::UnknownId,
+                },
+                HuntOp::Load(i) => Outcome::Loaded(
+                    self.live(i).map(|r| (state_for(r.state), r.ttl)),
+                ),
+                HuntOp::Delete(i) => match self.live(i) {
+                    Some(_) => {
+                        self.records[i] = None;
+                        Outcome::Ok
+                    }
+                    None => Outcome::UnknownId,
+                },
+                HuntOp::ChangeId(old, new) => {
+                    if self.live(new).is_some() {
+                        return Outcome::DuplicateId;
+                    }
+                    let Some(record) = self.live(old).cloned() else {
+                        return Outcome::UnknownId;
+                    };
+                    self.records[old] = None;
+                    self.records[new] = Some(record);
+                    Outcome::Ok
+                }
+                HuntOp::DeleteExpired(batch) => {
+                    let mut expired: Vec<(u64, usize)> = (0..4)
+                        .filter_map(|i| Some((self.records[i].as_ref()?.expired?, i)))
+                        .collect();
+                    expired.sort();
+                    let n = batch.map_or(expired.len(), |b| b.get().min(expired.len()));
+                    for &(_, i) in &expired[..n] {
+                        self.records[i] = None;
+                    }
+                    Outcome::Deleted(n)
+                }
+                HuntOp::Expire(i) => {
+                    if let Some(record) = self.records[i].as_mut().filter(|r| r.expired.is_none()) {
+                        record.expired = Some(self.expiries);
+                        self.expiries += 1;
+                    }
+                    Outcome::Ok
+                }
+            }
+        }
+    }
+
+    /// Runs `op` on a store; `Expire` moves the record's deadline with SQL (through the entity).
+    pub(super) async fn run(
+        store: &dyn SessionStorageBackend,
+        db: Option<(&common::TestDb, u64)>,
+        ids: &[SessionId; 4],
+        op: &HuntOp,
+    ) -> Outcome {
+        let as_op = match *op {
+            HuntOp::Create(i, n, t) => Op::Create(i, n, TTLS[t]),
+            HuntOp::Update(i, n, t) => Op::Update(i, n, TTLS[t]),
+            HuntOp::UpdateTtl(i, t) => Op::UpdateTtl(i, TTLS[t]),
+            HuntOp::Load(i) => Op::Load(i),
+            HuntOp::Delete(i) => Op::Delete(i),
+            HuntOp::ChangeId(a, b) => Op::ChangeId(a, b),
+            HuntOp::DeleteExpired(b) => Op::DeleteExpired(b),
+            HuntOp::Expire(i) => {
+                let Some((db, order)) = db else {
+                    return Outcome::Failed("Expire needs the database".to_owned());
+                };
+                let now = db.db_now_millis().await;
+                sessions::Entity::update_many()
+                    .col_expr(
+                        sessions::Column::Deadline,
+                        Expr::val(EXPIRED_AT + order as i64),
+                    )
+                    .filter(sessions::Column::Id.eq(common::key(&ids[i])))
+                    .filter(sessions::Column::Deadline.gt(now))
+                    .exec(&db.db)
+                    .await
+                    .unwrap();
+                return Outcome::Ok;
+            }
+        };
+        apply(store, ids, &as_op).await
+    }
+
+    pub(super) fn ops() -> usize {
+        std::env::var("PSS_HUNT_OPS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(10_000)
+    }
+
+    /// Loaded TTLs: at most the TTL given, and less by no more than the run so far.
+    pub(super) fn agrees(ours: &Outcome, reference: &Outcome, elapsed: Duration) -> bool {
+        match (ours, reference) {
+            (Outcome::Loaded(Some((a, ta))), Outcome::Loaded(Some((b, tb)))) => {
+                a == b && ta <= tb && *tb - *ta <= elapsed + TTL_TOLERANCE
+            }
+            (a, b) => a == b,
+        }
+    }
+
+    pub(super) async fn hunt(store: &SeaOrmSessionStore, db: &common::TestDb, seed: u64) -> usize {
+        let mut operations = 0;
+        let mut case = 0;
+        while operations < ops() {
+            let case_seed = seed.wrapping_add(case);
+            case += 1;
+            let mut rng = fastrand::Rng::with_seed(case_seed);
+            sessions::Entity::delete_many().exec(&db.db).await.unwrap();
+            let mut reference = Reference::default();
+            let ids: [SessionId; 4] = std::array::from_fn(|_| SessionId::random());
+            let (started, mut history) = (std::time::Instant::now(), Vec::new());
+            for _ in 0..OPS_PER_CASE {
+                let op = random_hunt_op(&mut rng, true);
+                let ours = run(store, Some((db, reference.expiries)), &ids, &op).await;
+                let expected = reference.apply(&op);
+                history.push(format!("{op:?} -> {ours:?}"));
+                operations += 1;
+                assert!(
+                    agrees(&ours, &expected, started.elapsed()),
+                    "PSS_MODEL_SEED={case_seed} disagrees with the model on the last of:\n  {}\n\
+                     ours:  {ours:?}\nmodel: {expected:?}",
+                    history.join("\n  ")
+                );
+            }
+        }
+        operations
+    }
+}
+
+/// The hunt's model against the reference store, on the operations both can run (no `Expire`:
+/// the in-memory store's deadlines cannot be moved).
+#[tokio::test]
+async fn reference_agrees_with_the_in_memory_store() {
+    let seed = base_seed();
+    for case in 0..200 {
+        let case_seed = seed.wrapping_add(case);
+        let mut rng = fastrand::Rng::with_seed(case_seed);
+        let (mut model, store) = (hunt::Reference::default(), InMemorySessionStore::new());
+        let ids: [SessionId; 4] = std::array::from_fn(|_| SessionId::random());
+        let started = std::time::Instant::now();
+        for _ in 0..OPS_PER_CASE {
+            let op = hunt::random_hunt_op(&mut rng, false);
+            let theirs = hunt::run(&store, None, &ids, &op).await;
+            let expected = model.apply(&op);
+            assert!(
+                hunt::agrees(&theirs, &expected, started.elapsed()),
+                "PSS_MODEL_SEED={case_seed}: {op:?}: in-memory {theirs:?}, model {expected:?}"
+            );
+        }
+    }
+}
+
+async fn a_long_hunt_with_instant_expiry(backend: Backend) {
+    let (db, store) = store_on(backend).await;
+    let seed = base_seed();
+    let started = std::time::Instant::now();
+    let operations = hunt::hunt(&store, &db, seed).await;
+    eprintln!(
+        "{backend:?}: hunt of {operations} operations in {:.1} s, seed {seed}",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+mod hunting {
+    use super::*;
+    on_every_backend!(a_long_hunt_with_instant_expiry);
+}
