@@ -163,6 +163,11 @@ impl SessionsMigrator {
     /// random pause, up to [`MIGRATE_ATTEMPTS`] times: the next run finds what the other
     /// instance created and does only what is still missing.
     pub async fn migrate(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        // A table that is not ours is refused before anything is created (not even the
+        // history table).
+        if let verify::TableState::Other(mismatch) = verify::inspect(db, &self.table).await? {
+            return Err(DbErr::Migration(mismatch.to_string()));
+        }
         retrying(|| self.up(db, None)).await
     }
 }
@@ -171,7 +176,7 @@ impl SessionsMigrator {
 pub const MIGRATE_ATTEMPTS: u32 = 5;
 
 /// Runs `run` until it succeeds, at most [`MIGRATE_ATTEMPTS`] times, pausing 50-250 ms (times
-/// the attempt) in between.
+/// the attempt) in between. A `DbErr::Migration` (a migration's refusal) is returned at once.
 pub async fn retrying<F, Fut>(mut run: F) -> Result<(), DbErr>
 where
     F: FnMut() -> Fut,
@@ -180,7 +185,8 @@ where
     let mut attempt = 1;
     loop {
         match run().await {
-            Err(e) if attempt < MIGRATE_ATTEMPTS => {
+            // A refusal (a table that is not ours, a missing table) stays one: not retried.
+            Err(e) if attempt < MIGRATE_ATTEMPTS && !matches!(e, DbErr::Migration(_)) => {
                 tracing::warn!(error = %e, attempt, "Migrating failed; running it again");
                 let pause = fastrand::u64(50..=250) * u64::from(attempt);
                 tokio::time::sleep(std::time::Duration::from_millis(pause)).await;

@@ -160,7 +160,8 @@ pub async fn check_table<C: ConnectionTrait>(
 #[derive(Debug)]
 pub(crate) enum TableState {
     Missing,
-    /// The columns the first migration created: ids stored raw, no subject.
+    /// The columns the first migration created (ids stored raw, no subject), or those of an
+    /// upgrade in progress.
     FirstSchema {
         definition: TableDefinition,
         /// How it differs from the current schema.
@@ -182,9 +183,9 @@ pub(crate) async fn inspect<C: ConnectionTrait>(
     let Some(outdated) = Schema::Current.mismatch(&definition, backend, table) else {
         return Ok(TableState::Current(definition));
     };
-    if Schema::First
-        .mismatch(&definition, backend, table)
-        .is_none()
+    if [Schema::First, Schema::Upgrading]
+        .iter()
+        .any(|schema| schema.mismatch(&definition, backend, table).is_none())
     {
         return Ok(TableState::FirstSchema {
             definition,
@@ -201,11 +202,16 @@ pub(crate) enum Schema {
     First,
     /// `CreateSessionsTable`, then `HashIdsAndAddSubjects`.
     Current,
+    /// Between two steps of another instance's `HashIdsAndAddSubjects`: the id widened or not,
+    /// each new column missing or as [`Schema::Current`] has it.
+    Upgrading,
 }
 
 /// A column the store needs, and the declared types it accepts on each backend.
 struct Needed {
     name: &'static str,
+    /// Whether the column may be missing (while an upgrade adds it).
+    optional: bool,
     nullable: bool,
     postgres: &'static [&'static str],
     mysql: &'static [&'static str],
@@ -215,6 +221,7 @@ struct Needed {
 
 const MILLIS: Needed = Needed {
     name: "",
+    optional: false,
     nullable: false,
     postgres: &["bigint"],
     mysql: &["bigint", "bigint(20)"],
@@ -224,6 +231,7 @@ const MILLIS: Needed = Needed {
 
 const STATE: Needed = Needed {
     name: "state",
+    optional: false,
     nullable: false,
     postgres: &["jsonb"],
     // MariaDB's JSON is LONGTEXT with a json_valid() check; MySQL 8 has its own type.
@@ -239,9 +247,23 @@ impl Schema {
             ..MILLIS
         };
         match self {
+            Self::Upgrading => {
+                let first_id = Self::First.columns().remove(0);
+                let mut columns = Self::Current.columns();
+                columns[0] = Needed {
+                    postgres: &["uuid", "bytea"],
+                    mysql: &["binary(16)", "varbinary(32)"],
+                    ..first_id
+                };
+                for column in &mut columns[3..] {
+                    column.optional = true;
+                }
+                columns
+            }
             Self::First => vec![
                 Needed {
                     name: "id",
+                    optional: false,
                     nullable: false,
                     postgres: &["uuid"],
                     mysql: &["binary(16)"],
@@ -254,6 +276,7 @@ impl Schema {
             Self::Current => vec![
                 Needed {
                     name: "id",
+                    optional: false,
                     nullable: false,
                     postgres: &["bytea"],
                     mysql: &["varbinary(32)"],
@@ -266,6 +289,7 @@ impl Schema {
                 STATE,
                 Needed {
                     name: "subject",
+                    optional: false,
                     nullable: true,
                     postgres: &["character varying", "text"],
                     mysql: &["varchar(255)"],
@@ -286,7 +310,7 @@ impl Schema {
 
     fn indexed(self) -> &'static [&'static str] {
         match self {
-            Self::First => &["deadline"],
+            Self::First | Self::Upgrading => &["deadline"],
             Self::Current => &["deadline", "subject"],
         }
     }
@@ -321,6 +345,9 @@ impl Schema {
                 _ => needed.sqlite,
             };
             let Some(column) = definition.columns.iter().find(|c| c.name == needed.name) else {
+                if needed.optional {
+                    continue;
+                }
                 return Some(differs(
                     Some(needed.name),
                     needed.what.to_owned(),
@@ -356,11 +383,12 @@ impl Schema {
 
 /// Whether `definition` is exactly the table `pavex_session_sqlx` 0.2's `migrate()` creates.
 pub(crate) fn is_pavex_session_sqlx(definition: &TableDefinition, backend: DbBackend) -> bool {
+    // SQLite reports a `TEXT PRIMARY KEY` column as nullable (only INTEGER primary keys are
+    // implicitly NOT NULL there), so the primary key's nullability is not part of the check.
     let has = |name: &str, types: &[&str]| {
-        definition
-            .columns
-            .iter()
-            .any(|c| c.name == name && !c.nullable && types.contains(&c.data_type.as_str()))
+        definition.columns.iter().any(|c| {
+            c.name == name && (!c.nullable || name == "id") && types.contains(&c.data_type.as_str())
+        })
     };
     let (id, deadline, state): (&[&str], &[&str], &[&str]) = match backend {
         DbBackend::Postgres => (&["uuid"], &["timestamp with time zone"], &["jsonb"]),
