@@ -287,28 +287,39 @@ mod hunt {
                     Some(_) => Outcome::DuplicateId,
                     None => {
                         let ttl = TTLS[ttl];
-                        self.records[i] = Some(Record { state, ttl, expired: None });
+                        self.records[i] = Some(Record {
+                            state,
+                            ttl,
+                            expired: None,
+                        });
                         Outcome::Ok
                     }
                 },
                 HuntOp::Update(i, state, ttl) => match self.live(i) {
                     Some(_) => {
                         let ttl = TTLS[ttl];
-                        self.records[i] = Some(Record { state, ttl, expired: None });
+                        self.records[i] = Some(Record {
+                            state,
+                            ttl,
+                            expired: None,
+                        });
                         Outcome::Ok
                     }
                     None => Outcome::UnknownId,
                 },
                 HuntOp::UpdateTtl(i, ttl) => match self.live(i).cloned() {
                     Some(record) => {
-                        self.records[i] = Some(Record { ttl: TTLS[ttl], ..record });
+                        self.records[i] = Some(Record {
+                            ttl: TTLS[ttl],
+                            ..record
+                        });
                         Outcome::Ok
                     }
                     None => Outcome::UnknownId,
                 },
-                HuntOp::Load(i) => Outcome::Loaded(
-                    self.live(i).map(|r| (state_for(r.state), r.ttl)),
-                ),
+                HuntOp::Load(i) => {
+                    Outcome::Loaded(self.live(i).map(|r| (state_for(r.state), r.ttl)))
+                }
                 HuntOp::Delete(i) => match self.live(i) {
                     Some(_) => {
                         self.records[i] = None;
