@@ -8,8 +8,14 @@
 
 use pavex_session::{SessionId, SessionStore, store::SessionRecordRef};
 use pavex_session_sea_orm::SeaOrmSessionStore;
-use sea_orm::{ConnectOptions, Database};
-use std::{borrow::Cow, collections::HashMap, num::NonZeroUsize, time::Duration};
+use sea_orm::{ConnectOptions, Database, DbBackend};
+use serde_json::Value;
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, HashMap},
+    num::NonZeroUsize,
+    time::Duration,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,11 +24,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut options = ConnectOptions::new(&url);
     options.sqlx_logging(false);
     let db = Database::connect(options).await?;
-    println!("connected to {url} ({:?})", db.get_database_backend());
+    let backend_name = match db.get_database_backend() {
+        DbBackend::Postgres => "PostgreSQL",
+        DbBackend::MySql => "MySQL/MariaDB",
+        DbBackend::Sqlite => "SQLite",
+        _ => "an unknown backend",
+    };
+    println!("Connected to {} ({backend_name}).", without_password(&url));
 
     let backend = SeaOrmSessionStore::new(db);
     backend.migrate().await?;
-    println!("migrated: table `sessions` and index `idx_sessions_deadline` are in place");
+    println!("Migrated: the `sessions` table and its indexes are in place.\n");
     // This is what a Pavex app gets through `bp.import(...)`.
     let store = SessionStore::from(backend);
 
@@ -39,13 +51,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         )
         .await?;
-    println!("created   {} with {state:?}, TTL {ttl:?}", id.inner());
+    println!("1. Created session {}", id.inner());
+    println!("   valid for {}, with this state:", words(ttl));
+    println!("{}", json(&state)?);
 
     let loaded = store.load(&id).await?.ok_or("the new session is missing")?;
     println!(
-        "loaded    {:?}, {} ms left",
-        loaded.state,
-        loaded.ttl.as_millis()
+        "2. Loaded it back: {} left, {}.",
+        words(loaded.ttl),
+        if loaded.state == state {
+            "the same state"
+        } else {
+            "a different state (unexpected)"
+        }
     );
 
     state.insert(Cow::Borrowed("theme"), serde_json::json!("dark"));
@@ -58,19 +76,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         )
         .await?;
-    println!("updated   state to {state:?}");
+    println!("3. Updated the state to:");
+    println!("{}", json(&state)?);
 
     store.update_ttl(&id, Duration::from_secs(2 * 3600)).await?;
     let ttl = store.load(&id).await?.ok_or("missing")?.ttl;
-    println!("extended  TTL to {} ms", ttl.as_millis());
+    println!("4. Extended it: {} left.", words(ttl));
 
     let renamed = SessionId::random();
     store.change_id(&id, &renamed).await?;
+    println!("5. Renamed it to {} (as at login).", renamed.inner());
     println!(
-        "renamed   {} -> {} (old id now loads {:?})",
-        id.inner(),
-        renamed.inner(),
-        store.load(&id).await?.map(|r| r.state)
+        "   Loading the old id now {}.",
+        found(store.load(&id).await?.is_some())
     );
 
     store
@@ -78,10 +96,66 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     println!(
-        "expired   after a 200 ms TTL: loads {:?}",
-        store.load(&renamed).await?.map(|r| r.state)
+        "6. Gave it 200 ms to live and waited 300 ms: loading it now {}.",
+        found(store.load(&renamed).await?.is_some())
     );
+
     let deleted = store.delete_expired(NonZeroUsize::new(1000)).await?;
-    println!("cleaned   {deleted} expired session(s) with delete_expired");
+    println!(
+        "7. Cleaned up: delete_expired removed {deleted} expired session{} from the table.",
+        if deleted == 1 { "" } else { "s" }
+    );
     Ok(())
+}
+
+/// The state as pretty JSON, keys sorted, indented under the step it belongs to.
+fn json(state: &HashMap<Cow<'static, str>, Value>) -> Result<String, serde_json::Error> {
+    let sorted: BTreeMap<&str, &Value> = state.iter().map(|(k, v)| (k.as_ref(), v)).collect();
+    let text = serde_json::to_string_pretty(&sorted)?;
+    Ok(text
+        .lines()
+        .map(|line| format!("   {line}"))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+/// What a load finds, in words.
+fn found(live: bool) -> &'static str {
+    match live {
+        true => "still finds it (unexpected)",
+        false => "finds nothing",
+    }
+}
+
+/// A duration as a person says it: "30 minutes", "1 hour 59 minutes 59 seconds", "200 ms".
+fn words(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    if secs == 0 {
+        return format!("{} ms", duration.as_millis());
+    }
+    let parts = [
+        (secs / 3600, "hour"),
+        (secs / 60 % 60, "minute"),
+        (secs % 60, "second"),
+    ];
+    parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n} {unit}{}", if *n == 1 { "" } else { "s" }))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The URL with its password, if any, replaced by `***`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_owned(),
+    }
 }

@@ -135,7 +135,7 @@
 //! ```
 //!
 //! A statement that loses a certification conflict (error 1213) is run again, as on one server;
-//! see the README's "Running on a cluster" for what each error means and the measured figures.
+//! see `docs/cluster.md` in the repository for what each error means and the measured figures.
 //!
 //! # Guarantees, on every backend
 //!

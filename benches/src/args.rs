@@ -146,7 +146,7 @@ pub struct Config {
     pub concurrency: Vec<usize>,
     pub full: bool,
     pub pool: PoolSettings,
-    #[serde(with = "secs")]
+    #[serde(with = "crate::secs")]
     pub ttl: Duration,
     #[serde(skip)]
     pub postgres_url: String,
@@ -212,16 +212,5 @@ impl Config {
             json: args.json,
             seed: args.seed,
         })
-    }
-}
-
-/// Serializes a [`Duration`] as fractional seconds.
-pub mod secs {
-    use serde::Serializer;
-    use std::time::Duration;
-
-    /// Serializes `d` as seconds (`f64`).
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
     }
 }

@@ -114,9 +114,10 @@ async fn measure_sides(
         Backend::Sqlite => 1,
         _ => 4,
     };
-    // Sorted, the ids go into each primary key in order (the same order for a UUID, its 16
-    // bytes and its hyphenated lower-case text): a million rows into InnoDB's clustered index
-    // take minutes less than in random order. Which ids are measured stays random.
+    // Sorted, the ids go into theirs' primary key in order (the same order for a UUID, its 16
+    // bytes and its hyphenated lower-case text; `prefill` sorts ours' by the stored hash): a
+    // million rows into InnoDB's clustered index take minutes less than in random order. Which
+    // ids are measured stays random.
     let ids = [sorted(fresh_ids(cfg.rows)), sorted(fresh_ids(cfg.rows))];
     let t0 = Instant::now();
     prefill(sides, [&ids[0], &ids[1]], &state, cfg.ttl, parallel).await?;

@@ -10,6 +10,7 @@ mod pool;
 mod prefill;
 mod report;
 mod scratch;
+mod secs;
 mod side;
 mod stats;
 mod summary;

@@ -1,6 +1,5 @@
 //! The pool settings, applied identically to sea-orm's pool (sqlx 0.9) and to sqlx 0.8's.
 
-use crate::args::secs;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -9,11 +8,11 @@ use std::time::Duration;
 pub struct PoolSettings {
     pub max_connections: u32,
     pub min_connections: u32,
-    #[serde(with = "secs")]
+    #[serde(with = "crate::secs")]
     pub acquire_timeout: Duration,
-    #[serde(with = "secs")]
+    #[serde(with = "crate::secs")]
     pub idle_timeout: Duration,
-    #[serde(with = "secs")]
+    #[serde(with = "crate::secs")]
     pub max_lifetime: Duration,
     pub test_before_acquire: bool,
     pub statement_logging: bool,
@@ -35,7 +34,7 @@ impl PoolSettings {
     }
 
     /// sqlx 0.8's pool options, with these settings (statement logging is switched off on the
-    /// connect options, see [`crate::side`]).
+    /// connect options, where each side connects in `side.rs`).
     pub fn sqlx<DB: sqlx::Database>(&self) -> sqlx::pool::PoolOptions<DB> {
         sqlx::pool::PoolOptions::new()
             .max_connections(self.max_connections)

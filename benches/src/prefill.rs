@@ -1,7 +1,7 @@
 //! Bulk inserts of live rows, each in its side's own schema, before anything is measured.
 //!
-//! Ours: `id` uuid/binary(16)/blob, `deadline` epoch milliseconds, `state` JSON, inserted with
-//! sea-query. Theirs (`pavex_session_sqlx`'s `migration_query()`): PostgreSQL `uuid`,
+//! Ours: `id` the SHA-256 of the session id (as the store keys it), `deadline` epoch
+//! milliseconds, `state` JSON, inserted with sea-query; the other columns keep their defaults. Theirs (`pavex_session_sqlx`'s `migration_query()`): PostgreSQL `uuid`,
 //! `timestamptz`, `jsonb`; MySQL `CHAR(36)`, epoch seconds, `JSON`; SQLite `TEXT` id, epoch
 //! seconds, JSON text.
 
@@ -12,7 +12,7 @@ use crate::{
 use anyhow::{Context as _, ensure};
 use futures::{StreamExt as _, TryStreamExt as _};
 use pavex_session::SessionId;
-use pavex_session_sea_orm::entity::sessions;
+use pavex_session_sea_orm::{SessionHandle, entity::sessions};
 use sea_orm::{
     ConnectionTrait as _,
     sea_query::{Expr, Query},
@@ -40,7 +40,11 @@ pub async fn prefill(
         .duration_since(UNIX_EPOCH)
         .context("The system clock is before 1970")?;
     let deadline = now + ttl;
-    let [a, b] = ids.map(|ids| ids.chunks(CHUNK));
+    let ids = [
+        in_key_order(&sides[0], ids[0]),
+        in_key_order(&sides[1], ids[1]),
+    ];
+    let [a, b] = [ids[0].chunks(CHUNK), ids[1].chunks(CHUNK)];
     let chunks = a
         .map(|chunk| (&sides[0], chunk))
         .zip(b.map(|chunk| (&sides[1], chunk)))
@@ -54,6 +58,17 @@ pub async fn prefill(
         .buffer_unordered(parallel.max(1))
         .try_collect::<()>()
         .await
+}
+
+/// `ids` in the order of the side's primary key, so that each chunk goes into the index in order
+/// (a million rows into InnoDB's clustered index take minutes less than in random order). Ours
+/// keys a row by the SHA-256 of its id; theirs by the id itself, which `ids` is sorted by already.
+fn in_key_order(side: &Side, ids: &[SessionId]) -> Vec<SessionId> {
+    let mut ids = ids.to_vec();
+    if let Conn::SeaOrm(_) = side.conn {
+        ids.sort_by_cached_key(|id| SessionHandle::of(id).as_bytes().to_vec());
+    }
+    ids
 }
 
 /// Inserts one chunk; `deadline` is the Unix time at which the rows expire.
@@ -75,7 +90,7 @@ async fn insert_chunk(
             ]);
             for id in chunk {
                 insert.values([
-                    Expr::val(id.inner()),
+                    Expr::val(SessionHandle::of(id).as_bytes().to_vec()),
                     Expr::val(deadline_ms),
                     Expr::val(state.clone()),
                 ])?;

@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-/// `wsrep_sync_wait` for every connection of the tests, as the README recommends: reads (1) and
+/// `wsrep_sync_wait` for every connection of the tests, as docs/cluster.md recommends: reads (1) and
 /// `UPDATE`/`DELETE` (2) first wait until this node has applied every write the cluster has
 /// committed, so a session written through one node is seen through any other.
 pub const SYNC_WAIT: u32 = 3;

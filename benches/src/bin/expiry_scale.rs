@@ -8,14 +8,18 @@
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use pavex_session::{SessionId, store::SessionStorageBackend};
+use pavex_session::{
+    SessionId,
+    store::{SessionRecordRef, SessionStorageBackend},
+};
 use pavex_session_sea_orm::{SeaOrmSessionStore, entity::sessions};
 use sea_orm::{
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
 };
 use sqlx::{Executor as _, Row as _};
 use std::{
+    borrow::Cow,
+    collections::HashMap,
     num::NonZeroUsize,
     sync::{
         Arc,
@@ -23,6 +27,10 @@ use std::{
     },
     time::{Duration, Instant},
 };
+
+/// Live sessions the load task reads during a drain (created through each store, so that their
+/// ids are known).
+const KNOWN_LIVE: u64 = 1000;
 
 #[derive(Parser)]
 struct Args {
@@ -44,7 +52,7 @@ struct Args {
     ours_only: bool,
 }
 
-/// SQLite in WAL with `synchronous = NORMAL`, as the README recommends and the comparison
+/// SQLite in WAL with `synchronous = NORMAL`, as docs/connection-options.md recommends and the comparison
 /// benchmark sets, for both stores (`$sqlx` is sqlx 0.8's or sea-orm's sqlx 0.9 `sqlite` module).
 macro_rules! wal {
     ($sqlx:path, $options:expr) => {{
@@ -203,23 +211,40 @@ async fn ours(backend: &str, server: &str, n: u64, batch: NonZeroUsize) -> anyho
     let db = Database::connect(options).await?;
     let store = SeaOrmSessionStore::new(db.clone());
     store.migrate().await?;
+    // The table keeps the SHA-256 of each session id, never the id, so rows filled by the server
+    // (random 32-byte keys) cannot be loaded by id: the sessions the load task reads are created
+    // through the store, and the server fills the rest of the live rows.
+    let known = n.min(KNOWN_LIVE);
     let (expired, live) = match db.get_database_backend() {
         DbBackend::Postgres => (
-            "INSERT INTO sessions (id, deadline, state) SELECT gen_random_uuid(), (EXTRACT(EPOCH FROM now()) * 1000)::bigint - 86400000 + g, '{}'::jsonb FROM generate_series(1, {n}) g",
-            "INSERT INTO sessions (id, deadline, state) SELECT gen_random_uuid(), (EXTRACT(EPOCH FROM now()) * 1000)::bigint + 86400000 + g, '{\"user\": 1}'::jsonb FROM generate_series(1, {n}) g",
+            "INSERT INTO sessions (id, deadline, state) SELECT sha256(uuid_send(gen_random_uuid())), (EXTRACT(EPOCH FROM now()) * 1000)::bigint - 86400000 + g, '{}'::jsonb FROM generate_series(1, {n}) g",
+            "INSERT INTO sessions (id, deadline, state) SELECT sha256(uuid_send(gen_random_uuid())), (EXTRACT(EPOCH FROM now()) * 1000)::bigint + 86400000 + g, '{\"user\": 1}'::jsonb FROM generate_series(1, {n}) g",
         ),
         DbBackend::MySql => (
-            "INSERT INTO sessions (id, deadline, state) SELECT UNHEX(REPLACE(UUID(), '-', '')), UNIX_TIMESTAMP() * 1000 - 86400000 + seq, '{}' FROM seq_1_to_{n}",
-            "INSERT INTO sessions (id, deadline, state) SELECT UNHEX(REPLACE(UUID(), '-', '')), UNIX_TIMESTAMP() * 1000 + 86400000 + seq, '{\"user\": 1}' FROM seq_1_to_{n}",
+            "INSERT INTO sessions (id, deadline, state) SELECT UNHEX(SHA2(UUID(), 256)), UNIX_TIMESTAMP() * 1000 - 86400000 + seq, '{}' FROM seq_1_to_{n}",
+            "INSERT INTO sessions (id, deadline, state) SELECT UNHEX(SHA2(UUID(), 256)), UNIX_TIMESTAMP() * 1000 + 86400000 + seq, '{\"user\": 1}' FROM seq_1_to_{n}",
         ),
         _ => (
-            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) INSERT INTO sessions (id, deadline, state) SELECT randomblob(16), CAST(unixepoch() AS INTEGER) * 1000 - 86400000 + x, '{}' FROM c",
-            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) INSERT INTO sessions (id, deadline, state) SELECT randomblob(16), CAST(unixepoch() AS INTEGER) * 1000 + 86400000 + x, '{\"user\": 1}' FROM c",
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) INSERT INTO sessions (id, deadline, state) SELECT randomblob(32), CAST(unixepoch() AS INTEGER) * 1000 - 86400000 + x, '{}' FROM c",
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) INSERT INTO sessions (id, deadline, state) SELECT randomblob(32), CAST(unixepoch() AS INTEGER) * 1000 + 86400000 + x, '{\"user\": 1}' FROM c",
         ),
     };
-    for sql in [expired, live] {
-        db.execute_unprepared(&sql.replace("{n}", &n.to_string()))
+    db.execute_unprepared(&expired.replace("{n}", &n.to_string()))
+        .await?;
+    if n > known {
+        db.execute_unprepared(&live.replace("{n}", &(n - known).to_string()))
             .await?;
+    }
+    let state = HashMap::from([(Cow::Borrowed("user"), serde_json::json!(1))]);
+    let mut ids = Vec::new();
+    for _ in 0..known {
+        let id = SessionId::random();
+        let record = SessionRecordRef {
+            state: Cow::Borrowed(&state),
+            ttl: Duration::from_secs(86_400),
+        };
+        store.create(&id, record).await?;
+        ids.push(id);
     }
     db.execute_unprepared(match backend {
         "postgres" => "VACUUM ANALYZE sessions",
@@ -227,15 +252,6 @@ async fn ours(backend: &str, server: &str, n: u64, batch: NonZeroUsize) -> anyho
         _ => "ANALYZE",
     })
     .await?;
-    let ids: Vec<SessionId> = sessions::Entity::find()
-        .filter(sessions::Column::Deadline.gt(now_ms()))
-        .order_by_desc(sessions::Column::Deadline)
-        .limit(1000)
-        .all(&db)
-        .await?
-        .into_iter()
-        .map(|m| session_id(m.id))
-        .collect::<anyhow::Result<_>>()?;
     let store: Arc<dyn SessionStorageBackend> = Arc::new(store);
     let mut drain = measure("ours: pavex_session_sea_orm", store, ids, batch).await?;
     drain.live_left = sessions::Entity::find()
