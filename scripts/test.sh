@@ -43,3 +43,5 @@ if [ ! -e /usr/lib/galera/libgalera_smm.so ] || ! command -v rsync >/dev/null; t
 fi
 
 cargo test --workspace "$@"
+./scripts/test-interop.sh "$@"
+./scripts/test-pavex-app.sh "$@"

@@ -1,0 +1,98 @@
+//! Sign in, read the session, sign out.
+use super::{CART, USER_ID};
+use crate::{configuration::AuthConfig, errors::InternalError};
+use pavex::{Response, get, post, request::body::JsonBody, response::body::Json};
+use pavex_session::Session;
+
+/// The body of `POST /sign-in`.
+#[derive(serde::Deserialize, Debug)]
+pub struct Credentials {
+    /// The user's name; it becomes the session's `user_id`.
+    pub username: String,
+    /// The user's password.
+    pub password: String,
+}
+
+/// The session as `GET /me` (and every route that changes it) reports it.
+#[derive(serde::Serialize, Debug)]
+pub struct Account {
+    /// The signed-in user, `null` when anonymous.
+    pub user_id: Option<String>,
+    /// The cart, empty if there is none.
+    pub cart: Vec<String>,
+}
+
+impl Account {
+    /// Reads the account out of the session (loading its server-side state on first use).
+    pub async fn of(session: &Session<'_>) -> Result<Self, InternalError> {
+        Ok(Self {
+            user_id: session.get(USER_ID).await.map_err(InternalError::new)?,
+            cart: session
+                .get(CART)
+                .await
+                .map_err(InternalError::new)?
+                .unwrap_or_default(),
+        })
+    }
+
+    /// `200 OK` with the account as JSON.
+    pub fn into_response(self) -> Result<Response, InternalError> {
+        let body = Json::new(self).map_err(InternalError::new)?;
+        Ok(Response::ok().set_typed_body(body))
+    }
+}
+
+/// The session: who is signed in, and the cart.
+#[get(path = "/me")]
+pub async fn me(session: &Session<'_>) -> Result<Response, InternalError> {
+    Account::of(session).await?.into_response()
+}
+
+/// Signs a user in: `401 Unauthorized` (and the session untouched) on wrong credentials;
+/// otherwise the session gets a new id and the user is stored under `user_id`.
+#[post(path = "/sign-in")]
+pub async fn sign_in(
+    credentials: JsonBody<Credentials>,
+    auth: &AuthConfig,
+    session: &mut Session<'_>,
+) -> Result<Response, InternalError> {
+    let Credentials { username, password } = credentials.0;
+    if !is_valid_username(&username) || !same_secret(&password, &auth.demo_password) {
+        return Ok(Response::unauthorized());
+    }
+    // A new id for the signed-in session, so that an id planted or seen before the sign-in
+    // (session fixation) is worthless: the record moves to the new id, the old id finds
+    // nothing. The state (an anonymous cart) comes along.
+    session.cycle_id();
+    session
+        .insert(USER_ID, username)
+        .await
+        .map_err(InternalError::new)?;
+    Account::of(session).await?.into_response()
+}
+
+/// Signs out: the server-side record is deleted and the cookie removed, whatever it held.
+#[post(path = "/sign-out")]
+pub fn sign_out(session: &mut Session<'_>) -> Response {
+    session.invalidate();
+    Response::no_content()
+}
+
+fn is_valid_username(username: &str) -> bool {
+    !username.is_empty()
+        && username.len() <= 64
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// Compares without stopping at the first difference, so the time taken does not tell how much
+/// of a guess was right.
+fn same_secret(given: &str, expected: &str) -> bool {
+    let (given, expected) = (given.as_bytes(), expected.as_bytes());
+    let mut difference = given.len() ^ expected.len();
+    for (i, byte) in expected.iter().enumerate() {
+        difference |= usize::from(byte ^ given.get(i).copied().unwrap_or(0));
+    }
+    difference == 0
+}

@@ -1,0 +1,88 @@
+//! Loads the configuration, builds the application state (the database pool, the sessions table
+//! if `database.migrate_on_start`, the session store) and serves HTTP until SIGINT or SIGTERM.
+//!
+//! ```sh
+//! PX_PROFILE=dev cargo run          # in examples/pavex_app; SQLite file pavex_app.sqlite
+//! PX_PROFILE=dev PX_DATABASE__URL=postgres://postgres@127.0.0.1:5432/test cargo run
+//! ```
+use anyhow::Context;
+use pavex::config::ConfigLoader;
+use pavex::server::{Server, ServerHandle, ShutdownMode};
+use server::configuration::Profile;
+use server_sdk::{ApplicationConfig, ApplicationState, run};
+use std::time::Duration;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config: ApplicationConfig = ConfigLoader::<Profile>::new().load().context(
+        "Failed to load the configuration (PX_PROFILE, configuration/*.yml, PX_* variables)",
+    )?;
+    check_session_cookie_is_protected(&config)?;
+    let listener = config
+        .server
+        .listener()
+        .await
+        .context("Failed to bind the server's TCP listener")?;
+    let address = listener
+        .local_addr()
+        .context("The TCP listener has no local address")?;
+    let shutdown_timeout = Duration::from_secs(config.server.graceful_shutdown_seconds);
+    let server_configuration = config.server.server_configuration();
+
+    let state = ApplicationState::new(config)
+        .await
+        .context("Failed to build the application state")?;
+
+    let server = Server::new()
+        .set_config(server_configuration)
+        .listen(listener);
+    let handle = run(server, state);
+    // The end-to-end test waits for this line to know the server is ready, and where.
+    println!("listening on http://{address}");
+    shut_down_on_signal(handle.clone(), shutdown_timeout);
+    handle.await;
+    Ok(())
+}
+
+/// pavex_session refuses to send a session cookie that is neither encrypted nor signed: every
+/// response that sets it would be a 500. Refuse to start instead, and say what is missing.
+fn check_session_cookie_is_protected(config: &ApplicationConfig) -> anyhow::Result<()> {
+    let name = &config.session.cookie.name;
+    let protected = config
+        .cookies
+        .crypto_rules
+        .iter()
+        .any(|rule| rule.cookie_names.contains(name));
+    anyhow::ensure!(
+        protected,
+        "No crypto rule for the session cookie `{name}`: add one to `cookies.crypto_rules` \
+         (configuration/*.yml), or set PX_COOKIES__CRYPTO_RULES='[{{cookie_names=[\"{name}\"],\
+         algorithm=\"encryption\",key=\"<64+ random characters>\"}}]'"
+    );
+    Ok(())
+}
+
+/// Shuts the server down gracefully on SIGINT (Ctrl-C) or SIGTERM.
+fn shut_down_on_signal(handle: ServerHandle, timeout: Duration) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut terminate) => {
+                    tokio::select! {
+                        _ = ctrl_c => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        handle.shutdown(ShutdownMode::Graceful { timeout }).await;
+    });
+}
