@@ -239,7 +239,7 @@ async fn adopts_every_live_session(backend: Backend) {
     for session in expired_rows
         .iter()
         .map(|row| session_id(row.id.parse().expect("a uuid")))
-        .chain(expiring.iter().map(|s| s.id.clone()))
+        .chain(expiring.iter().map(|s| s.id))
     {
         assert!(
             store.load(&session).await.expect("our load").is_none(),
@@ -249,7 +249,7 @@ async fn adopts_every_live_session(backend: Backend) {
     let all: Vec<SessionId> = expected
         .iter()
         .chain(&soon_expected)
-        .map(|s| s.id.clone())
+        .map(|s| s.id)
         .collect();
     assert_eq!(fixture.our_ids().await, handles(&all), "{backend:?}");
     assert_eq!(
@@ -440,7 +440,7 @@ async fn copy_only_then_final_run_prunes_ended_sessions(backend: Backend) {
         .iter()
         .enumerate()
         .map(|(n, s)| Written {
-            id: s.id.clone(),
+            id: s.id,
             state: state(json!({"user_id": "updated", "n": n, "quote": "it's \"new\" \\"})),
             ttl: Duration::from_secs(600),
         })
@@ -526,7 +526,7 @@ async fn copy_only_then_final_run_prunes_ended_sessions(backend: Backend) {
             "{backend:?}: an ended session came back"
         );
     }
-    let ids: Vec<SessionId> = expected.iter().map(|s| s.id.clone()).collect();
+    let ids: Vec<SessionId> = expected.iter().map(|s| s.id).collect();
     assert_eq!(fixture.our_ids().await, handles(&ids), "{backend:?}");
     assert_eq!(fixture.tables().await, names(&[BACKUP, SESSIONS]));
     assert_eq!(
@@ -541,8 +541,8 @@ async fn copy_only_then_final_run_prunes_ended_sessions(backend: Backend) {
             .map(|s| s.handle.as_bytes().to_vec())
             .collect()
     };
-    let updated_ids: Vec<SessionId> = updated.iter().map(|s| s.id.clone()).collect();
-    let created_ids: Vec<SessionId> = created.iter().map(|s| s.id.clone()).collect();
+    let updated_ids: Vec<SessionId> = updated.iter().map(|s| s.id).collect();
+    let created_ids: Vec<SessionId> = created.iter().map(|s| s.id).collect();
     assert_eq!(
         subjects(store.sessions_of("updated").await.expect("sessions_of")),
         handles(&updated_ids),
@@ -945,7 +945,7 @@ async fn rows_their_store_cannot_write(backend: Backend) {
         let record = store.load(&session.id).await.expect("load").expect("live");
         assert_eq!(record.state, session.state);
     }
-    let ids: Vec<SessionId> = normal.iter().map(|s| s.id.clone()).collect();
+    let ids: Vec<SessionId> = normal.iter().map(|s| s.id).collect();
     assert_eq!(fixture.our_ids().await, handles(&ids), "{backend:?}");
     assert_eq!(fixture.render(BACKUP).await, their_rows, "{backend:?}");
     fixture.close().await;
@@ -989,6 +989,14 @@ async fn deadlines_their_store_cannot_write(backend: Backend) {
         "{backend:?}: with an overflowing deadline: {}",
         describe(&outcome)
     );
+    if backend == Backend::Sqlite {
+        // SQLite turns the overflowing product into a REAL: that session is unreadable and left
+        // behind, the others are adopted.
+        let report = outcome.unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+        assert_eq!((report.copied, report.unreadable), (5, 1), "{backend:?}");
+        fixture.close().await;
+        return;
+    }
     assert!(outcome.is_err(), "{backend:?}: {outcome:?}");
     assert_eq!(fixture.render(SESSIONS).await, their_rows, "{backend:?}");
     assert_eq!(
@@ -1137,7 +1145,7 @@ async fn batch_sizes_at_their_limits(backend: Backend) {
                 renamed: true,
             },
         );
-        let ids: Vec<SessionId> = sessions[1..].iter().map(|s| s.id.clone()).collect();
+        let ids: Vec<SessionId> = sessions[1..].iter().map(|s| s.id).collect();
         assert_eq!(
             fixture.our_ids().await,
             handles(&ids),
@@ -1318,7 +1326,7 @@ async fn their_view(theirs: &TheirStore, session: &Written) -> TheirView {
     assert_eq!(record.state, session.state, "their store's own round trip");
     assert!(record.ttl <= session.ttl);
     TheirView {
-        id: session.id.clone(),
+        id: session.id,
         state: record.state,
         deadline,
     }

@@ -22,6 +22,10 @@ pub const SQLX_SESSIONS_TABLE: &str = "sessions";
 /// every row, for a rollback (see the README's runbook), until you drop it.
 pub const SQLX_BACKUP_TABLE: &str = "pavex_session_sqlx_sessions";
 
+/// The size of the states after which a batch of copies is written (4 MiB; MariaDB's default
+/// `max_allowed_packet` is 16 MiB).
+pub const MAX_BATCH_BYTES: usize = 4 << 20;
+
 /// Where the sessions are copied before our table takes the name `sessions`.
 pub const ADOPTION_STAGING_TABLE: &str = "pavex_session_sea_orm_adopting";
 
@@ -103,8 +107,12 @@ impl AdoptPavexSessionSqlxTable {
         }
     }
 
-    /// Sessions read and written per statement (default 1 000).
+    /// Sessions read and written per statement (default 1 000; at most `i64::MAX`, the largest
+    /// LIMIT the drivers bind). A batch is also written early once its states reach
+    /// [`MAX_BATCH_BYTES`], so that a statement stays under MySQL's `max_allowed_packet`.
     pub fn with_batch_size(self, batch_size: NonZeroU64) -> Self {
+        let batch_size = NonZeroU64::new(Ord::min(batch_size.get(), i64::MAX.unsigned_abs()))
+            .unwrap_or(NonZeroU64::MIN);
         Self { batch_size, ..self }
     }
 
@@ -209,22 +217,17 @@ impl AdoptPavexSessionSqlxTable {
                 break;
             };
             after = Some(last.try_get::<String>("", "id")?);
-            let mut insert = Query::insert();
-            insert.into_table(staging.table_ref()).columns([
-                Ours::Id,
-                Ours::Deadline,
-                Ours::State,
-                Ours::Subject,
-                Ours::CreatedAt,
-                Ours::UpdatedAt,
-            ]);
-            let mut batch = 0_u64;
+            let mut batch = Batch::new(staging);
             for row in &rows {
-                let (id, deadline, state): (String, i64, String) = (
-                    row.try_get("", "id")?,
-                    row.try_get("", "deadline_ms")?,
-                    row.try_get("", "state")?,
+                let read = (
+                    row.try_get::<String>("", "id"),
+                    row.try_get::<i64>("", "deadline_ms"),
+                    row.try_get::<String>("", "state"),
                 );
+                let (Ok(id), Ok(deadline), Ok(state)) = read else {
+                    report.unreadable = report.unreadable.saturating_add(1);
+                    continue;
+                };
                 let (Ok(uuid), Ok(serde_json::Value::Object(map))) = (
                     Uuid::parse_str(&id),
                     serde_json::from_str::<serde_json::Value>(&state),
@@ -244,33 +247,80 @@ impl AdoptPavexSessionSqlxTable {
                         _ => None,
                     })
                     .filter(|s| s.chars().count() <= 255);
+                let bytes = state.len();
                 let state = match backend {
                     DbBackend::Postgres => Expr::val(state).cast_as("jsonb"),
                     _ => Expr::val(state),
                 };
-                insert
-                    .values([
+                batch.add(
+                    [
                         Expr::val(key.to_vec()),
                         Expr::val(deadline),
                         state,
                         Expr::val(subject),
                         now.clone(),
                         now.clone(),
-                    ])
-                    .map_err(|e| DbErr::Custom(e.to_string()))?;
-                batch += 1;
+                    ],
+                    bytes,
+                )?;
+                if batch.bytes >= MAX_BATCH_BYTES {
+                    report.copied = report.copied.saturating_add(batch.write(db).await?);
+                    batch = Batch::new(staging);
+                }
             }
-            if batch > 0 {
-                insert.on_conflict(
-                    OnConflict::column(Ours::Id)
-                        .update_columns([Ours::Deadline, Ours::State, Ours::Subject])
-                        .to_owned(),
-                );
-                db.execute(&insert).await?;
-                report.copied = report.copied.saturating_add(batch);
-            }
+            report.copied = report.copied.saturating_add(batch.write(db).await?);
         }
         Ok(seen)
+    }
+}
+
+/// Copies waiting to be written in one `INSERT ... ON CONFLICT DO UPDATE`.
+struct Batch {
+    insert: InsertStatement,
+    rows: u64,
+    bytes: usize,
+}
+
+impl Batch {
+    fn new(staging: &SessionsTable) -> Self {
+        let mut insert = Query::insert();
+        insert
+            .into_table(staging.table_ref())
+            .columns([
+                Ours::Id,
+                Ours::Deadline,
+                Ours::State,
+                Ours::Subject,
+                Ours::CreatedAt,
+                Ours::UpdatedAt,
+            ])
+            .on_conflict(
+                OnConflict::column(Ours::Id)
+                    .update_columns([Ours::Deadline, Ours::State, Ours::Subject])
+                    .to_owned(),
+            );
+        Self {
+            insert,
+            rows: 0,
+            bytes: 0,
+        }
+    }
+
+    fn add(&mut self, values: [Expr; 6], bytes: usize) -> Result<(), DbErr> {
+        self.insert
+            .values(values)
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
+        self.rows += 1;
+        self.bytes = self.bytes.saturating_add(bytes);
+        Ok(())
+    }
+
+    /// Writes the batch; returns how many sessions it held.
+    async fn write(self, db: &SchemaManagerConnection<'_>) -> Result<u64, DbErr> {
+        if self.rows > 0 {
+            db.execute(&self.insert).await?;
+        }
+        Ok(self.rows)
     }
 }
 
@@ -292,10 +342,12 @@ fn their_live_sessions(
             Expr::col(Theirs::Deadline).mul(1000),
             Expr::col(Theirs::State).cast_as("char"),
         ),
+        // SQLite keeps whatever a row holds: the casts make every value text, and a state that
+        // is not JSON text then fails to parse (an unreadable session) instead of to decode.
         _ => (
-            Expr::col(Theirs::Id),
+            Expr::col(Theirs::Id).cast_as("text"),
             Expr::col(Theirs::Deadline).mul(1000),
-            Expr::col(Theirs::State),
+            Expr::col(Theirs::State).cast_as("text"),
         ),
     };
     let mut select = Query::select();

@@ -54,8 +54,8 @@ mod stored_id;
 mod table;
 mod verify;
 pub use adopt::{
-    ADOPTION_STAGING_TABLE, AdoptPavexSessionSqlxTable, AdoptionReport, SQLX_BACKUP_TABLE,
-    SQLX_SESSIONS_TABLE,
+    ADOPTION_STAGING_TABLE, AdoptPavexSessionSqlxTable, AdoptionReport, MAX_BATCH_BYTES,
+    SQLX_BACKUP_TABLE, SQLX_SESSIONS_TABLE,
 };
 pub use clock::now_millis;
 pub use m20261126_000001_create_sessions_table::{

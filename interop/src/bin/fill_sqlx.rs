@@ -110,7 +110,7 @@ impl Fill {
     }
 
     fn progress(&self, done: u64, started: Instant) {
-        if done % 100_000 == 0 || done == self.rows {
+        if done.is_multiple_of(100_000) || done == self.rows {
             eprintln!(
                 "... {done} rows in {:.1} s",
                 started.elapsed().as_secs_f64()
