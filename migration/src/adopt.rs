@@ -216,11 +216,11 @@ impl AdoptPavexSessionSqlxTable {
             let Some(last) = rows.last() else {
                 break;
             };
-            after = Some(last.try_get::<String>("", "id")?);
+            after = Some(last.try_get::<String>("", "their_id")?);
             let mut batch = Batch::new(staging);
             for row in &rows {
                 let read = (
-                    row.try_get::<String>("", "id"),
+                    row.try_get::<String>("", "their_id"),
                     row.try_get::<i64>("", "deadline_ms"),
                     row.try_get::<String>("", "state"),
                 );
@@ -325,7 +325,8 @@ impl Batch {
 }
 
 /// The next `limit` live sessions of their table after `after`, in primary-key order: `id` (as
-/// text), `deadline_ms` and `state` (JSON text).
+/// text, under another name than `id`: PostgreSQL would sort by the alias, the text, instead of
+/// walking the primary key), `deadline_ms` and `state` (JSON text).
 fn their_live_sessions(
     backend: DbBackend,
     after: Option<&str>,
@@ -352,7 +353,7 @@ fn their_live_sessions(
     };
     let mut select = Query::select();
     select
-        .expr_as(id, "id")
+        .expr_as(id, "their_id")
         .expr_as(deadline_ms.clone(), "deadline_ms")
         .expr_as(state, "state")
         .from(SQLX_SESSIONS_TABLE)
