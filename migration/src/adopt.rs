@@ -5,6 +5,7 @@
 use crate::{
     CreateSessionsTable, HashIdsAndAddSubjects, SessionsTable,
     clock::now_millis,
+    m20261201_000001_hash_ids_and_add_subjects::stored_ids_after,
     stored_id,
     verify::{TableState, inspect, is_pavex_session_sqlx, read_definition},
 };
@@ -380,21 +381,7 @@ async fn prune(
     let mut pruned = 0_u64;
     let mut after: Option<Vec<u8>> = None;
     loop {
-        let mut select = Query::select();
-        select
-            .column(Ours::Id)
-            .from(staging.table_ref())
-            .order_by(Ours::Id, Order::Asc)
-            .limit(batch_size.get());
-        if let Some(after) = &after {
-            select.and_where(Expr::col(Ours::Id).gt(after.clone()));
-        }
-        let ids = db
-            .query_all(&select)
-            .await?
-            .iter()
-            .map(|row| row.try_get::<Vec<u8>>("", "id"))
-            .collect::<Result<Vec<_>, _>>()?;
+        let ids = stored_ids_after(db, staging, after.as_deref(), batch_size.get()).await?;
         let Some(last) = ids.last().cloned() else {
             break;
         };

@@ -233,21 +233,7 @@ impl HashIdsAndAddSubjects {
         let mut after: Option<Vec<u8>> = None;
         let mut rehashed = 0_u64;
         loop {
-            let mut batch = Query::select();
-            batch
-                .column(Sessions::Id)
-                .from(self.table.table_ref())
-                .order_by(Sessions::Id, Order::Asc)
-                .limit(REHASH_BATCH);
-            if let Some(after) = &after {
-                batch.and_where(Expr::col(Sessions::Id).gt(after.clone()));
-            }
-            let ids = db
-                .query_all(&batch)
-                .await?
-                .iter()
-                .map(|row| row.try_get::<Vec<u8>>("", "id"))
-                .collect::<Result<Vec<_>, _>>()?;
+            let ids = stored_ids_after(db, &self.table, after.as_deref(), REHASH_BATCH).await?;
             let Some(last) = ids.last().cloned() else {
                 break;
             };
@@ -294,4 +280,28 @@ impl HashIdsAndAddSubjects {
             .to_owned();
         manager.get_connection().execute(&lower).await.map(|_| ())
     }
+}
+
+/// The next `limit` stored ids of `table` after `after`, in primary-key order: one step of a walk
+/// over the whole table that costs O(limit) per step.
+pub(crate) async fn stored_ids_after<C: ConnectionTrait>(
+    db: &C,
+    table: &SessionsTable,
+    after: Option<&[u8]>,
+    limit: u64,
+) -> Result<Vec<Vec<u8>>, DbErr> {
+    let mut select = Query::select();
+    select
+        .column(Sessions::Id)
+        .from(table.table_ref())
+        .order_by(Sessions::Id, Order::Asc)
+        .limit(limit);
+    if let Some(after) = after {
+        select.and_where(Expr::col(Sessions::Id).gt(after.to_vec()));
+    }
+    db.query_all(&select)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<Vec<u8>>("", "id"))
+        .collect()
 }
