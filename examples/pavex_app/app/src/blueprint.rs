@@ -4,18 +4,16 @@ use pavex::{Blueprint, blueprint::from};
 pub fn blueprint() -> Blueprint {
     let mut bp = Blueprint::new();
     bp.import(from![
-        // Our own components: configuration types, the `DatabaseConnection` singleton, the
-        // error handler and the error observer.
+        // Our own components: configuration types, the `DatabaseConnection` and
+        // `SeaOrmSessionStore` singletons, the error handler and the error observer.
         crate,
         // `Session`, `IncomingSession` and `SessionConfig` (configuration key `session`).
         pavex_session,
-        // `SeaOrmSessionStore::new` (it takes our `DatabaseConnection`) and its conversion into
-        // `pavex_session::SessionStore`, both singletons.
-        pavex_session_sea_orm,
         // Sessions travel in a cookie: the cookie processor (configuration key `cookies`, where
         // the session cookie's crypto rule lives), `RequestCookies` and `ResponseCookies`.
         pavex::cookie,
-        // `PathParams`, for `POST /cart/{item}`. pavexc does not find its constructor without it.
+        // `PathParams`, for `POST /cart/{item}` and `POST /devices/{handle}/sign-out`. pavexc
+        // does not find its constructor without it.
         pavex::request::path,
         // `JsonBody` (and the `BufferedBody`/`BodySizeLimit` it is built from), for the
         // sign-in form.
@@ -23,6 +21,11 @@ pub fn blueprint() -> Blueprint {
     ]);
     // Order matters: `finalize_session` writes the session record and adds the session cookie
     // to `ResponseCookies`; `inject_response_cookies` then turns them into `Set-Cookie` headers.
+    // The store is ours (`database::session_store`, with its subject key); what turns it into
+    // the `pavex_session::SessionStore` that `Session` needs comes from pavex_session_sea_orm.
+    // (An app without a subject key imports `pavex_session_sea_orm` instead, which brings
+    // `SeaOrmSessionStore::new` as the constructor too.)
+    bp.constructor(pavex_session_sea_orm::SESSION_STORE_FROM);
     bp.post_process(pavex_session::FINALIZE_SESSION);
     bp.post_process(pavex::cookie::INJECT_RESPONSE_COOKIES);
     bp.error_observer(crate::errors::LOG_ERROR);

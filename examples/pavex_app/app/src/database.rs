@@ -1,5 +1,5 @@
 //! The database pool: one `DatabaseConnection` for the whole app, built once at start-up.
-use crate::configuration::DatabaseConfig;
+use crate::{configuration::DatabaseConfig, routes::USER_ID};
 use pavex_session_sea_orm::SeaOrmSessionStore;
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DbErr,
@@ -10,15 +10,12 @@ use std::time::Duration;
 /// Connects to the configured database and, if `migrate_on_start` is set, creates the sessions
 /// table.
 ///
-/// A singleton: pavexc calls it once, in `ApplicationState::new`. `SeaOrmSessionStore::new`
-/// takes the connection by value and our own routes (`GET /health`) borrow it, so pavexc must be
-/// allowed to clone it (`clone_if_necessary`; a clone shares the pool). Without that, pavexc
-/// stops with "I can't generate code that will pass the borrow checker": two components consume
-/// `sea_orm::DatabaseConnection` by value and it is not allowed to clone it.
+/// A singleton: pavexc calls it once, in `ApplicationState::new`; every component that needs the
+/// pool (the session store, `GET /health`) borrows it.
 ///
 /// An error here makes `ApplicationState::new` fail, so the server does not start without its
 /// table.
-#[pavex::singleton(clone_if_necessary)]
+#[pavex::singleton]
 pub async fn database(config: &DatabaseConfig) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(config.url.clone());
     options
@@ -42,4 +39,16 @@ pub async fn database(config: &DatabaseConfig) -> Result<DatabaseConnection, DbE
         SeaOrmSessionStore::new(db.clone()).migrate().await?;
     }
     Ok(db)
+}
+
+/// The session store, on the app's pool, with the signed-in user's id (`user_id` in the state)
+/// as the subject it indexes sessions by: what the device routes (`routes::devices`) query.
+///
+/// The app builds the store itself (instead of importing `SeaOrmSessionStore::new` from
+/// `pavex_session_sea_orm`) to set the subject key; the blueprint registers only the crate's
+/// conversion into `pavex_session::SessionStore`. That conversion takes the store by value while
+/// the device routes borrow it, hence `clone_if_necessary` (a clone shares the pool).
+#[pavex::singleton(clone_if_necessary)]
+pub fn session_store(db: &DatabaseConnection) -> SeaOrmSessionStore {
+    SeaOrmSessionStore::new(db.clone()).with_subject_key(USER_ID)
 }

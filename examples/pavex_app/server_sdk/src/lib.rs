@@ -20,6 +20,7 @@ pub struct ApplicationState {
     pub auth_config: app::configuration::AuthConfig,
     pub database_connection: sea_orm::DatabaseConnection,
     pub processor: biscotti::Processor,
+    pub sea_orm_session_store: pavex_session_sea_orm::SeaOrmSessionStore,
     pub session_config: pavex_session::SessionConfig,
     pub session_store: pavex_session::SessionStore,
 }
@@ -51,16 +52,19 @@ impl ApplicationState {
                 };
             }
         };
-        let v6 = pavex::cookie::config_into_processor(v2);
-        let v7 = <sea_orm::DatabaseConnection as core::clone::Clone>::clone(&v5);
-        let v8 = pavex_session_sea_orm::SeaOrmSessionStore::new(v5);
+        let v6 = app::database::session_store(&v5);
+        let v7 = pavex::cookie::config_into_processor(v2);
+        let v8 = <pavex_session_sea_orm::SeaOrmSessionStore as core::clone::Clone>::clone(
+            &v6,
+        );
         let v9 = <pavex_session::SessionStore as core::convert::From<
             pavex_session_sea_orm::SeaOrmSessionStore,
-        >>::from(v8);
+        >>::from(v6);
         let v10 = crate::ApplicationState {
             auth_config: v3,
-            database_connection: v7,
-            processor: v6,
+            database_connection: v5,
+            processor: v7,
+            sea_orm_session_store: v8,
             session_config: v1,
             session_store: v9,
         };
@@ -104,10 +108,13 @@ impl Router {
     fn router() -> matchit::Router<u32> {
         let mut router = matchit::Router::new();
         router.insert("/cart/{item}", 0u32).unwrap();
-        router.insert("/health", 1u32).unwrap();
-        router.insert("/me", 2u32).unwrap();
-        router.insert("/sign-in", 3u32).unwrap();
-        router.insert("/sign-out", 4u32).unwrap();
+        router.insert("/devices", 1u32).unwrap();
+        router.insert("/devices/sign-out-others", 2u32).unwrap();
+        router.insert("/devices/{handle}/sign-out", 3u32).unwrap();
+        router.insert("/health", 4u32).unwrap();
+        router.insert("/me", 5u32).unwrap();
+        router.insert("/sign-in", 6u32).unwrap();
+        router.insert("/sign-out", 7u32).unwrap();
         router
     }
     pub async fn route(
@@ -174,7 +181,7 @@ impl Router {
                                 &request_head,
                                 &state.session_config,
                                 &state.session_store,
-                                &state.database_connection,
+                                &state.sea_orm_session_store,
                             )
                             .await
                     }
@@ -195,6 +202,91 @@ impl Router {
                 }
             }
             2u32 => {
+                match &request_head.method {
+                    &pavex::http::Method::POST => {
+                        route_7::entrypoint(
+                                &state.processor,
+                                &request_head,
+                                &state.session_config,
+                                &state.session_store,
+                                &state.sea_orm_session_store,
+                            )
+                            .await
+                    }
+                    _ => {
+                        let allowed_methods: pavex::router::AllowedMethods = pavex::router::MethodAllowList::from_iter([
+                                pavex::http::Method::POST,
+                            ])
+                            .into();
+                        route_0::entrypoint(
+                                &state.processor,
+                                &request_head,
+                                &state.session_config,
+                                &state.session_store,
+                                &allowed_methods,
+                            )
+                            .await
+                    }
+                }
+            }
+            3u32 => {
+                match &request_head.method {
+                    &pavex::http::Method::POST => {
+                        route_6::entrypoint(
+                                &state.processor,
+                                &request_head,
+                                url_params,
+                                &state.session_config,
+                                &state.session_store,
+                                &state.sea_orm_session_store,
+                            )
+                            .await
+                    }
+                    _ => {
+                        let allowed_methods: pavex::router::AllowedMethods = pavex::router::MethodAllowList::from_iter([
+                                pavex::http::Method::POST,
+                            ])
+                            .into();
+                        route_0::entrypoint(
+                                &state.processor,
+                                &request_head,
+                                &state.session_config,
+                                &state.session_store,
+                                &allowed_methods,
+                            )
+                            .await
+                    }
+                }
+            }
+            4u32 => {
+                match &request_head.method {
+                    &pavex::http::Method::GET => {
+                        route_8::entrypoint(
+                                &state.processor,
+                                &request_head,
+                                &state.session_config,
+                                &state.session_store,
+                                &state.database_connection,
+                            )
+                            .await
+                    }
+                    _ => {
+                        let allowed_methods: pavex::router::AllowedMethods = pavex::router::MethodAllowList::from_iter([
+                                pavex::http::Method::GET,
+                            ])
+                            .into();
+                        route_0::entrypoint(
+                                &state.processor,
+                                &request_head,
+                                &state.session_config,
+                                &state.session_store,
+                                &allowed_methods,
+                            )
+                            .await
+                    }
+                }
+            }
+            5u32 => {
                 match &request_head.method {
                     &pavex::http::Method::GET => {
                         route_1::entrypoint(
@@ -221,7 +313,7 @@ impl Router {
                     }
                 }
             }
-            3u32 => {
+            6u32 => {
                 match &request_head.method {
                     &pavex::http::Method::POST => {
                         route_2::entrypoint(
@@ -250,7 +342,7 @@ impl Router {
                     }
                 }
             }
-            4u32 => {
+            7u32 => {
                 match &request_head.method {
                     &pavex::http::Method::POST => {
                         route_3::entrypoint(
@@ -653,7 +745,7 @@ pub mod route_2 {
                 };
             }
         };
-        let v9 = app::routes::account::sign_in(v8, v2, v3).await;
+        let v9 = app::routes::account::sign_in(v8, v2, v1, v3).await;
         let v10 = match v9 {
             Ok(ok) => ok,
             Err(v10) => {
@@ -1024,6 +1116,456 @@ pub mod route_5 {
         s_1: &'b pavex::request::RequestHead,
         s_2: &'c pavex_session::SessionConfig,
         s_3: &'d pavex_session::SessionStore,
+        s_4: &'e pavex_session_sea_orm::SeaOrmSessionStore,
+    ) -> pavex::Response {
+        let response = wrapping_0(s_0, s_1, s_2, s_3, s_4).await;
+        response
+    }
+    async fn stage_1<'a, 'b, 'c>(
+        mut s_0: pavex::cookie::ResponseCookies,
+        s_1: &'a biscotti::Processor,
+        s_2: pavex_session::Session<'b>,
+        s_3: &'c pavex_session_sea_orm::SeaOrmSessionStore,
+    ) -> pavex::Response {
+        let response = handler(&s_2, s_3).await;
+        let response = post_processing_0(response, s_2, &mut s_0, s_1).await;
+        let response = post_processing_1(response, s_0, s_1).await;
+        response
+    }
+    async fn wrapping_0(
+        v0: &biscotti::Processor,
+        v1: &pavex::request::RequestHead,
+        v2: &pavex_session::SessionConfig,
+        v3: &pavex_session::SessionStore,
+        v4: &pavex_session_sea_orm::SeaOrmSessionStore,
+    ) -> pavex::Response {
+        let v5 = pavex::cookie::extract_request_cookies(v1, v0);
+        let v6 = match v5 {
+            Ok(ok) => ok,
+            Err(v6) => {
+                return {
+                    let v7 = pavex::cookie::errors::ExtractRequestCookiesError::into_response(
+                        &v6,
+                    );
+                    let v8 = pavex::Error::new(v6);
+                    app::errors::log_error(&v8).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v7)
+                };
+            }
+        };
+        let v7 = pavex_session::SessionConfig::cookie_config(v2);
+        let v8 = pavex_session::IncomingSession::extract(&v6, v7);
+        let v9 = pavex_session::Session::new(v3, v2, v8);
+        let v10 = pavex::cookie::ResponseCookies::new();
+        let v11 = crate::route_5::Next0 {
+            s_0: v10,
+            s_1: v0,
+            s_2: v9,
+            s_3: v4,
+            next: stage_1,
+        };
+        let v12 = pavex::middleware::Next::new(v11);
+        let v13 = pavex::middleware::wrap_noop(v12).await;
+        <pavex::Response as pavex::IntoResponse>::into_response(v13)
+    }
+    async fn handler(
+        v0: &pavex_session::Session<'_>,
+        v1: &pavex_session_sea_orm::SeaOrmSessionStore,
+    ) -> pavex::Response {
+        let v2 = app::routes::devices::devices(v0, v1).await;
+        let v3 = match v2 {
+            Ok(ok) => ok,
+            Err(v3) => {
+                return {
+                    let v4 = app::errors::InternalError::into_response(&v3);
+                    let v5 = pavex::Error::new(v3);
+                    app::errors::log_error(&v5).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v4)
+                };
+            }
+        };
+        <pavex::Response as pavex::IntoResponse>::into_response(v3)
+    }
+    async fn post_processing_0(
+        v0: pavex::Response,
+        v1: pavex_session::Session<'_>,
+        v2: &mut pavex::cookie::ResponseCookies,
+        v3: &biscotti::Processor,
+    ) -> pavex::Response {
+        let v4 = pavex_session::finalize_session(v0, v2, v3, v1).await;
+        let v5 = match v4 {
+            Ok(ok) => ok,
+            Err(v5) => {
+                return {
+                    let v6 = pavex_session::errors::FinalizeError::into_response(&v5);
+                    let v7 = pavex::Error::new(v5);
+                    app::errors::log_error(&v7).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v6)
+                };
+            }
+        };
+        <pavex::Response as pavex::IntoResponse>::into_response(v5)
+    }
+    async fn post_processing_1(
+        v0: pavex::Response,
+        v1: pavex::cookie::ResponseCookies,
+        v2: &biscotti::Processor,
+    ) -> pavex::Response {
+        let v3 = pavex::cookie::inject_response_cookies(v0, v1, v2);
+        let v4 = match v3 {
+            Ok(ok) => ok,
+            Err(v4) => {
+                return {
+                    let v5 = pavex::cookie::errors::InjectResponseCookiesError::into_response(
+                        &v4,
+                    );
+                    let v6 = pavex::Error::new(v4);
+                    app::errors::log_error(&v6).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v5)
+                };
+            }
+        };
+        <pavex::Response as pavex::IntoResponse>::into_response(v4)
+    }
+    struct Next0<'a, 'b, 'c, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        s_0: pavex::cookie::ResponseCookies,
+        s_1: &'a biscotti::Processor,
+        s_2: pavex_session::Session<'b>,
+        s_3: &'c pavex_session_sea_orm::SeaOrmSessionStore,
+        next: fn(
+            pavex::cookie::ResponseCookies,
+            &'a biscotti::Processor,
+            pavex_session::Session<'b>,
+            &'c pavex_session_sea_orm::SeaOrmSessionStore,
+        ) -> T,
+    }
+    impl<'a, 'b, 'c, T> std::future::IntoFuture for Next0<'a, 'b, 'c, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        type Output = pavex::Response;
+        type IntoFuture = T;
+        fn into_future(self) -> Self::IntoFuture {
+            (self.next)(self.s_0, self.s_1, self.s_2, self.s_3)
+        }
+    }
+}
+pub mod route_6 {
+    pub async fn entrypoint<'a, 'b, 'c, 'd, 'e, 'f, 'g>(
+        s_0: &'a biscotti::Processor,
+        s_1: &'b pavex::request::RequestHead,
+        s_2: pavex::request::path::RawPathParams<'c, 'd>,
+        s_3: &'e pavex_session::SessionConfig,
+        s_4: &'f pavex_session::SessionStore,
+        s_5: &'g pavex_session_sea_orm::SeaOrmSessionStore,
+    ) -> pavex::Response {
+        let response = wrapping_0(s_0, s_1, s_2, s_3, s_4, s_5).await;
+        response
+    }
+    async fn stage_1<'a, 'b, 'c, 'd, 'e>(
+        mut s_0: pavex::cookie::ResponseCookies,
+        s_1: &'a biscotti::Processor,
+        mut s_2: pavex_session::Session<'b>,
+        s_3: pavex::request::path::RawPathParams<'c, 'd>,
+        s_4: &'e pavex_session_sea_orm::SeaOrmSessionStore,
+    ) -> pavex::Response {
+        let response = handler(s_3, &mut s_2, s_4).await;
+        let response = post_processing_0(response, s_2, &mut s_0, s_1).await;
+        let response = post_processing_1(response, s_0, s_1).await;
+        response
+    }
+    async fn wrapping_0(
+        v0: &biscotti::Processor,
+        v1: &pavex::request::RequestHead,
+        v2: pavex::request::path::RawPathParams<'_, '_>,
+        v3: &pavex_session::SessionConfig,
+        v4: &pavex_session::SessionStore,
+        v5: &pavex_session_sea_orm::SeaOrmSessionStore,
+    ) -> pavex::Response {
+        let v6 = pavex::cookie::extract_request_cookies(v1, v0);
+        let v7 = match v6 {
+            Ok(ok) => ok,
+            Err(v7) => {
+                return {
+                    let v8 = pavex::cookie::errors::ExtractRequestCookiesError::into_response(
+                        &v7,
+                    );
+                    let v9 = pavex::Error::new(v7);
+                    app::errors::log_error(&v9).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v8)
+                };
+            }
+        };
+        let v8 = pavex_session::SessionConfig::cookie_config(v3);
+        let v9 = pavex_session::IncomingSession::extract(&v7, v8);
+        let v10 = pavex_session::Session::new(v4, v3, v9);
+        let v11 = pavex::cookie::ResponseCookies::new();
+        let v12 = crate::route_6::Next0 {
+            s_0: v11,
+            s_1: v0,
+            s_2: v10,
+            s_3: v2,
+            s_4: v5,
+            next: stage_1,
+        };
+        let v13 = pavex::middleware::Next::new(v12);
+        let v14 = pavex::middleware::wrap_noop(v13).await;
+        <pavex::Response as pavex::IntoResponse>::into_response(v14)
+    }
+    async fn handler(
+        v0: pavex::request::path::RawPathParams<'_, '_>,
+        v1: &mut pavex_session::Session<'_>,
+        v2: &pavex_session_sea_orm::SeaOrmSessionStore,
+    ) -> pavex::Response {
+        let v3 = pavex::request::path::PathParams::extract(v0);
+        let v4 = match v3 {
+            Ok(ok) => ok,
+            Err(v4) => {
+                return {
+                    let v5 = pavex::request::path::errors::ExtractPathParamsError::into_response(
+                        &v4,
+                    );
+                    let v6 = pavex::Error::new(v4);
+                    app::errors::log_error(&v6).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v5)
+                };
+            }
+        };
+        let v5 = app::routes::devices::sign_out_device(v4, v1, v2).await;
+        let v6 = match v5 {
+            Ok(ok) => ok,
+            Err(v6) => {
+                return {
+                    let v7 = app::errors::InternalError::into_response(&v6);
+                    let v8 = pavex::Error::new(v6);
+                    app::errors::log_error(&v8).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v7)
+                };
+            }
+        };
+        <pavex::Response as pavex::IntoResponse>::into_response(v6)
+    }
+    async fn post_processing_0(
+        v0: pavex::Response,
+        v1: pavex_session::Session<'_>,
+        v2: &mut pavex::cookie::ResponseCookies,
+        v3: &biscotti::Processor,
+    ) -> pavex::Response {
+        let v4 = pavex_session::finalize_session(v0, v2, v3, v1).await;
+        let v5 = match v4 {
+            Ok(ok) => ok,
+            Err(v5) => {
+                return {
+                    let v6 = pavex_session::errors::FinalizeError::into_response(&v5);
+                    let v7 = pavex::Error::new(v5);
+                    app::errors::log_error(&v7).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v6)
+                };
+            }
+        };
+        <pavex::Response as pavex::IntoResponse>::into_response(v5)
+    }
+    async fn post_processing_1(
+        v0: pavex::Response,
+        v1: pavex::cookie::ResponseCookies,
+        v2: &biscotti::Processor,
+    ) -> pavex::Response {
+        let v3 = pavex::cookie::inject_response_cookies(v0, v1, v2);
+        let v4 = match v3 {
+            Ok(ok) => ok,
+            Err(v4) => {
+                return {
+                    let v5 = pavex::cookie::errors::InjectResponseCookiesError::into_response(
+                        &v4,
+                    );
+                    let v6 = pavex::Error::new(v4);
+                    app::errors::log_error(&v6).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v5)
+                };
+            }
+        };
+        <pavex::Response as pavex::IntoResponse>::into_response(v4)
+    }
+    struct Next0<'a, 'b, 'c, 'd, 'e, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        s_0: pavex::cookie::ResponseCookies,
+        s_1: &'a biscotti::Processor,
+        s_2: pavex_session::Session<'b>,
+        s_3: pavex::request::path::RawPathParams<'c, 'd>,
+        s_4: &'e pavex_session_sea_orm::SeaOrmSessionStore,
+        next: fn(
+            pavex::cookie::ResponseCookies,
+            &'a biscotti::Processor,
+            pavex_session::Session<'b>,
+            pavex::request::path::RawPathParams<'c, 'd>,
+            &'e pavex_session_sea_orm::SeaOrmSessionStore,
+        ) -> T,
+    }
+    impl<'a, 'b, 'c, 'd, 'e, T> std::future::IntoFuture for Next0<'a, 'b, 'c, 'd, 'e, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        type Output = pavex::Response;
+        type IntoFuture = T;
+        fn into_future(self) -> Self::IntoFuture {
+            (self.next)(self.s_0, self.s_1, self.s_2, self.s_3, self.s_4)
+        }
+    }
+}
+pub mod route_7 {
+    pub async fn entrypoint<'a, 'b, 'c, 'd, 'e>(
+        s_0: &'a biscotti::Processor,
+        s_1: &'b pavex::request::RequestHead,
+        s_2: &'c pavex_session::SessionConfig,
+        s_3: &'d pavex_session::SessionStore,
+        s_4: &'e pavex_session_sea_orm::SeaOrmSessionStore,
+    ) -> pavex::Response {
+        let response = wrapping_0(s_0, s_1, s_2, s_3, s_4).await;
+        response
+    }
+    async fn stage_1<'a, 'b, 'c>(
+        mut s_0: pavex::cookie::ResponseCookies,
+        s_1: &'a biscotti::Processor,
+        s_2: pavex_session::Session<'b>,
+        s_3: &'c pavex_session_sea_orm::SeaOrmSessionStore,
+    ) -> pavex::Response {
+        let response = handler(&s_2, s_3).await;
+        let response = post_processing_0(response, s_2, &mut s_0, s_1).await;
+        let response = post_processing_1(response, s_0, s_1).await;
+        response
+    }
+    async fn wrapping_0(
+        v0: &biscotti::Processor,
+        v1: &pavex::request::RequestHead,
+        v2: &pavex_session::SessionConfig,
+        v3: &pavex_session::SessionStore,
+        v4: &pavex_session_sea_orm::SeaOrmSessionStore,
+    ) -> pavex::Response {
+        let v5 = pavex::cookie::extract_request_cookies(v1, v0);
+        let v6 = match v5 {
+            Ok(ok) => ok,
+            Err(v6) => {
+                return {
+                    let v7 = pavex::cookie::errors::ExtractRequestCookiesError::into_response(
+                        &v6,
+                    );
+                    let v8 = pavex::Error::new(v6);
+                    app::errors::log_error(&v8).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v7)
+                };
+            }
+        };
+        let v7 = pavex_session::SessionConfig::cookie_config(v2);
+        let v8 = pavex_session::IncomingSession::extract(&v6, v7);
+        let v9 = pavex_session::Session::new(v3, v2, v8);
+        let v10 = pavex::cookie::ResponseCookies::new();
+        let v11 = crate::route_7::Next0 {
+            s_0: v10,
+            s_1: v0,
+            s_2: v9,
+            s_3: v4,
+            next: stage_1,
+        };
+        let v12 = pavex::middleware::Next::new(v11);
+        let v13 = pavex::middleware::wrap_noop(v12).await;
+        <pavex::Response as pavex::IntoResponse>::into_response(v13)
+    }
+    async fn handler(
+        v0: &pavex_session::Session<'_>,
+        v1: &pavex_session_sea_orm::SeaOrmSessionStore,
+    ) -> pavex::Response {
+        let v2 = app::routes::devices::sign_out_others(v0, v1).await;
+        let v3 = match v2 {
+            Ok(ok) => ok,
+            Err(v3) => {
+                return {
+                    let v4 = app::errors::InternalError::into_response(&v3);
+                    let v5 = pavex::Error::new(v3);
+                    app::errors::log_error(&v5).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v4)
+                };
+            }
+        };
+        <pavex::Response as pavex::IntoResponse>::into_response(v3)
+    }
+    async fn post_processing_0(
+        v0: pavex::Response,
+        v1: pavex_session::Session<'_>,
+        v2: &mut pavex::cookie::ResponseCookies,
+        v3: &biscotti::Processor,
+    ) -> pavex::Response {
+        let v4 = pavex_session::finalize_session(v0, v2, v3, v1).await;
+        let v5 = match v4 {
+            Ok(ok) => ok,
+            Err(v5) => {
+                return {
+                    let v6 = pavex_session::errors::FinalizeError::into_response(&v5);
+                    let v7 = pavex::Error::new(v5);
+                    app::errors::log_error(&v7).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v6)
+                };
+            }
+        };
+        <pavex::Response as pavex::IntoResponse>::into_response(v5)
+    }
+    async fn post_processing_1(
+        v0: pavex::Response,
+        v1: pavex::cookie::ResponseCookies,
+        v2: &biscotti::Processor,
+    ) -> pavex::Response {
+        let v3 = pavex::cookie::inject_response_cookies(v0, v1, v2);
+        let v4 = match v3 {
+            Ok(ok) => ok,
+            Err(v4) => {
+                return {
+                    let v5 = pavex::cookie::errors::InjectResponseCookiesError::into_response(
+                        &v4,
+                    );
+                    let v6 = pavex::Error::new(v4);
+                    app::errors::log_error(&v6).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v5)
+                };
+            }
+        };
+        <pavex::Response as pavex::IntoResponse>::into_response(v4)
+    }
+    struct Next0<'a, 'b, 'c, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        s_0: pavex::cookie::ResponseCookies,
+        s_1: &'a biscotti::Processor,
+        s_2: pavex_session::Session<'b>,
+        s_3: &'c pavex_session_sea_orm::SeaOrmSessionStore,
+        next: fn(
+            pavex::cookie::ResponseCookies,
+            &'a biscotti::Processor,
+            pavex_session::Session<'b>,
+            &'c pavex_session_sea_orm::SeaOrmSessionStore,
+        ) -> T,
+    }
+    impl<'a, 'b, 'c, T> std::future::IntoFuture for Next0<'a, 'b, 'c, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        type Output = pavex::Response;
+        type IntoFuture = T;
+        fn into_future(self) -> Self::IntoFuture {
+            (self.next)(self.s_0, self.s_1, self.s_2, self.s_3)
+        }
+    }
+}
+pub mod route_8 {
+    pub async fn entrypoint<'a, 'b, 'c, 'd, 'e>(
+        s_0: &'a biscotti::Processor,
+        s_1: &'b pavex::request::RequestHead,
+        s_2: &'c pavex_session::SessionConfig,
+        s_3: &'d pavex_session::SessionStore,
         s_4: &'e sea_orm::DatabaseConnection,
     ) -> pavex::Response {
         let response = wrapping_0(s_0, s_1, s_2, s_3, s_4).await;
@@ -1050,7 +1592,7 @@ pub mod route_5 {
         v4: &sea_orm::DatabaseConnection,
     ) -> pavex::Response {
         let v5 = pavex::cookie::ResponseCookies::new();
-        let v6 = crate::route_5::Next0 {
+        let v6 = crate::route_8::Next0 {
             s_0: v5,
             s_1: v0,
             s_2: v1,

@@ -1,7 +1,13 @@
 //! Sign in, read the session, sign out.
-use super::{CART, USER_ID};
+use super::{CART, DEVICE, USER_ID, devices::DeviceMark};
 use crate::{configuration::AuthConfig, errors::InternalError};
-use pavex::{Response, get, post, request::body::JsonBody, response::body::Json};
+use pavex::{
+    Response, get,
+    http::header::USER_AGENT,
+    post,
+    request::{RequestHead, body::JsonBody},
+    response::body::Json,
+};
 use pavex_session::Session;
 
 /// The body of `POST /sign-in`.
@@ -49,11 +55,13 @@ pub async fn me(session: &Session<'_>) -> Result<Response, InternalError> {
 }
 
 /// Signs a user in: `401 Unauthorized` (and the session untouched) on wrong credentials;
-/// otherwise the session gets a new id and the user is stored under `user_id`.
+/// otherwise the session gets a new id, the user is stored under `user_id` (which the store
+/// copies into its subject index) and the device under `device`.
 #[post(path = "/sign-in")]
 pub async fn sign_in(
     credentials: JsonBody<Credentials>,
     auth: &AuthConfig,
+    head: &RequestHead,
     session: &mut Session<'_>,
 ) -> Result<Response, InternalError> {
     let Credentials { username, password } = credentials.0;
@@ -66,6 +74,19 @@ pub async fn sign_in(
     session.cycle_id();
     session
         .insert(USER_ID, username)
+        .await
+        .map_err(InternalError::new)?;
+    // How this session is recognised in the device list (see `routes::devices`).
+    let device = DeviceMark {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_agent: head
+            .headers
+            .get(USER_AGENT)
+            .and_then(|agent| agent.to_str().ok())
+            .map(|agent| agent.chars().take(200).collect()),
+    };
+    session
+        .insert(DEVICE, device)
         .await
         .map_err(InternalError::new)?;
     Account::of(session).await?.into_response()

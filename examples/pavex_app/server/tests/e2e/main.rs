@@ -10,7 +10,7 @@
 mod support;
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,7 +246,148 @@ async fn sign_in_flow(backend: Backend) {
         browser.me(&server).await["user_id"],
         json!(format!("user-{i}"))
     );
+    // An anonymous browser has no device list.
+    let response = alice.get(&server, "/devices").await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    // 11. Who is signed in where: Carol signs in on a laptop, a phone and a tablet.
+    devices(&server, &database, &key, &browsers[0].1).await;
 
     let status = server.stop();
     assert!(status.success(), "the server exited with {status}");
+}
+
+/// The device list and signing devices out (`GET /devices`, `POST /devices/{handle}/sign-out`,
+/// `POST /devices/sign-out-others`), for a user signed in on three browsers. `stranger` is
+/// another user's signed-in browser.
+async fn devices(server: &Server, database: &TestDatabase, key: &str, stranger: &Browser) {
+    let laptop = Browser::new();
+    let phone = Browser::with_user_agent("Phone/1.0");
+    let tablet = Browser::with_user_agent("Tablet/1.0");
+    for browser in [&laptop, &phone, &tablet] {
+        json_ok(browser.sign_in(server, "carol").await).await;
+    }
+    let id_of =
+        |browser: &Browser| session_id(&browser.session_cookie(server).expect("a cookie"), key);
+    let [laptop_id, phone_id, tablet_id] = [id_of(&laptop), id_of(&phone), id_of(&tablet)];
+    // The sign-in stored a device mark: a device id of its own per browser, and the User-Agent.
+    let phone_mark = database.device_mark(phone_id).await.expect("a device mark");
+    assert_eq!(phone_mark["user_agent"], json!("Phone/1.0"));
+    let laptop_mark = database
+        .device_mark(laptop_id)
+        .await
+        .expect("a device mark");
+    assert_eq!(laptop_mark["user_agent"], Value::Null);
+    assert_ne!(phone_mark["id"], laptop_mark["id"]);
+    // The sign-in wrote the subject: three rows of Carol's in the subject column.
+    assert_eq!(database.rows_of_subject("carol").await, 3);
+
+    // Each browser sees the same three sessions, its own marked current; a handle is the
+    // store's handle of that session (the hash of its id, not the id).
+    let expected_handles = {
+        let mut handles = vec![
+            handle_of(laptop_id),
+            handle_of(phone_id),
+            handle_of(tablet_id),
+        ];
+        handles.sort();
+        handles
+    };
+    for (browser, id, user_agent) in [
+        (&laptop, laptop_id, Value::Null),
+        (&phone, phone_id, json!("Phone/1.0")),
+        (&tablet, tablet_id, json!("Tablet/1.0")),
+    ] {
+        let devices = browser.devices(server).await;
+        let mut handles: Vec<String> = devices
+            .iter()
+            .map(|d| d["handle"].as_str().expect("a handle").to_owned())
+            .collect();
+        handles.sort();
+        assert_eq!(handles, expected_handles);
+        let current: Vec<&Value> = devices
+            .iter()
+            .filter(|d| d["current"] == json!(true))
+            .collect();
+        assert_eq!(current.len(), 1, "{devices:?}");
+        assert_eq!(current[0]["handle"], json!(handle_of(id)));
+        assert_eq!(current[0]["user_agent"], user_agent);
+        assert!(
+            !current[0]["handle"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(&id.simple().to_string())
+        );
+        for device in &devices {
+            let time = |field: &str| {
+                chrono::DateTime::parse_from_rfc3339(device[field].as_str().expect(field))
+                    .unwrap_or_else(|e| panic!("{field}: {e}"))
+            };
+            assert!(time("signed_in_at") <= time("last_active_at"), "{device}");
+            assert!(time("last_active_at") < time("expires_at"), "{device}");
+        }
+    }
+    // Another user sees only their own session.
+    let theirs = stranger.devices(server).await;
+    assert_eq!(theirs.len(), 1);
+    assert!(
+        !expected_handles.contains(&theirs[0]["handle"].as_str().expect("a handle").to_owned())
+    );
+
+    // "Sign out this device": the laptop signs the phone out. The phone's next request is
+    // anonymous, and the handle names nothing any more.
+    let phone_path = format!("/devices/{}/sign-out", handle_of(phone_id));
+    let response = laptop.post(server, &phone_path).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(database.record(phone_id).await, None);
+    assert_eq!(
+        phone.me(server).await,
+        json!({ "user_id": null, "cart": [] })
+    );
+    assert_eq!(
+        laptop.post(server, &phone_path).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    // Another user cannot end Carol's sessions by their handles, nor can garbage.
+    let tablet_path = format!("/devices/{}/sign-out", handle_of(tablet_id));
+    assert_eq!(
+        stranger.post(server, &tablet_path).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert!(database.record(tablet_id).await.is_some());
+    let response = laptop.post(server, "/devices/not-a-handle/sign-out").await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(laptop.devices(server).await.len(), 2);
+
+    // "Sign out everywhere else", from the tablet: the laptop is signed out at once, the
+    // tablet stays signed in, alone in the list.
+    let phone_again = Browser::with_user_agent("Phone/1.0");
+    json_ok(phone_again.sign_in(server, "carol").await).await;
+    let response = tablet.post(server, "/devices/sign-out-others").await;
+    assert_eq!(json_ok(response).await, json!({ "ended": 2 }));
+    assert_eq!(database.record(laptop_id).await, None);
+    assert_eq!(
+        laptop.me(server).await,
+        json!({ "user_id": null, "cart": [] })
+    );
+    assert_eq!(
+        phone_again.me(server).await,
+        json!({ "user_id": null, "cart": [] })
+    );
+    assert_eq!(tablet.me(server).await["user_id"], json!("carol"));
+    let left = tablet.devices(server).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["handle"], json!(handle_of(tablet_id)));
+    assert_eq!(database.rows_of_subject("carol").await, 1);
+    assert_eq!(
+        stranger.devices(server).await.len(),
+        1,
+        "the other user is untouched"
+    );
+
+    // The tablet signs itself out by its own handle: like `POST /sign-out`.
+    let response = tablet.post(server, &tablet_path).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(tablet.session_cookie(server), None);
+    assert_eq!(database.rows_of_subject("carol").await, 0);
 }

@@ -12,7 +12,8 @@ use reqwest::{
     header::{COOKIE, SET_COOKIE},
 };
 use sea_orm::{
-    ConnectionTrait, Database, DatabaseConnection, EntityTrait, PaginatorTrait, prelude::Uuid,
+    ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, prelude::Uuid,
 };
 use serde_json::Value;
 use std::{
@@ -128,12 +129,38 @@ impl TestDatabase {
     }
 
     /// The server-side state stored for this session id, as a JSON object, if the record is
-    /// live (read through the library's own `load`).
+    /// live (read through the library's own `load`), without the `device` mark the sign-in
+    /// adds (random; [`device_mark`](Self::device_mark) reads it).
     pub async fn record(&self, id: Uuid) -> Option<Value> {
-        // `SessionId` has no constructor from a UUID; its serde form is the UUID.
-        let id: SessionId = serde_json::from_value(Value::String(id.to_string())).expect("an id");
-        let record = self.store.load(&id).await.expect("load a session");
+        let mut state = self.full_record(id).await?;
+        state
+            .as_object_mut()
+            .expect("a JSON object")
+            .remove("device");
+        Some(state)
+    }
+
+    /// The `device` mark stored in this live session's state.
+    pub async fn device_mark(&self, id: Uuid) -> Option<Value> {
+        self.full_record(id).await?.get("device").cloned()
+    }
+
+    async fn full_record(&self, id: Uuid) -> Option<Value> {
+        let record = self
+            .store
+            .load(&session_id_of(id))
+            .await
+            .expect("load a session");
         record.map(|record| serde_json::to_value(record.state).expect("a JSON object"))
+    }
+
+    /// How many rows hold `subject` in the store's subject column, read through the entity.
+    pub async fn rows_of_subject(&self, subject: &str) -> u64 {
+        sessions::Entity::find()
+            .filter(sessions::Column::Subject.eq(subject))
+            .count(&self.db)
+            .await
+            .expect("count a subject's sessions")
     }
 }
 
@@ -286,9 +313,19 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// A browser that sends no `User-Agent` (reqwest sends none unless told).
     pub fn new() -> Self {
+        Self::build(Client::builder())
+    }
+
+    /// A browser that sends this `User-Agent`.
+    pub fn with_user_agent(user_agent: &str) -> Self {
+        Self::build(Client::builder().user_agent(user_agent))
+    }
+
+    fn build(builder: reqwest::ClientBuilder) -> Self {
         let jar = Arc::new(Jar::default());
-        let client = Client::builder()
+        let client = builder
             .cookie_provider(jar.clone())
             .build()
             .expect("build an HTTP client");
@@ -325,6 +362,14 @@ impl Browser {
     pub async fn sign_in(&self, server: &impl Target, username: &str) -> Response {
         let body = serde_json::json!({ "username": username, "password": "let-me-in" });
         self.post_json(server, "/sign-in", &body).await
+    }
+
+    /// `GET /devices`, which must answer 200: the signed-in user's sessions.
+    pub async fn devices(&self, server: &impl Target) -> Vec<Value> {
+        match json_ok(self.get(server, "/devices").await).await {
+            Value::Array(devices) => devices,
+            other => panic!("GET /devices answered {other}, not an array"),
+        }
     }
 
     /// The session cookie's value in the jar, if any.
@@ -371,6 +416,17 @@ pub fn session_set_cookies(response: &Response) -> Vec<String> {
 /// Whether a `Set-Cookie` header removes the cookie (it expires at once).
 pub fn is_removal(set_cookie: &str) -> bool {
     set_cookie.contains("Max-Age=0") || set_cookie.contains("01 Jan 1970")
+}
+
+/// The `SessionId` of this UUID (`SessionId` has no constructor from a UUID; its serde form is
+/// the UUID).
+pub fn session_id_of(id: Uuid) -> SessionId {
+    serde_json::from_value(Value::String(id.to_string())).expect("an id")
+}
+
+/// The handle the store gives the session whose id is `id`, as `GET /devices` shows it.
+pub fn handle_of(id: Uuid) -> String {
+    pavex_session_sea_orm::SessionHandle::of(&session_id_of(id)).to_string()
 }
 
 /// The session id inside a session cookie: the test decrypts the cookie with the server's key.
