@@ -95,10 +95,7 @@ pub struct AdoptionReport {
 impl AdoptPavexSessionSqlxTable {
     /// Adopts their `sessions` table into `target`, the store's table.
     pub fn new(target: SessionsTable) -> Self {
-        let name = match target == SessionsTable::default() {
-            true => MIGRATION_NAME.to_owned(),
-            false => format!("{MIGRATION_NAME}:{target}"),
-        };
+        let name = target.migration_name(MIGRATION_NAME);
         Self {
             target,
             batch_size: NonZeroU64::new(1_000).unwrap_or(NonZeroU64::MIN),

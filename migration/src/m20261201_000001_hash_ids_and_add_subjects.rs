@@ -55,10 +55,7 @@ pub struct HashIdsAndAddSubjects {
 impl HashIdsAndAddSubjects {
     /// The migration of a chosen table (see [`SessionsTable`]).
     pub fn new(table: SessionsTable) -> Self {
-        let name = match table == SessionsTable::default() {
-            true => MIGRATION_NAME.to_owned(),
-            false => format!("{MIGRATION_NAME}:{table}"),
-        };
+        let name = table.migration_name(MIGRATION_NAME);
         Self { table, name }
     }
 }

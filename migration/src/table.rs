@@ -60,6 +60,16 @@ pub struct SchemaNotSupported {
 }
 
 impl SessionsTable {
+    /// The name of migration `base` of this table in a migration history: `base` for the
+    /// default table, `base:<schema.table>` for any other, so that one migrator can hold the
+    /// migrations of several tables.
+    pub(crate) fn migration_name(&self, base: &str) -> String {
+        match *self == Self::default() {
+            true => base.to_owned(),
+            false => format!("{base}:{self}"),
+        }
+    }
+
     /// A table in the connection's default schema.
     pub fn new(name: impl Into<String>) -> Result<Self, InvalidIdentifier> {
         let name = validate("table", name.into(), MAX_TABLE_NAME_LEN)?;

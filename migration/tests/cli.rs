@@ -126,54 +126,11 @@ async fn every_command_runs(backend: Backend) {
 }
 
 // SQLite in memory is left out: a second process cannot see it.
-mod sqlite_file {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn every_command_runs() {
-        super::every_command_runs(super::Backend::SqliteFile).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_chosen_table() {
-        super::a_chosen_table(super::Backend::SqliteFile).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_processes_migrate_once() {
-        super::concurrent_processes_migrate_once(super::Backend::SqliteFile).await
-    }
-}
-mod postgres {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn every_command_runs() {
-        super::every_command_runs(super::Backend::Postgres).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_chosen_table() {
-        super::a_chosen_table(super::Backend::Postgres).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_processes_migrate_once() {
-        super::concurrent_processes_migrate_once(super::Backend::Postgres).await
-    }
-}
-mod mysql {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn every_command_runs() {
-        super::every_command_runs(super::Backend::MySql).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_chosen_table() {
-        super::a_chosen_table(super::Backend::MySql).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_processes_migrate_once() {
-        super::concurrent_processes_migrate_once(super::Backend::MySql).await
-    }
-}
+on_every_backend!(
+    shared: every_command_runs,
+    a_chosen_table,
+    concurrent_processes_migrate_once,
+);
 
 /// Several processes migrating one database at the same moment all succeed and leave one
 /// correct schema.

@@ -235,7 +235,8 @@ impl Drop for TestDb {
 
 /// Declares `async fn $name(backend: Backend)` tests once and runs each on every backend:
 /// `sqlite_file::$name`, `sqlite_memory::$name`, `postgres::$name`, `mysql::$name`.
-/// `Backend` must be in scope where it is invoked.
+/// `Backend` must be in scope where it is invoked. `shared:` leaves `sqlite_memory` out (for
+/// tests where a second process opens the database), `and_galera:` adds the cluster.
 #[macro_export]
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
@@ -244,7 +245,13 @@ macro_rules! on_every_backend {
         $crate::on_every_backend!(@backend postgres, Postgres, $($name),*);
         $crate::on_every_backend!(@backend mysql, MySql, $($name),*);
     };
-    // The same, plus `galera::$name` on a private 3-node Galera cluster.
+    // Every backend but `sqlite_memory`, which no second process can see.
+    (shared: $($name:ident),* $(,)?) => {
+        $crate::on_every_backend!(@backend sqlite_file, SqliteFile, $($name),*);
+        $crate::on_every_backend!(@backend postgres, Postgres, $($name),*);
+        $crate::on_every_backend!(@backend mysql, MySql, $($name),*);
+    };
+    // The same as the first, plus `galera::$name` on a private 3-node Galera cluster.
     (and_galera: $($name:ident),* $(,)?) => {
         $crate::on_every_backend!($($name),*);
         $crate::on_every_backend!(@backend galera, Galera, $($name),*);
