@@ -45,3 +45,4 @@ fi
 cargo test --workspace "$@"
 ./scripts/test-interop.sh "$@"
 ./scripts/test-pavex-app.sh "$@"
+./scripts/test-benches.sh "$@"

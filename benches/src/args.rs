@@ -22,9 +22,14 @@ pub struct Args {
     pub mode: Mode,
 
     /// Live rows prefilled in each side's table before measuring
-    /// [default: 10000; 1000000 with --full].
+    /// [default: 100000; 1000000 with --full].
     #[arg(long)]
     pub rows: Option<usize>,
+
+    /// Expired rows prefilled in each side's table beside the live ones, as a table that is
+    /// cleaned up now and then holds [default: 20000; 200000 with --full].
+    #[arg(long)]
+    pub expired: Option<usize>,
 
     /// Calls of each operation per side per round [default: 500; 2000 with --full].
     #[arg(long)]
@@ -140,6 +145,7 @@ pub struct Config {
     pub backends: Vec<Backend>,
     pub modes: Vec<Mode>,
     pub rows: usize,
+    pub expired: usize,
     pub ops: usize,
     pub rounds: usize,
     pub warmup: usize,
@@ -172,7 +178,10 @@ impl Config {
         };
         let rows = args
             .rows
-            .unwrap_or(if args.full { 1_000_000 } else { 10_000 });
+            .unwrap_or(if args.full { 1_000_000 } else { 100_000 });
+        let expired = args
+            .expired
+            .unwrap_or(if args.full { 200_000 } else { 20_000 });
         let ops = args.ops.unwrap_or(if args.full { 2_000 } else { 500 });
         let rounds = args.rounds.unwrap_or(if args.full { 7 } else { 5 });
         anyhow::ensure!(ops > 0, "--ops must be at least 1");
@@ -192,6 +201,7 @@ impl Config {
             backends,
             modes,
             rows,
+            expired,
             ops,
             rounds,
             warmup: args.warmup,

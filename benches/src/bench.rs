@@ -68,11 +68,6 @@ pub async fn run_backend(backend: Backend, mode: Mode, cfg: &Config) -> anyhow::
     })?
 }
 
-fn sorted(mut ids: Vec<pavex_session::SessionId>) -> Vec<pavex_session::SessionId> {
-    ids.sort_unstable();
-    ids
-}
-
 fn warn_on_error(result: anyhow::Result<()>) {
     if let Err(e) = result {
         eprintln!("warning: could not drop a scratch database: {e:#}");
@@ -99,8 +94,9 @@ async fn measure(
     result
 }
 
-/// Prefills both tables, then runs warm-up and measured rounds (A, B, A, B, ...) at each
-/// concurrency.
+/// Prefills both tables, then runs warm-up and measured rounds at each concurrency. The side
+/// that goes first alternates from one round pair to the next (A B, B A, A B, ...), so that
+/// neither side always runs right after the other's writes.
 async fn measure_sides(
     backend: Backend,
     mode: Mode,
@@ -114,21 +110,30 @@ async fn measure_sides(
         Backend::Sqlite => 1,
         _ => 4,
     };
-    // Sorted, the ids go into theirs' primary key in order (the same order for a UUID, its 16
-    // bytes and its hyphenated lower-case text; `prefill` sorts ours' by the stored hash): a
-    // million rows into InnoDB's clustered index take minutes less than in random order. Which
-    // ids are measured stays random.
-    let ids = [sorted(fresh_ids(cfg.rows)), sorted(fresh_ids(cfg.rows))];
+    // Random ids in random order, live and expired mixed: the table looks like one filled by
+    // sign-ins over time, not like a freshly sorted bulk load.
+    let ids = [fresh_ids(cfg.rows), fresh_ids(cfg.rows)];
+    let expired = [fresh_ids(cfg.expired), fresh_ids(cfg.expired)];
     let t0 = Instant::now();
-    prefill(sides, [&ids[0], &ids[1]], &state, cfg.ttl, parallel).await?;
+    prefill(
+        sides,
+        [&ids[0], &ids[1]],
+        [&expired[0], &expired[1]],
+        &state,
+        cfg.ttl,
+        parallel,
+    )
+    .await?;
     let prefill_secs = t0.elapsed().as_secs_f64();
     let t0 = Instant::now();
     settle(sides).await?;
     let settle_secs = t0.elapsed().as_secs_f64();
     eprintln!(
-        "[{}] prefilled {} rows per side in {prefill_secs:.1} s, settled in {settle_secs:.1} s",
+        "[{}] prefilled {} live + {} expired rows per side in {prefill_secs:.1} s, settled in \
+         {settle_secs:.1} s",
         backend.name(),
         cfg.rows,
+        cfg.expired,
     );
     let [ids_a, ids_b] = ids;
     let mut live = [
@@ -139,6 +144,9 @@ async fn measure_sides(
 
     let mut tables = Vec::with_capacity(cfg.concurrency.len());
     for &concurrency in &cfg.concurrency {
+        for side in sides {
+            side.fill_pool(cfg.pool.max_connections).await?;
+        }
         for _ in 0..cfg.warmup {
             for (side, live) in sides.iter().zip(live.iter_mut()) {
                 run_round(side, live, &payload, cfg.ops, concurrency).await?;
@@ -146,20 +154,29 @@ async fn measure_sides(
         }
         let mut rounds: Vec<Round> = Vec::with_capacity(cfg.rounds);
         for round in 1..=cfg.rounds {
-            let t0 = Instant::now();
-            let a = run_round(&sides[0], &mut live[0], &payload, cfg.ops, concurrency).await?;
-            let t1 = Instant::now();
-            let b = run_round(&sides[1], &mut live[1], &payload, cfg.ops, concurrency).await?;
+            let order = if round % 2 == 1 { [0, 1] } else { [1, 0] };
+            let mut measured = [None, None];
+            let mut secs = [0.0; 2];
+            for i in order {
+                let t0 = Instant::now();
+                measured[i] =
+                    Some(run_round(&sides[i], &mut live[i], &payload, cfg.ops, concurrency).await?);
+                secs[i] = t0.elapsed().as_secs_f64();
+            }
             eprintln!(
-                "[{} {:?}] {concurrency} task(s), round {round}/{}: {} {:.2} s, {} {:.2} s",
+                "[{} {:?}] {concurrency} task(s), round {round}/{} ({} first): {} {:.2} s, {} {:.2} s",
                 backend.name(),
                 mode,
                 cfg.rounds,
+                sides[order[0]].label,
                 sides[0].label,
-                (t1 - t0).as_secs_f64(),
+                secs[0],
                 sides[1].label,
-                t1.elapsed().as_secs_f64(),
+                secs[1],
             );
+            let [Some(a), Some(b)] = measured else {
+                bail!("a round pair did not measure both sides");
+            };
             rounds.push([a, b]);
         }
         tables.push(summarize(concurrency, &rounds));
@@ -167,12 +184,13 @@ async fn measure_sides(
 
     let rows_at_end = [sides[0].count_rows().await?, sides[1].count_rows().await?];
     for (side, (rows, live)) in sides.iter().zip(rows_at_end.iter().zip(&live)) {
-        if usize::try_from(*rows).ok() != Some(live.len()) {
+        if usize::try_from(*rows).ok() != Some(live.len() + cfg.expired) {
             bail!(
-                "{} ({}) holds {rows} rows, but the benchmark counted {} live ids",
+                "{} ({}) holds {rows} rows, but the benchmark counted {} live and {} expired ids",
                 side.label,
                 backend.name(),
-                live.len()
+                live.len(),
+                cfg.expired,
             );
         }
     }
@@ -191,6 +209,7 @@ async fn measure_sides(
             },
         ],
         rows: cfg.rows,
+        expired: cfg.expired,
         rows_at_end,
         prefill_secs,
         settle_secs,

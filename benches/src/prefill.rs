@@ -1,7 +1,9 @@
-//! Bulk inserts of live rows, each in its side's own schema, before anything is measured.
+//! Bulk inserts of live and expired rows, each in its side's own schema, before anything is
+//! measured.
 //!
 //! Ours: `id` the SHA-256 of the session id (as the store keys it), `deadline` epoch
-//! milliseconds, `state` JSON, inserted with sea-query; the other columns keep their defaults. Theirs (`pavex_session_sqlx`'s `migration_query()`): PostgreSQL `uuid`,
+//! milliseconds, `state` JSON, inserted with sea-query; the other columns keep their defaults.
+//! Theirs (`pavex_session_sqlx`'s `migration_query()`): PostgreSQL `uuid`,
 //! `timestamptz`, `jsonb`; MySQL `CHAR(36)`, epoch seconds, `JSON`; SQLite `TEXT` id, epoch
 //! seconds, JSON text.
 
@@ -13,6 +15,7 @@ use anyhow::{Context as _, ensure};
 use futures::{StreamExt as _, TryStreamExt as _};
 use pavex_session::SessionId;
 use pavex_session_sea_orm::{SessionHandle, entity::sessions};
+use rand::seq::SliceRandom as _;
 use sea_orm::{
     ConnectionTrait as _,
     sea_query::{Expr, Query},
@@ -22,16 +25,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Rows per `INSERT` (three bound values each: well under every backend's parameter limit).
 const CHUNK: usize = 1_000;
 
-/// Inserts one live row per id into each side's table (`ids[i]` into `sides[i]`), with `state`
-/// and a deadline `ttl` from now (by this machine's clock, which is also the databases' clock
-/// here).
+/// Inserts one live row per id of `live[i]` and one expired row per id of `expired[i]` into
+/// `sides[i]`'s table, with `state`; live rows expire `ttl` from now, expired ones expired an
+/// hour ago (by this machine's clock, which is also the databases' clock here).
 ///
-/// The two sides' chunks alternate, so that when the tables outgrow the server's buffer pool
-/// (PostgreSQL's `shared_buffers`, InnoDB's buffer pool: 128 MiB by default, about 400k rows)
-/// each side keeps a similar share of it, instead of the side filled last having the warm cache.
+/// The rows go in in the order of the ids, which are random, live and expired mixed: the table's
+/// indexes end up like those of a table filled by sign-ins over time, with their page splits,
+/// rather than like a sorted bulk load. The two sides' chunks alternate, so that when the tables
+/// outgrow the server's buffer pool (PostgreSQL's `shared_buffers`, InnoDB's buffer pool: 128 MiB
+/// by default, about 400k rows) each side keeps a similar share of it, instead of the side filled
+/// last having the warm cache.
 pub async fn prefill(
     sides: &[Side; 2],
-    ids: [&[SessionId]; 2],
+    live: [&[SessionId]; 2],
+    expired: [&[SessionId]; 2],
     state: &serde_json::Value,
     ttl: Duration,
     parallel: usize,
@@ -40,18 +47,21 @@ pub async fn prefill(
         .duration_since(UNIX_EPOCH)
         .context("The system clock is before 1970")?;
     let deadline = now + ttl;
-    let ids = [
-        in_key_order(&sides[0], ids[0]),
-        in_key_order(&sides[1], ids[1]),
+    let expired_at = now
+        .checked_sub(Duration::from_secs(3600))
+        .context("The system clock is in 1970")?;
+    let rows = [
+        mixed(live[0], expired[0], deadline, expired_at),
+        mixed(live[1], expired[1], deadline, expired_at),
     ];
-    let [a, b] = [ids[0].chunks(CHUNK), ids[1].chunks(CHUNK)];
+    let [a, b] = [rows[0].chunks(CHUNK), rows[1].chunks(CHUNK)];
     let chunks = a
         .map(|chunk| (&sides[0], chunk))
         .zip(b.map(|chunk| (&sides[1], chunk)))
         .flat_map(|(a, b)| [a, b]);
     futures::stream::iter(chunks)
         .map(|(side, chunk)| async move {
-            insert_chunk(side, chunk, state, deadline)
+            insert_chunk(side, chunk, state)
                 .await
                 .with_context(|| format!("prefilling {} rows for {}", chunk.len(), side.label))
         })
@@ -60,26 +70,31 @@ pub async fn prefill(
         .await
 }
 
-/// `ids` in the order of the side's primary key, so that each chunk goes into the index in order
-/// (a million rows into InnoDB's clustered index take minutes less than in random order). Ours
-/// keys a row by the SHA-256 of its id; theirs by the id itself, which `ids` is sorted by already.
-fn in_key_order(side: &Side, ids: &[SessionId]) -> Vec<SessionId> {
-    let mut ids = ids.to_vec();
-    if let Conn::SeaOrm(_) = side.conn {
-        ids.sort_by_cached_key(|id| SessionHandle::of(id).as_bytes().to_vec());
-    }
-    ids
+/// Each id with its deadline (a Unix time), live and expired shuffled together. (Ordered by id,
+/// theirs' rows would go into their primary key in order and ours', keyed by a hash, would not.)
+fn mixed(
+    live: &[SessionId],
+    expired: &[SessionId],
+    deadline: Duration,
+    expired_at: Duration,
+) -> Vec<(SessionId, Duration)> {
+    let mut rows: Vec<(SessionId, Duration)> = live
+        .iter()
+        .map(|id| (*id, deadline))
+        .chain(expired.iter().map(|id| (*id, expired_at)))
+        .collect();
+    rows.shuffle(&mut rand::rng());
+    rows
 }
 
-/// Inserts one chunk; `deadline` is the Unix time at which the rows expire.
+/// Inserts one chunk of ids, each with the Unix time at which its row expires.
 async fn insert_chunk(
     side: &Side,
-    chunk: &[SessionId],
+    chunk: &[(SessionId, Duration)],
     state: &serde_json::Value,
-    deadline: Duration,
 ) -> anyhow::Result<()> {
-    let deadline_secs = i64::try_from(deadline.as_secs()).context("deadline overflow")?;
-    let deadline_ms = i64::try_from(deadline.as_millis()).context("deadline overflow")?;
+    let secs = |deadline: &Duration| i64::try_from(deadline.as_secs()).unwrap_or(i64::MAX);
+    let millis = |deadline: &Duration| i64::try_from(deadline.as_millis()).unwrap_or(i64::MAX);
     let inserted = match &side.conn {
         Conn::SeaOrm(db) => {
             let mut insert = Query::insert();
@@ -88,10 +103,10 @@ async fn insert_chunk(
                 sessions::Column::Deadline,
                 sessions::Column::State,
             ]);
-            for id in chunk {
+            for (id, deadline) in chunk {
                 insert.values([
                     Expr::val(SessionHandle::of(id).as_bytes().to_vec()),
-                    Expr::val(deadline_ms),
+                    Expr::val(millis(deadline)),
                     Expr::val(state.clone()),
                 ])?;
             }
@@ -99,10 +114,10 @@ async fn insert_chunk(
         }
         Conn::Postgres(db) => {
             let mut insert = sqlx::QueryBuilder::new("INSERT INTO sessions (id, deadline, state) ");
-            insert.push_values(chunk, |mut row, id| {
+            insert.push_values(chunk, |mut row, (id, deadline)| {
                 row.push_bind(id.inner())
                     .push("to_timestamp(")
-                    .push_bind_unseparated(deadline_secs as f64)
+                    .push_bind_unseparated(secs(deadline) as f64)
                     .push_unseparated(")")
                     .push_bind(state);
             });
@@ -110,18 +125,18 @@ async fn insert_chunk(
         }
         Conn::Mysql(db) => {
             let mut insert = sqlx::QueryBuilder::new("INSERT INTO sessions (id, deadline, state) ");
-            insert.push_values(chunk, |mut row, id| {
+            insert.push_values(chunk, |mut row, (id, deadline)| {
                 row.push_bind(id.inner().to_string())
-                    .push_bind(deadline_secs)
+                    .push_bind(secs(deadline))
                     .push_bind(state);
             });
             insert.build().execute(db).await?.rows_affected()
         }
         Conn::Sqlite(db) => {
             let mut insert = sqlx::QueryBuilder::new("INSERT INTO sessions (id, deadline, state) ");
-            insert.push_values(chunk, |mut row, id| {
+            insert.push_values(chunk, |mut row, (id, deadline)| {
                 row.push_bind(id.inner().to_string())
-                    .push_bind(deadline_secs)
+                    .push_bind(secs(deadline))
                     .push_bind(state);
             });
             insert.build().execute(db).await?.rows_affected()

@@ -37,9 +37,11 @@ fn write_report(
     )?;
     writeln!(
         out,
-        "- rows prefilled per table: {}; calls per operation, side and round: {}; measured \
-         rounds per side: {} (+{} warm-up); concurrency: {:?} task(s); TTL {} s; {} CPU core(s)",
+        "- rows prefilled per table: {} live + {} expired, in random order; calls per operation, \
+         side and round: {}; measured rounds per side: {} (+{} warm-up), the side going first \
+         alternating; concurrency: {:?} task(s); TTL {} s; {} CPU core(s)",
         cfg.rows,
+        cfg.expired,
         cfg.ops,
         cfg.rounds,
         cfg.warmup,

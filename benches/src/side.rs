@@ -141,6 +141,34 @@ impl Side {
         Ok(())
     }
 
+    /// Opens connections until the pool holds `n`, then returns them all to the idle queue.
+    ///
+    /// Both sqlx pools hand out idle connections first in, first out, so at one task a pool
+    /// with 16 idle connections sends each call to another server backend (colder caches)
+    /// where a pool with 2 reuses the same two. Left alone, the two sides' pools hold however
+    /// many connections the prefill and the earlier rounds happened to open; filling both to
+    /// the same size before each phase measures them alike.
+    pub async fn fill_pool(&self, n: u32) -> anyhow::Result<()> {
+        let context = || format!("opening {n} connections for {}", self.label);
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        match &self.conn {
+            Conn::SeaOrm(db) => match self.backend {
+                Backend::Postgres => hold(db.get_postgres_connection_pool(), n)
+                    .await
+                    .with_context(context),
+                Backend::Mysql => hold(db.get_mysql_connection_pool(), n)
+                    .await
+                    .with_context(context),
+                Backend::Sqlite => hold(db.get_sqlite_connection_pool(), n)
+                    .await
+                    .with_context(context),
+            },
+            Conn::Postgres(pool) => hold08(pool, n).await.with_context(context),
+            Conn::Mysql(pool) => hold08(pool, n).await.with_context(context),
+            Conn::Sqlite(pool) => hold08(pool, n).await.with_context(context),
+        }
+    }
+
     /// Runs one statement without results (maintenance such as `ANALYZE`).
     pub async fn execute(&self, sql: &str) -> anyhow::Result<()> {
         use sqlx::Executor as _;
@@ -213,4 +241,21 @@ impl Side {
             Conn::Sqlite(db) => db.close().await,
         }
     }
+}
+
+/// Acquires `n` connections of a sqlx 0.9 pool (sea-orm's) at once, then releases them.
+async fn hold<DB: sea_orm::sqlx::Database>(
+    pool: &sea_orm::sqlx::Pool<DB>,
+    n: usize,
+) -> Result<(), sea_orm::sqlx::Error> {
+    let held = futures::future::try_join_all((0..n).map(|_| pool.acquire())).await?;
+    drop(held);
+    Ok(())
+}
+
+/// Acquires `n` connections of a sqlx 0.8 pool at once, then releases them.
+async fn hold08<DB: sqlx::Database>(pool: &sqlx::Pool<DB>, n: usize) -> Result<(), sqlx::Error> {
+    let held = futures::future::try_join_all((0..n).map(|_| pool.acquire())).await?;
+    drop(held);
+    Ok(())
 }

@@ -62,7 +62,9 @@ pub struct BackendRun {
     pub sides: [SideInfo; 2],
     /// Live rows in each table before measuring.
     pub rows: usize,
-    /// Rows in each table at the end (should stay near `rows`).
+    /// Expired rows in each table, beside the live ones (never removed during a run).
+    pub expired: usize,
+    /// Rows in each table at the end: `rows + expired`, checked.
     pub rows_at_end: [i64; 2],
     /// Seconds to prefill both sides' tables (their inserts alternate).
     pub prefill_secs: f64,

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# A smoke run of the benchmark workspace (benches/, its own lock file with pavex_session_sqlx's
+# sqlx 0.8), so that it keeps building and running: both binaries on every backend, with tiny
+# sizes. It measures nothing worth reading; every call's outcome and the final row counts are
+# still checked, so a broken store or benchmark fails it.
+#
+#   ./scripts/test-benches.sh [cargo options, e.g. --locked]
+#
+# Expects the same servers as the tests (PAVEX_SESSION_TEST_POSTGRES_URL,
+# PAVEX_SESSION_TEST_MYSQL_URL); each run creates and drops its own databases.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+json=$(mktemp)
+trap 'rm -f "$json"' EXIT
+cargo run "$@" --manifest-path benches/Cargo.toml -- \
+  --rows 300 --expired 30 --ops 100 --rounds 1 --warmup 0 --json "$json" > /dev/null
+jq -e '[.runs[] | .rows_at_end[]] | length == 6 and all(. == 330)' "$json" > /dev/null
+cargo run "$@" --manifest-path benches/Cargo.toml --bin expiry_scale -- \
+  --sizes 1000 --batch 100 > /dev/null
+echo "benches: both binaries ran on every backend"
