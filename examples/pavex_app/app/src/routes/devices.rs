@@ -1,5 +1,5 @@
 //! "Your devices": the signed-in user's sessions, and signing them out, through the store's
-//! subject index (`SeaOrmSessionStore::with_subject_key`, see `crate::session_store`).
+//! subject index (`SeaOrmSessionStore::with_subject_key`, see `crate::database::session_store`).
 //!
 //! `pavex_session` does not tell a handler its own session's id, so the sign-in puts a random
 //! device id in the state (`super::DEVICE`); the current session is the one in the list whose
@@ -89,11 +89,7 @@ pub async fn sign_out_device(
     let Ok(handle) = params.0.handle.parse::<SessionHandle>() else {
         return Ok(Response::bad_request());
     };
-    let sessions = signed_in.sessions(store).await?;
-    if sessions
-        .iter()
-        .any(|s| s.handle == handle && signed_in.is_current(s))
-    {
+    if signed_in.current_handle(store).await? == Some(handle) {
         session.invalidate();
         return Ok(Response::no_content());
     }
@@ -113,12 +109,7 @@ pub async fn sign_out_others(
     let Some(signed_in) = SignedIn::of(session).await? else {
         return Ok(Response::unauthorized());
     };
-    let current = signed_in
-        .sessions(store)
-        .await?
-        .into_iter()
-        .find(|s| signed_in.is_current(s))
-        .map(|s| s.handle);
+    let current = signed_in.current_handle(store).await?;
     // No current session in the table means it has just been ended elsewhere: ending all
     // is then what "everywhere else" leaves.
     let ended = store
@@ -151,6 +142,18 @@ impl SignedIn {
             .sessions_of(&self.user_id)
             .await
             .map_err(InternalError::new)
+    }
+
+    /// The handle of the request's own session, found in the list by its device mark.
+    async fn current_handle(
+        &self,
+        store: &SeaOrmSessionStore,
+    ) -> Result<Option<SessionHandle>, InternalError> {
+        let sessions = self.sessions(store).await?;
+        Ok(sessions
+            .iter()
+            .find(|s| self.is_current(s))
+            .map(|s| s.handle))
     }
 
     fn is_current(&self, session: &SubjectSession) -> bool {
