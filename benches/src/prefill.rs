@@ -29,9 +29,9 @@ const CHUNK: usize = 1_000;
 /// `sides[i]`'s table, with `state`; live rows expire `ttl` from now, expired ones expired an
 /// hour ago (by this machine's clock, which is also the databases' clock here).
 ///
-/// The rows go in in the order of the ids, which are random, live and expired mixed: the table's
-/// indexes end up like those of a table filled by sign-ins over time, with their page splits,
-/// rather than like a sorted bulk load. The two sides' chunks alternate, so that when the tables
+/// The rows go in shuffled, live and expired mixed: the table's indexes end up like those of a
+/// table filled by sign-ins over time, with their page splits, rather than like a sorted bulk
+/// load. The two sides' chunks alternate, so that when the tables
 /// outgrow the server's buffer pool (PostgreSQL's `shared_buffers`, InnoDB's buffer pool: 128 MiB
 /// by default, about 400k rows) each side keeps a similar share of it, instead of the side filled
 /// last having the warm cache.
