@@ -172,6 +172,7 @@ pub use pavex_session_sea_orm_migration::{
 };
 pub use subjects::{InvalidHandle, MAX_SUBJECT_CHARS, SessionHandle, SubjectSession};
 
+use execute::MetricCallback;
 use pavex::methods;
 use pavex_session::SessionStore;
 use prepared::Statements;
@@ -208,6 +209,8 @@ pub struct SeaOrmSessionStore {
     subject_key: Option<Arc<str>>,
     /// Rendered on first use, once the table has passed [`check_table`], then shared by clones.
     statements: Arc<OnceCell<Statements>>,
+    /// Told about each statement (see [`with_metric_callback`](Self::with_metric_callback)).
+    metric_callback: Option<MetricCallback>,
 }
 
 #[methods]
@@ -229,6 +232,7 @@ impl SeaOrmSessionStore {
             table: SessionsTable::default(),
             subject_key: None,
             statements: Arc::default(),
+            metric_callback: None,
         }
     }
 }
@@ -282,6 +286,42 @@ impl SeaOrmSessionStore {
     pub fn with_subject_key(self, key: impl Into<String>) -> Self {
         Self {
             subject_key: Some(Arc::from(key.into())),
+            ..self
+        }
+    }
+
+    /// The same store, calling `callback` after each statement it runs, with the statement, how
+    /// long it took and whether it failed: what SeaORM's
+    /// [`DatabaseConnection::set_metric_callback`] is told about the app's own statements.
+    ///
+    /// The store runs its statements on the sqlx pool inside the `DatabaseConnection`, not
+    /// through sea-orm's statement path (which costs about 3 000 instructions more per call, see
+    /// BENCHMARKS.md), so a callback set on the connection does not see them. Pass the same
+    /// callback here to see them too.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// # async fn build(db: sea_orm::DatabaseConnection) {
+    /// let slow = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = Arc::clone(&slow);
+    /// let store = pavex_session_sea_orm::SeaOrmSessionStore::new(db).with_metric_callback(
+    ///     move |info: &sea_orm::metric::Info<'_>| {
+    ///         if info.elapsed > std::time::Duration::from_millis(50) {
+    ///             if let Ok(mut slow) = seen.lock() {
+    ///                 slow.push(info.statement.sql.clone());
+    ///             }
+    ///         }
+    ///     },
+    /// );
+    /// # }
+    /// ```
+    pub fn with_metric_callback(
+        self,
+        callback: impl Fn(&sea_orm::metric::Info<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            metric_callback: Some(MetricCallback(Arc::new(callback))),
             ..self
         }
     }

@@ -135,13 +135,13 @@ async fn plan(db: &TestDb, statement: &Statement) -> Vec<String> {
 }
 
 async fn batched_delete_expired_uses_the_deadline_index(backend: Backend) {
-    let (mut db, _) = store_on(backend).await;
+    let (db, store) = store_on(backend).await;
     fill(&db).await;
     let captured = Arc::new(Mutex::new(Vec::new()));
     let sink = captured.clone();
-    db.db
-        .set_metric_callback(move |info| sink.lock().unwrap().push(info.statement.clone()));
-    let store = pavex_session_sea_orm::SeaOrmSessionStore::new(db.db.clone());
+    let store = store.with_metric_callback(move |info: &sea_orm::metric::Info<'_>| {
+        sink.lock().unwrap().push(info.statement.clone())
+    });
 
     assert_eq!(
         store

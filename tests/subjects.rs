@@ -54,7 +54,12 @@ async fn the_device_list_shows_a_subjects_live_sessions(backend: Backend) {
         .create(&anonymous, record(&state(json!({"cart": [1]}))))
         .await
         .unwrap();
-    // The phone is written last, so it comes first.
+    // The phone is written last, so it comes first: in a later millisecond than the laptop's
+    // write (the clock's precision), else the two tie and the order is by handle.
+    let written = db.db_now_millis().await;
+    while db.db_now_millis().await <= written {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let s = state(json!({"user_id": 7, "device": "phone", "seen": 2}));
     store.update(&phone, record(&s)).await.unwrap();
     let after = db.db_now_millis().await;
