@@ -295,7 +295,7 @@ impl SeaOrmSessionStore {
     /// [`DatabaseConnection::set_metric_callback`] is told about the app's own statements.
     ///
     /// The store runs its statements on the sqlx pool inside the `DatabaseConnection`, not
-    /// through sea-orm's statement path (which costs about 3 000 instructions more per call, see
+    /// through sea-orm's statement path (which costs about 2 300 instructions more per call, see
     /// BENCHMARKS.md), so a callback set on the connection does not see them. Pass the same
     /// callback here to see them too.
     ///

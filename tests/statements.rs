@@ -34,7 +34,7 @@ fn empty_record(state: &State) -> SessionRecordRef<'_> {
 }
 
 /// The callback is called once per statement, after it ran, with the statement's SQL and
-/// whether it failed; a store without one runs the same statements.
+/// whether it failed.
 async fn metric_callback_sees_each_statement(backend: Backend) {
     let (_db, store) = common::store_on(backend).await;
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
