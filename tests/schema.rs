@@ -163,6 +163,12 @@ async fn migration_creates_the_documented_schema(backend: Backend) {
             ("idx_sessions_subject".to_owned(), "subject".to_owned())
         ]
     );
+    // Anonymous sessions stay out of the subject index where the database can leave them out.
+    let partial = match db.db_backend() {
+        DbBackend::MySql => vec![],
+        _ => vec!["idx_sessions_subject".to_owned()],
+    };
+    assert_eq!(db.partial_indexes(SESSIONS_TABLE).await, partial);
 }
 
 /// The entity, turned back into a table by SeaORM, has the migrated table's columns.

@@ -11,7 +11,7 @@ use pavex_session_sea_orm::{
 };
 use pavex_session_sea_orm_migration::{MAX_DEADLINE_MILLIS, MIGRATION_TABLE};
 use sea_orm::{
-    ConnectionTrait, EntityTrait, Value,
+    ConnectionTrait, DbBackend, EntityTrait, Value,
     sea_query::{Expr, ExprTrait, Query},
 };
 use sea_orm_migration::MigratorTrait;
@@ -100,6 +100,11 @@ async fn migrate_upgrades_the_first_schema_keeping_every_session(backend: Backen
 
     store.migrate().await.expect("the upgrade");
     assert_every_live_session_survives(&db, &ids).await;
+    let partial = match db.db_backend() {
+        DbBackend::MySql => vec![],
+        _ => vec!["idx_sessions_subject".to_owned()],
+    };
+    assert_eq!(db.partial_indexes("sessions").await, partial);
     assert_eq!(
         Migrator::get_applied_migrations(&db.db)
             .await

@@ -181,6 +181,29 @@ impl TestDb {
             .rows_affected()
     }
 
+    /// The names of `table`'s partial indexes (`CREATE INDEX ... WHERE`), sorted. MySQL and
+    /// MariaDB have none.
+    #[allow(dead_code)]
+    pub async fn partial_indexes(&self, table: &str) -> Vec<String> {
+        let sql = match self.db_backend() {
+            DbBackend::Postgres => {
+                "SELECT i.relname AS name FROM pg_index x
+                 JOIN pg_class i ON i.oid = x.indexrelid
+                 JOIN pg_class t ON t.oid = x.indrelid
+                 WHERE t.relname = $1 AND t.relnamespace = current_schema()::regnamespace
+                   AND x.indpred IS NOT NULL
+                 ORDER BY 1"
+            }
+            DbBackend::MySql => return Vec::new(),
+            _ => "SELECT name FROM pragma_index_list(?1) WHERE partial = 1 ORDER BY 1",
+        };
+        let statement = Statement::from_sql_and_values(self.db_backend(), sql, [table.into()]);
+        let rows = self.db.query_all_raw(statement).await.unwrap();
+        rows.iter()
+            .map(|row| row.try_get("", "name").unwrap())
+            .collect()
+    }
+
     /// The database clock in Unix epoch milliseconds, read independently of the store.
     pub async fn db_now_millis(&self) -> i64 {
         let sql = match self.db_backend() {

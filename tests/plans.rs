@@ -1,8 +1,12 @@
-//! `delete_expired(Some(n))` reaches expired rows through the `deadline` index, oldest first, and
-//! touches O(n) rows, on every backend: the test captures the statement the store really runs,
-//! then has the database execute it under `EXPLAIN ANALYZE` (PostgreSQL) / `ANALYZE` (MariaDB)
-//! in a rolled-back transaction and counts the rows each step read; SQLite, which reports no
-//! row counts, must show index searches only (`EXPLAIN QUERY PLAN`).
+//! The store's statements reach their rows through its indexes, on every backend: the tests
+//! capture the statements the store really runs and have the database explain them.
+//!
+//! - `delete_expired(Some(n))` reaches expired rows through the `deadline` index, oldest first,
+//!   and touches O(n) rows: run under `EXPLAIN ANALYZE` (PostgreSQL) / `ANALYZE` (MariaDB) in a
+//!   rolled-back transaction, counting the rows each step read; SQLite, which reports no row
+//!   counts, must show index searches only (`EXPLAIN QUERY PLAN`).
+//! - The subject queries (device list, count, sign-out everywhere) use the `subject` index,
+//!   which on PostgreSQL and SQLite holds only the rows that have a subject.
 
 mod common;
 
@@ -19,7 +23,18 @@ const LIVE: usize = 20_000;
 const EXPIRED: usize = 20_000;
 const BATCH: usize = 500;
 
-/// Bulk-inserts `LIVE` live and `EXPIRED` expired rows, then refreshes the planner's statistics.
+/// Every `SUBJECT_EVERY`th row belongs to a user, `SUBJECTS` users in all; the others are
+/// anonymous.
+const SUBJECT_EVERY: usize = 20;
+const SUBJECTS: usize = 100;
+
+/// The subject of row `i`, if it has one.
+fn subject_of_row(i: usize) -> Option<String> {
+    (i % SUBJECT_EVERY == 0).then(|| format!("user-{}", (i / SUBJECT_EVERY) % SUBJECTS))
+}
+
+/// Bulk-inserts `EXPIRED` expired and `LIVE` live rows (the row's index decides which, and its
+/// subject: [`subject_of_row`]), then refreshes the planner's statistics.
 async fn fill(db: &TestDb) {
     let now = db.db_now_millis().await;
     let rows: Vec<_> = (0..LIVE + EXPIRED)
@@ -32,7 +47,7 @@ async fn fill(db: &TestDb) {
                 id: sea_orm::Set(common::key(&pavex_session::SessionId::random())),
                 deadline: sea_orm::Set(common::millis(deadline)),
                 state: sea_orm::Set(serde_json::json!({"i": i})),
-                subject: sea_orm::Set(None),
+                subject: sea_orm::Set(subject_of_row(i)),
                 created_at: sea_orm::Set(common::millis(now)),
                 updated_at: sea_orm::Set(common::millis(now)),
             }
@@ -192,4 +207,61 @@ async fn batched_delete_expired_uses_the_deadline_index(backend: Backend) {
     assert_eq!(left, LIVE);
 }
 
-on_every_backend!(batched_delete_expired_uses_the_deadline_index);
+/// The steps of `plan` that read the whole table.
+fn full_scans(backend: DbBackend, plan: &[String]) -> Vec<String> {
+    plan.iter()
+        .filter(|step| match backend {
+            DbBackend::Postgres => step.contains("Seq Scan"),
+            DbBackend::MySql => step.contains("| ALL |"),
+            _ => step.starts_with("SCAN sessions"),
+        })
+        .cloned()
+        .collect()
+}
+
+async fn the_subject_queries_use_the_subject_index(backend: Backend) {
+    let (db, store) = store_on(backend).await;
+    fill(&db).await;
+    let captured = Arc::new(Mutex::new(Vec::new()));
+    let sink = captured.clone();
+    let store = store.with_subject_key("user_id").with_metric_callback(
+        move |info: &sea_orm::metric::Info<'_>| sink.lock().unwrap().push(info.statement.clone()),
+    );
+    let user = "user-7";
+    let live = (EXPIRED..EXPIRED + LIVE)
+        .filter(|&i| subject_of_row(i).as_deref() == Some(user))
+        .count();
+    assert!(live > 0);
+
+    assert_eq!(store.sessions_of(user).await.unwrap().len(), live);
+    assert_eq!(store.count_sessions_of(user).await.unwrap(), live as u64);
+    let statements = std::mem::take(&mut *captured.lock().unwrap());
+    assert_eq!(statements.len(), 2);
+    assert_eq!(
+        store.end_sessions_of(user, None).await.unwrap(),
+        live as u64
+    );
+    assert_eq!(store.count_sessions_of(user).await.unwrap(), 0);
+    let mut ran = std::mem::take(&mut *captured.lock().unwrap());
+    assert_eq!(ran.len(), 2, "DELETE, then COUNT");
+    let end_all = ran.swap_remove(0);
+    for statement in statements.iter().chain([&end_all]) {
+        let plan = plan(&db, statement).await;
+        let text = plan.join("\n");
+        assert!(
+            text.contains("idx_sessions_subject"),
+            "{}:\n{text}",
+            statement.sql
+        );
+        let scans = full_scans(db.db_backend(), &plan);
+        assert!(scans.is_empty(), "{}:\n{text}", statement.sql);
+    }
+    // The other users' sessions are all still there.
+    let left = sessions::Entity::find().all(&db.db).await.unwrap().len();
+    assert_eq!(left, LIVE + EXPIRED - live);
+}
+
+on_every_backend!(
+    batched_delete_expired_uses_the_deadline_index,
+    the_subject_queries_use_the_subject_index,
+);
