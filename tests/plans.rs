@@ -30,7 +30,8 @@ const SUBJECTS: usize = 100;
 
 /// The subject of row `i`, if it has one.
 fn subject_of_row(i: usize) -> Option<String> {
-    (i % SUBJECT_EVERY == 0).then(|| format!("user-{}", (i / SUBJECT_EVERY) % SUBJECTS))
+    i.is_multiple_of(SUBJECT_EVERY)
+        .then(|| format!("user-{}", (i / SUBJECT_EVERY) % SUBJECTS))
 }
 
 /// Bulk-inserts `EXPIRED` expired and `LIVE` live rows (the row's index decides which, and its
