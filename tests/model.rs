@@ -206,6 +206,16 @@ async fn random_sequences_match_the_in_memory_store(backend: Backend) {
                  on the last of:\n  {}\nours:      {ours:?}\nreference: {theirs:?}",
                 history.join("\n  ")
             );
+            // Which expired records a bounded `delete_expired` removes is not the reference's
+            // business (ours takes the oldest, the reference any): once the two have kept
+            // different ones, a later `create` on one of those ids overwrites a record in one
+            // store and adds one in the other, and their counts part. Both drop the rest, so
+            // they hold the same records again. The hunt below checks the order exactly.
+            if matches!(op, Op::DeleteExpired(Some(_))) {
+                store.delete_expired(None).await.unwrap();
+                reference.delete_expired(None).await.unwrap();
+                history.push("(both drop their remaining expired records)".to_owned());
+            }
         }
     }
     eprintln!(
