@@ -3,7 +3,7 @@
 //! deadline (their seconds become milliseconds), in batches.
 
 use crate::{
-    CreateSessionsTable, HashIdsAndAddSubjects, SessionsTable,
+    CreateSessionsTable, HashIdsAndAddSubjects, STORED_ID_LEN, SessionsTable,
     clock::now_millis,
     m20261201_000001_hash_ids_and_add_subjects::stored_ids_after,
     stored_id,
@@ -198,7 +198,7 @@ impl AdoptPavexSessionSqlxTable {
         db: &SchemaManagerConnection<'_>,
         staging: &SessionsTable,
         report: &mut AdoptionReport,
-    ) -> Result<HashSet<[u8; 32]>, DbErr> {
+    ) -> Result<HashSet<[u8; STORED_ID_LEN]>, DbErr> {
         let backend = db.get_database_backend();
         let now = now_millis(backend)?;
         let mut seen = HashSet::new();
@@ -372,7 +372,7 @@ fn their_live_sessions(
 async fn prune(
     db: &SchemaManagerConnection<'_>,
     staging: &SessionsTable,
-    keep: &HashSet<[u8; 32]>,
+    keep: &HashSet<[u8; STORED_ID_LEN]>,
     batch_size: NonZeroU64,
 ) -> Result<u64, DbErr> {
     let mut pruned = 0_u64;
@@ -384,7 +384,9 @@ async fn prune(
         };
         let gone: Vec<Vec<u8>> = ids
             .into_iter()
-            .filter(|id| <[u8; 32]>::try_from(id.as_slice()).is_ok_and(|k| !keep.contains(&k)))
+            .filter(|id| {
+                <[u8; STORED_ID_LEN]>::try_from(id.as_slice()).is_ok_and(|k| !keep.contains(&k))
+            })
             .collect();
         if !gone.is_empty() {
             let delete = Query::delete()
