@@ -12,6 +12,7 @@ mod common;
 
 use common::{Backend, TestDb, store_on};
 use pavex_session::store::SessionStorageBackend;
+use pavex_session_sea_orm::SeaOrmSessionStore;
 use pavex_session_sea_orm::entity::sessions;
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, TransactionTrait};
 use std::{
@@ -150,7 +151,10 @@ async fn plan(db: &TestDb, statement: &Statement) -> Vec<String> {
         .collect()
 }
 
-async fn batched_delete_expired_uses_the_deadline_index(backend: Backend) {
+/// A store on a [`fill`]ed table, and the statements it runs, as it runs them.
+async fn filled_store(
+    backend: Backend,
+) -> (TestDb, SeaOrmSessionStore, Arc<Mutex<Vec<Statement>>>) {
     let (db, store) = store_on(backend).await;
     fill(&db).await;
     let captured = Arc::new(Mutex::new(Vec::new()));
@@ -158,6 +162,11 @@ async fn batched_delete_expired_uses_the_deadline_index(backend: Backend) {
     let store = store.with_metric_callback(move |info: &sea_orm::metric::Info<'_>| {
         sink.lock().unwrap().push(info.statement.clone())
     });
+    (db, store, captured)
+}
+
+async fn batched_delete_expired_uses_the_deadline_index(backend: Backend) {
+    let (db, store, captured) = filled_store(backend).await;
 
     assert_eq!(
         store
@@ -221,13 +230,8 @@ fn full_scans(backend: DbBackend, plan: &[String]) -> Vec<String> {
 }
 
 async fn the_subject_queries_use_the_subject_index(backend: Backend) {
-    let (db, store) = store_on(backend).await;
-    fill(&db).await;
-    let captured = Arc::new(Mutex::new(Vec::new()));
-    let sink = captured.clone();
-    let store = store.with_subject_key("user_id").with_metric_callback(
-        move |info: &sea_orm::metric::Info<'_>| sink.lock().unwrap().push(info.statement.clone()),
-    );
+    let (db, store, captured) = filled_store(backend).await;
+    let store = store.with_subject_key("user_id");
     let user = "user-7";
     let live = (EXPIRED..EXPIRED + LIVE)
         .filter(|&i| subject_of_row(i).as_deref() == Some(user))

@@ -27,9 +27,8 @@ pub const MAX_DEADLINE_MILLIS: i64 = 253_402_300_799_999;
 /// - `id` holds the SHA-256 of the session id ([`stored_id`]), never the id itself: the column
 ///   becomes `bytea` (PostgreSQL) or `varbinary(32)` (MySQL/MariaDB), and every stored id is
 ///   replaced by its hash, [`REHASH_BATCH`] rows per statement;
-/// - `subject` (nullable `varchar(255)`, indexed; on PostgreSQL and SQLite only where it is set):
-///   who the session belongs to, copied by the store from the state key chosen with
-///   `SeaOrmSessionStore::with_subject_key`;
+/// - `subject` (nullable `varchar(255)`, indexed): who the session belongs to, copied by the
+///   store from the state key chosen with `SeaOrmSessionStore::with_subject_key`;
 /// - `created_at`, `updated_at` (Unix epoch milliseconds, database clock); sessions that predate
 ///   this migration get the time of the migration for both.
 ///
@@ -38,7 +37,7 @@ pub const MAX_DEADLINE_MILLIS: i64 = 253_402_300_799_999;
 /// | `id` (primary key, SHA-256 of the session id) | `bytea` | `varbinary(32)` | blob (declared `uuid_text`, or `varbinary_blob(32)`) |
 /// | `deadline` (indexed) | `bigint` | `bigint` | `integer` |
 /// | `state` | `jsonb` | `json` | JSON text |
-/// | `subject` (nullable, indexed: where not null, except on MySQL) | `varchar(255)` | `varchar(255)` | `varchar(255)` |
+/// | `subject` (nullable, indexed) | `varchar(255)` | `varchar(255)` | `varchar(255)` |
 /// | `created_at`, `updated_at` | `bigint` | `bigint` | `bigint` |
 ///
 /// `up` is idempotent and resumable: each step is done only if it is still needed, and ids are
@@ -207,10 +206,6 @@ impl HashIdsAndAddSubjects {
         Ok(())
     }
 
-    /// Indexes `subject`. On PostgreSQL and SQLite the index holds only the sessions that have a
-    /// subject: anonymous sessions cost it nothing on any write, and `subject = ?` implies
-    /// `subject IS NOT NULL`, so the subject queries still use it. MySQL/MariaDB have no partial
-    /// indexes; InnoDB skips the index on an update that leaves `subject` as it was.
     async fn create_subject_index(&self, manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         let mut index = Index::create();
         index
@@ -219,9 +214,7 @@ impl HashIdsAndAddSubjects {
             .col(Sessions::Subject);
         // MySQL has no `IF NOT EXISTS` here (sea-query drops it): the caller checked.
         if manager.get_database_backend() != DbBackend::MySql {
-            index
-                .if_not_exists()
-                .and_where(Expr::col(Sessions::Subject).is_not_null());
+            index.if_not_exists();
         }
         manager.create_index(index.to_owned()).await
     }
