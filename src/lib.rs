@@ -167,8 +167,8 @@ pub use cleanup::{CleanupConfig, CleanupReport, ExpiredSessionCleaner};
 pub use pavex_session_sea_orm_entity as entity;
 pub use pavex_session_sea_orm_migration::{
     AdoptPavexSessionSqlxTable, AdoptionReport, CreateSessionsTable, HashIdsAndAddSubjects,
-    InvalidIdentifier, Migrator, MismatchKind, SchemaCheckError, SchemaMismatch,
-    SchemaNotSupported, SessionsMigrator, SessionsTable,
+    InvalidIdentifier, Migrator, MismatchKind, PartialSubjectIndex, SchemaCheckError,
+    SchemaMismatch, SchemaNotSupported, SessionsMigrator, SessionsTable,
 };
 pub use subjects::{InvalidHandle, MAX_SUBJECT_CHARS, SessionHandle, SubjectSession};
 

@@ -9,8 +9,8 @@ use pavex_session::{
     store::{SessionRecordRef, SessionStorageBackend},
 };
 use pavex_session_sea_orm::{
-    CreateSessionsTable, HashIdsAndAddSubjects, Migrator, SeaOrmSessionStore, SessionsMigrator,
-    SessionsTable, entity::sessions,
+    CreateSessionsTable, HashIdsAndAddSubjects, Migrator, PartialSubjectIndex, SeaOrmSessionStore,
+    SessionsMigrator, SessionsTable, entity::sessions,
 };
 use pavex_session_sea_orm_migration::{DEADLINE_INDEX, MIGRATION_TABLE, SESSIONS_TABLE};
 use sea_orm::{
@@ -279,7 +279,7 @@ async fn migrator_keeps_its_own_history_and_drops_only_its_table(backend: Backen
         "the app's history is not touched"
     );
     let statuses = Migrator::get_applied_migrations(&db.db).await.unwrap();
-    assert_eq!(statuses.len(), 2);
+    assert_eq!(statuses.len(), 3);
     Migrator::down(&db.db, None).await.unwrap();
     assert!(!has_table(&db, SESSIONS_TABLE).await);
     assert!(
@@ -303,6 +303,7 @@ impl MigratorTrait for AppMigrator {
         vec![
             Box::new(CreateSessionsTable::default()),
             Box::new(HashIdsAndAddSubjects::default()),
+            Box::new(PartialSubjectIndex::default()),
         ]
     }
 }
@@ -507,7 +508,8 @@ async fn an_app_migrator_runs_our_migration_for_its_table(backend: Backend) {
         vec![
             "m20240101_000001_create_app_users".to_owned(),
             "m20261126_000001_create_sessions_table:auth_sessions".to_owned(),
-            "m20261201_000001_hash_ids_and_add_subjects:auth_sessions".to_owned()
+            "m20261201_000001_hash_ids_and_add_subjects:auth_sessions".to_owned(),
+            "m20261202_000001_partial_subject_index:auth_sessions".to_owned()
         ]
     );
     AppWithChosenTable::status(&db.db).await.unwrap();
@@ -526,8 +528,8 @@ async fn an_app_migrator_runs_our_migration_for_its_table(backend: Backend) {
         !has_table(&db, SESSIONS_TABLE).await,
         "no default table appears"
     );
-    // `down` of our two migrations removes only our table.
-    AppWithChosenTable::down(&db.db, Some(2)).await.unwrap();
+    // `down` of our three migrations removes only our table.
+    AppWithChosenTable::down(&db.db, Some(3)).await.unwrap();
     assert!(!has_table(&db, "auth_sessions").await);
     assert!(has_table(&db, "app_users").await);
 }

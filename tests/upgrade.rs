@@ -110,7 +110,7 @@ async fn migrate_upgrades_the_first_schema_keeping_every_session(backend: Backen
             .await
             .unwrap()
             .len(),
-        2
+        3
     );
     // The Duration::MAX session is kept, with a deadline the entity can read.
     let forever = store.load(&ids[0]).await.unwrap().expect("live");
@@ -177,8 +177,56 @@ async fn concurrent_upgrades_agree(backend: Backend) {
             .await
             .unwrap()
             .len(),
-        2
+        3
     );
+}
+
+/// The schema before `PartialSubjectIndex` (the first two migrations, recorded), with sessions
+/// in it, one of them signed in: instances upgrading it at once (three, or one on SQLite in
+/// memory) make the subject index partial on PostgreSQL and SQLite, keep it on MariaDB, and keep
+/// every session.
+async fn the_subject_index_becomes_partial_keeping_every_session(backend: Backend) {
+    let (db, ids) = first_schema_with_sessions(backend).await;
+    // The one pending migration after the first: the second.
+    Migrator::up(&db.db, Some(1))
+        .await
+        .expect("the previous schema");
+    assert!(db.partial_indexes("sessions").await.is_empty());
+    let signed_in = SessionId::random();
+    let store = SeaOrmSessionStore::new(db.db.clone()).with_subject_key("user_id");
+    let state = [("user_id".into(), json!("alice"))].into_iter().collect();
+    let record = pavex_session::store::SessionRecordRef {
+        state: std::borrow::Cow::Owned(state),
+        ttl: Duration::from_secs(3600),
+    };
+    store.create(&signed_in, record).await.unwrap();
+
+    let instances = match backend {
+        Backend::SqliteMemory => 1, // one connection: nothing runs at once
+        _ => 3,
+    };
+    let instances = (0..instances).map(|_| {
+        let db = db.db.clone();
+        tokio::spawn(async move { SeaOrmSessionStore::new(db).migrate().await })
+    });
+    for outcome in futures::future::join_all(instances).await {
+        outcome.expect("no panic").expect("every instance migrates");
+    }
+    let partial = match db.db_backend() {
+        DbBackend::MySql => vec![],
+        _ => vec!["idx_sessions_subject".to_owned()],
+    };
+    assert_eq!(db.partial_indexes("sessions").await, partial);
+    let applied = Migrator::get_applied_migrations(&db.db).await.unwrap();
+    assert_eq!(applied.len(), 3);
+    store.migrate().await.expect("a no-op");
+    assert_eq!(db.partial_indexes("sessions").await, partial);
+
+    // The signed-in session is found through the new index, and ends through it.
+    let listed = store.sessions_of("alice").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(store.end_sessions_of("alice", None).await.unwrap(), 1);
+    assert_every_live_session_survives(&db, &ids).await;
 }
 
 /// A table of neither schema is refused by the upgrade, and left untouched.
@@ -222,5 +270,6 @@ on_every_backend!(
     migrate_upgrades_the_first_schema_keeping_every_session,
     a_stopped_upgrade_finishes_when_run_again,
     concurrent_upgrades_agree,
+    the_subject_index_becomes_partial_keeping_every_session,
     the_upgrade_refuses_a_table_that_is_not_ours,
 );

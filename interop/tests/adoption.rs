@@ -210,6 +210,29 @@ async fn adopts_every_live_session(backend: Backend) {
         },
     );
 
+    // The adopted table has the current schema's subject index: partial where the database can.
+    let partial = match backend {
+        Backend::Postgres => {
+            fixture
+                .strings(
+                    "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() \
+                     AND tablename = 'sessions' AND indexdef LIKE '%WHERE (subject IS NOT NULL)'",
+                )
+                .await
+        }
+        Backend::MySql => vec![],
+        Backend::Sqlite => {
+            fixture
+                .strings("SELECT name FROM pragma_index_list('sessions') WHERE partial = 1")
+                .await
+        }
+    };
+    let partial_expected = match backend {
+        Backend::MySql => vec![],
+        _ => vec!["idx_pavex_session_sea_orm_adopting_subject".to_owned()],
+    };
+    assert_eq!(partial, partial_expected, "{backend:?}");
+
     let store = fixture.our_store().with_subject_key("user_id");
     // The about-to-expire ones first: they must still be there, with the deadline they had.
     for seen in &soon_expected {

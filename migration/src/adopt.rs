@@ -3,10 +3,10 @@
 //! deadline (their seconds become milliseconds), in batches.
 
 use crate::{
-    CreateSessionsTable, HashIdsAndAddSubjects, STORED_ID_LEN, SessionsTable,
+    STORED_ID_LEN, SessionsTable,
     clock::now_millis,
     m20261201_000001_hash_ids_and_add_subjects::stored_ids_after,
-    stored_id,
+    migrations, stored_id,
     verify::{TableState, inspect, is_pavex_session_sqlx, read_definition},
 };
 use sea_orm_migration::{
@@ -174,12 +174,10 @@ impl AdoptPavexSessionSqlxTable {
                  kept, exists already (from an earlier adoption?); drop or rename it first"
             )));
         }
-        CreateSessionsTable::new(staging.clone())
-            .up(manager)
-            .await?;
-        HashIdsAndAddSubjects::new(staging.clone())
-            .up(manager)
-            .await?;
+        // The staging table gets the current schema: every migration of ours, in order.
+        for migration in migrations(staging.clone()) {
+            migration.up(manager).await?;
+        }
 
         let seen = self.copy(db, &staging, &mut report).await?;
         if self.copy_only || !renaming {

@@ -1,15 +1,18 @@
 //! The migrations of [`pavex_session_sea_orm`](https://docs.rs/pavex_session_sea_orm): they create the
 //! `sessions` table ([`CreateSessionsTable`]) and bring it to the current schema
-//! ([`HashIdsAndAddSubjects`]: ids hashed at rest, the `subject` column). Before they touch an
-//! existing table they check that it is one of ours ([`check_table`]).
+//! ([`HashIdsAndAddSubjects`]: ids hashed at rest, the `subject` column;
+//! [`PartialSubjectIndex`]: the `subject` index leaves out anonymous sessions on PostgreSQL and
+//! SQLite). Before they touch an existing table they check that it is one of ours
+//! ([`check_table`]).
 //!
 //! Two ways to run them:
 //!
 //! - **Our migrator** ([`Migrator`]), through the `pavex_session_sea_orm_migration` binary or
 //!   `SeaOrmSessionStore::migrate`. It records its history in its own table,
 //!   [`MIGRATION_TABLE`], so it never touches the host application's `seaql_migrations`.
-//! - **Your migrator**: list [`CreateSessionsTable`] and [`HashIdsAndAddSubjects`], in this order,
-//!   in your own `MigratorTrait::migrations()` (or extend it with [`migrations`]).
+//! - **Your migrator**: list [`CreateSessionsTable`], [`HashIdsAndAddSubjects`] and
+//!   [`PartialSubjectIndex`], in this order, in your own `MigratorTrait::migrations()` (or extend
+//!   it with [`migrations`]).
 //!
 //! The table is `sessions` unless you choose another name or schema ([`SessionsTable`]):
 //! [`SessionsMigrator`] and [`CreateSessionsTable::new`] take one.
@@ -18,7 +21,9 @@
 //! exists, so switching from one to the other later is a no-op.
 //!
 //! ```
-//! use pavex_session_sea_orm_migration::{CreateSessionsTable, HashIdsAndAddSubjects};
+//! use pavex_session_sea_orm_migration::{
+//!     CreateSessionsTable, HashIdsAndAddSubjects, PartialSubjectIndex,
+//! };
 //! use sea_orm_migration::prelude::*;
 //!
 //! /// The host application's own migrator, with the sessions table added to it.
@@ -31,6 +36,7 @@
 //!             // ... the application's own migrations ...
 //!             Box::new(CreateSessionsTable::default()),
 //!             Box::new(HashIdsAndAddSubjects::default()),
+//!             Box::new(PartialSubjectIndex::default()),
 //!         ]
 //!     }
 //! }
@@ -50,6 +56,7 @@ mod adopt;
 mod clock;
 mod m20261126_000001_create_sessions_table;
 mod m20261201_000001_hash_ids_and_add_subjects;
+mod m20261202_000001_partial_subject_index;
 mod stored_id;
 mod table;
 mod verify;
@@ -64,6 +71,7 @@ pub use m20261126_000001_create_sessions_table::{
 pub use m20261201_000001_hash_ids_and_add_subjects::{
     HashIdsAndAddSubjects, MAX_DEADLINE_MILLIS, REHASH_BATCH,
 };
+pub use m20261202_000001_partial_subject_index::PartialSubjectIndex;
 pub use stored_id::{RAW_ID_LEN, STORED_ID_LEN, stored_id};
 pub use table::{
     InvalidIdentifier, MAX_SCHEMA_NAME_LEN, MAX_TABLE_NAME_LEN, SchemaNotSupported, SessionsTable,
@@ -79,12 +87,13 @@ pub use verify::{MismatchKind, SchemaCheckError, SchemaMismatch, check_table};
 ///     .iter()
 ///     .map(|m| m.name().to_owned())
 ///     .collect();
-/// assert_eq!(names.len(), 2);
+/// assert_eq!(names.len(), 3);
 /// ```
 pub fn migrations(table: SessionsTable) -> Vec<Box<dyn MigrationTrait>> {
     vec![
         Box::new(CreateSessionsTable::new(table.clone())),
-        Box::new(HashIdsAndAddSubjects::new(table)),
+        Box::new(HashIdsAndAddSubjects::new(table.clone())),
+        Box::new(PartialSubjectIndex::new(table)),
     ]
 }
 

@@ -438,6 +438,16 @@ pub(crate) struct TableDefinition {
     pub(crate) primary_key: Vec<String>,
     /// The first column of each index other than the primary key's.
     pub(crate) index_leads: Vec<String>,
+    /// Each index other than the primary key's, by name.
+    pub(crate) indexes: Vec<CatalogIndex>,
+}
+
+/// An index as the catalog names it.
+#[derive(Debug)]
+pub(crate) struct CatalogIndex {
+    pub(crate) name: String,
+    /// Whether it holds only the rows that match a `WHERE` (PostgreSQL, SQLite).
+    pub(crate) partial: bool,
 }
 
 #[derive(Debug)]
@@ -497,7 +507,13 @@ pub(crate) async fn read_definition<C: ConnectionTrait>(
         let column = text(&row, "column_name")?;
         match text(&row, "kind")?.as_str() {
             "primary" => definition.primary_key.push(column),
-            _ if integer(&row, "position")? == 1 => definition.index_leads.push(column),
+            _ if integer(&row, "position")? == 1 => {
+                definition.index_leads.push(column);
+                definition.indexes.push(CatalogIndex {
+                    name: text(&row, "index_name")?,
+                    partial: integer(&row, "partial")? != 0,
+                });
+            }
             _ => {}
         }
     }
@@ -541,13 +557,18 @@ fn postgres_schema(table: &SessionsTable) -> Expr {
     }
 }
 
-/// `kind` ("primary" or "index"), `column_name` and its `position` in each index (1 for the
-/// leading column, 2 for any other).
+/// `kind` ("primary" or "index"), `index_name`, whether it is `partial` (1 or 0), `column_name`
+/// and its `position` in each index (1 for the leading column, 2 for any other).
 fn postgres_indexes(table: &SessionsTable) -> SelectStatement {
     Query::select()
         .expr_as(
             Expr::cust("CASE WHEN i.indisprimary THEN 'primary' ELSE 'index' END"),
             "kind",
+        )
+        .expr_as(Expr::col(("ic", "relname")), "index_name")
+        .expr_as(
+            Expr::cust("CAST(CASE WHEN i.indpred IS NULL THEN 0 ELSE 1 END AS BIGINT)"),
+            "partial",
         )
         .expr_as(Expr::col(("a", "attname")), "column_name")
         // `indkey` is an `int2vector`, subscripted from 0.
@@ -561,6 +582,12 @@ fn postgres_indexes(table: &SessionsTable) -> SelectStatement {
             "pg_class",
             "c",
             Expr::col(("c", "oid")).equals(("i", "indrelid")),
+        )
+        .join_as(
+            JoinType::InnerJoin,
+            "pg_class",
+            "ic",
+            Expr::col(("ic", "oid")).equals(("i", "indexrelid")),
         )
         .join_as(
             JoinType::InnerJoin,
@@ -601,6 +628,9 @@ fn mysql_indexes(table: &SessionsTable) -> SelectStatement {
             Expr::case(Expr::col("INDEX_NAME").eq("PRIMARY"), "primary").finally("index"),
             "kind",
         )
+        .expr_as(Expr::col("INDEX_NAME"), "index_name")
+        // MySQL and MariaDB have no partial indexes.
+        .expr_as(Expr::val(0), "partial")
         .expr_as(Expr::col("COLUMN_NAME"), "column_name")
         .expr_as(Expr::col("SEQ_IN_INDEX"), "position")
         .from(("information_schema", "STATISTICS"))
@@ -632,6 +662,8 @@ fn sqlite_columns(table: &SessionsTable) -> SelectStatement {
 fn sqlite_indexes(table: &SessionsTable) -> SelectStatement {
     Query::select()
         .expr_as(Expr::val("index"), "kind")
+        .expr_as(Expr::col(("il", "name")), "index_name")
+        .expr_as(Expr::col(("il", "partial")), "partial")
         .expr_as(Expr::col(("ii", "name")), "column_name")
         .expr_as(Expr::col(("ii", "seqno")).add(1), "position")
         .from_function(

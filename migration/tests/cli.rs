@@ -95,8 +95,9 @@ async fn a_chosen_table(backend: Backend) {
     // The default table's migrator shares the history table without tripping over our row.
     cli(Some(&test_db.url), &std::env::temp_dir(), &["up"]);
     assert!(manager.has_table(SESSIONS_TABLE).await.unwrap());
-    // Both migrations: the upgrade's `down` changes nothing, the first one's drops the table.
-    run(&["down", "-n", "2"]);
+    // All three migrations: the third's `down` puts the full subject index back, the second's
+    // changes nothing, the first one's drops the table.
+    run(&["down", "-n", "3"]);
     assert!(!manager.has_table("app_sessions").await.unwrap());
     assert!(manager.has_table(SESSIONS_TABLE).await.unwrap());
 }
@@ -115,7 +116,7 @@ async fn every_command_runs(backend: Backend) {
     let status = text(&cli(url, &cwd, &["status"]));
     assert!(status.contains("Applied"), "{status}");
     cli(url, &cwd, &["up"]);
-    cli(url, &cwd, &["down", "-n", "2"]);
+    cli(url, &cwd, &["down", "-n", "3"]);
     assert!(!has_sessions().await);
     cli(url, &cwd, &["refresh"]);
     assert!(has_sessions().await);
@@ -155,7 +156,7 @@ async fn concurrent_processes_migrate_once(backend: Backend) {
         let manager = SchemaManager::new(&test_db.db);
         assert!(manager.has_table(SESSIONS_TABLE).await.unwrap());
         let applied = text(&cli(Some(&test_db.url), &std::env::temp_dir(), &["status"]));
-        // Each of the two migrations applied once.
-        assert_eq!(applied.matches("Applied").count(), 2, "{applied}");
+        // Each of the three migrations applied once.
+        assert_eq!(applied.matches("Applied").count(), 3, "{applied}");
     }
 }
