@@ -229,6 +229,50 @@ async fn the_subject_index_becomes_partial_keeping_every_session(backend: Backen
     assert_every_live_session_survives(&db, &ids).await;
 }
 
+/// A table adopted from `pavex_session_sqlx` before the third migration existed has its subject
+/// index under the adoption's staging name: the third migration recognises it as ours too. An
+/// index of the application's own on `subject` is left alone.
+async fn the_adopted_subject_index_becomes_partial_and_an_apps_own_stays(backend: Backend) {
+    let db = fresh_db(backend).await;
+    Migrator::up(&db.db, Some(2))
+        .await
+        .expect("the previous schema");
+    let on_sessions = match db.db_backend() {
+        DbBackend::MySql => " ON sessions",
+        _ => "",
+    };
+    db.run(
+        &format!("DROP INDEX idx_sessions_subject{on_sessions}"),
+        vec![],
+    )
+    .await;
+    db.run(
+        "CREATE INDEX idx_pavex_session_sea_orm_adopting_subject ON sessions (subject)",
+        vec![],
+    )
+    .await;
+    db.run(
+        "CREATE INDEX app_subject_lookup ON sessions (subject, deadline)",
+        vec![],
+    )
+    .await;
+    SeaOrmSessionStore::new(db.db.clone())
+        .migrate()
+        .await
+        .expect("the third migration");
+    let partial = match db.db_backend() {
+        DbBackend::MySql => vec![],
+        _ => vec!["idx_pavex_session_sea_orm_adopting_subject".to_owned()],
+    };
+    assert_eq!(db.partial_indexes("sessions").await, partial);
+    // The application's index is still there (and still full): dropping it works.
+    db.run(
+        &format!("DROP INDEX app_subject_lookup{on_sessions}"),
+        vec![],
+    )
+    .await;
+}
+
 /// A table of neither schema is refused by the upgrade, and left untouched.
 async fn the_upgrade_refuses_a_table_that_is_not_ours(backend: Backend) {
     let db = fresh_db(backend).await;
@@ -271,5 +315,6 @@ on_every_backend!(
     a_stopped_upgrade_finishes_when_run_again,
     concurrent_upgrades_agree,
     the_subject_index_becomes_partial_keeping_every_session,
+    the_adopted_subject_index_becomes_partial_and_an_apps_own_stays,
     the_upgrade_refuses_a_table_that_is_not_ours,
 );
