@@ -3,7 +3,8 @@
 
 use crate::{
     SeaOrmSessionStore,
-    queries::{Key, STATE_TEXT, TTL_MS},
+    queries::{Key, STATE, TTL_MS},
+    unusable,
 };
 use anyhow::Context as _;
 use pavex_session::{
@@ -18,7 +19,7 @@ use pavex_session::{
 };
 use pavex_session_sea_orm_entity::sessions::Column;
 use pavex_session_sea_orm_migration::stored_id;
-use sea_orm::{DbErr, ExecResult, Iden, SqlErr, Value};
+use sea_orm::{ExecResult, Iden, Value};
 use std::{borrow::Cow, collections::HashMap, num::NonZeroUsize, time::Duration};
 
 /// The longest TTL stored, in milliseconds (1 000 years of 365.2425 days): longer ones, up to
@@ -43,13 +44,16 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         id: &SessionId,
         record: SessionRecordRef<'_>,
     ) -> Result<(), CreateError> {
-        let statements = self.statements().await.map_err(CreateError::Other)?;
+        let statements = self
+            .statements()
+            .await
+            .map_err(|e| CreateError::Other(unusable(e)))?;
         let values = self.record_values(id, &record)?;
         let insert = statements.insert.bind(values.clone());
         match self.execute(&insert).await {
             Ok(done) => return expect_one_row(done).map_err(CreateError::Other),
-            Err(e) if is_unique_violation(&e) => {}
-            Err(e) => return Err(CreateError::Other(e.into())),
+            Err(e) if statements.is_id_taken(&e) => {}
+            Err(e) => return Err(CreateError::Other(statements.other(e))),
         }
         let overwrite = statements.overwrite_expired.bind(values);
         let overwritten = self
@@ -61,8 +65,8 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         }
         match self.execute(&insert).await {
             Ok(done) => expect_one_row(done).map_err(CreateError::Other),
-            Err(e) if is_unique_violation(&e) => Err(DuplicateIdError { id: *id }.into()),
-            Err(e) => Err(CreateError::Other(e.into())),
+            Err(e) if statements.is_id_taken(&e) => Err(DuplicateIdError { id: *id }.into()),
+            Err(e) => Err(CreateError::Other(statements.other(e))),
         }
     }
 
@@ -73,12 +77,20 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         id: &SessionId,
         record: SessionRecordRef<'_>,
     ) -> Result<(), UpdateError> {
-        let statements = self.statements().await.map_err(UpdateError::Other)?;
-        let update = statements.update.bind(self.record_values(id, &record)?);
+        let statements = self
+            .statements()
+            .await
+            .map_err(|e| UpdateError::Other(unusable(e)))?;
+        let [key, state, subject, ttl_ms] = self.record_values(id, &record)?;
+        // A store that does not know the subject key leaves the subject as it is.
+        let update = match self.subject_key {
+            Some(_) => statements.update.bind([key, state, subject, ttl_ms]),
+            None => statements.update_keeping_subject.bind([key, state, ttl_ms]),
+        };
         let done = self
             .execute(&update)
             .await
-            .map_err(|e| UpdateError::Other(e.into()))?;
+            .map_err(|e| UpdateError::Other(statements.other(e)))?;
         match at_most_one_row(done).map_err(UpdateError::Other)? {
             true => Ok(()),
             false => Err(UnknownIdError { id: *id }.into()),
@@ -88,7 +100,10 @@ impl SessionStorageBackend for SeaOrmSessionStore {
     /// Restarts the TTL of a live record, state untouched, in one `UPDATE`.
     #[tracing::instrument(name = "Update TTL for server-side session record", level = tracing::Level::INFO, skip_all)]
     async fn update_ttl(&self, id: &SessionId, ttl: Duration) -> Result<(), UpdateTtlError> {
-        let statements = self.statements().await.map_err(UpdateTtlError::Other)?;
+        let statements = self
+            .statements()
+            .await
+            .map_err(|e| UpdateTtlError::Other(unusable(e)))?;
         let update = statements
             .update_ttl
             .bind([key(id).into(), ttl_millis(ttl).into()]);
@@ -105,7 +120,10 @@ impl SessionStorageBackend for SeaOrmSessionStore {
     /// Reads a live record and its remaining TTL (by the database clock), in one `SELECT`.
     #[tracing::instrument(name = "Load server-side session record", level = tracing::Level::INFO, skip_all)]
     async fn load(&self, session_id: &SessionId) -> Result<Option<SessionRecord>, LoadError> {
-        let statements = self.statements().await.map_err(LoadError::Other)?;
+        let statements = self
+            .statements()
+            .await
+            .map_err(|e| LoadError::Other(unusable(e)))?;
         let row = self
             .query_one(&statements.load.bind([key(session_id).into()]))
             .await
@@ -113,11 +131,11 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        let state: String = row
-            .try_get("", STATE_TEXT)
-            .context("The stored session state could not be read as text")
+        let state: Vec<u8> = row
+            .try_get("", STATE)
+            .context("The stored session state could not be read as bytes")
             .map_err(LoadError::DeserializationError)?;
-        let state: HashMap<Cow<'static, str>, serde_json::Value> = serde_json::from_str(&state)
+        let state: HashMap<Cow<'static, str>, serde_json::Value> = serde_json::from_slice(&state)
             .context("The stored session state is not a JSON object")
             .map_err(LoadError::DeserializationError)?;
         let ttl_ms: i64 = row
@@ -131,7 +149,10 @@ impl SessionStorageBackend for SeaOrmSessionStore {
     /// Deletes a live record, in one `DELETE`.
     #[tracing::instrument(name = "Delete server-side session record", level = tracing::Level::INFO, skip_all)]
     async fn delete(&self, id: &SessionId) -> Result<(), DeleteError> {
-        let statements = self.statements().await.map_err(DeleteError::Other)?;
+        let statements = self
+            .statements()
+            .await
+            .map_err(|e| DeleteError::Other(unusable(e)))?;
         let done = self
             .execute(&statements.delete.bind([key(id).into()]))
             .await
@@ -151,20 +172,23 @@ impl SessionStorageBackend for SeaOrmSessionStore {
     /// is tried again, and neither is [`ChangeIdError::UnknownId`].
     #[tracing::instrument(name = "Change id for server-side session record", level = tracing::Level::INFO, skip_all)]
     async fn change_id(&self, old_id: &SessionId, new_id: &SessionId) -> Result<(), ChangeIdError> {
-        let statements = self.statements().await.map_err(ChangeIdError::Other)?;
+        let statements = self
+            .statements()
+            .await
+            .map_err(|e| ChangeIdError::Other(unusable(e)))?;
         let (old, new) = (key(old_id), key(new_id));
         let rename = statements
             .change_id
             .bind([old.clone().into(), new.clone().into()]);
         for _ in 0..RENAME_ATTEMPTS {
             let done = match self.execute(&rename).await {
-                Err(e) if is_unique_violation(&e) => {
+                Err(e) if statements.is_id_taken(&e) => {
                     let expired = statements.delete_if_expired.bind([new.clone().into()]);
                     self.execute(&expired)
                         .await
                         .map_err(|e| ChangeIdError::Other(e.into()))?;
                     match self.execute(&rename).await {
-                        Err(e) if is_unique_violation(&e) => {
+                        Err(e) if statements.is_id_taken(&e) => {
                             return Err(DuplicateIdError { id: *new_id }.into());
                         }
                         retried => retried,
@@ -172,7 +196,7 @@ impl SessionStorageBackend for SeaOrmSessionStore {
                 }
                 first => first,
             }
-            .map_err(|e| ChangeIdError::Other(e.into()))?;
+            .map_err(|e| ChangeIdError::Other(statements.other(e)))?;
             if at_most_one_row(done).map_err(ChangeIdError::Other)? {
                 // Renaming a live record onto itself: its id is taken (by itself).
                 return match old == new {
@@ -210,7 +234,7 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         &self,
         batch_size: Option<NonZeroUsize>,
     ) -> Result<usize, DeleteExpiredError> {
-        let statements = self.statements().await?;
+        let statements = self.statements().await.map_err(unusable)?;
         let done = self
             .execute(&statements.delete_expired(batch_size))
             .await
@@ -227,8 +251,8 @@ impl SeaOrmSessionStore {
         id: &SessionId,
         record: &SessionRecordRef<'_>,
     ) -> Result<[Value; 4], serde_json::Error> {
-        let state = state_json(record)?;
-        let subject = self.subject_of(&record.state)?;
+        let state = state_json(record)?.into_bytes();
+        let subject = self.subject_of(&record.state)?.map(String::into_bytes);
         let ttl_ms = ttl_millis(record.ttl);
         Ok([key(id).into(), state.into(), subject.into(), ttl_ms.into()])
     }
@@ -272,10 +296,6 @@ fn contains_nul(value: &serde_json::Value) -> bool {
             .any(|(key, value)| key.contains('\0') || contains_nul(value)),
         _ => false,
     }
-}
-
-fn is_unique_violation(e: &DbErr) -> bool {
-    matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
 /// Whether a statement keyed on the primary key touched its record; more than one is an error.

@@ -211,6 +211,39 @@ async fn backoff(attempt: u32, e: &DbErr) {
     tokio::time::sleep(Duration::from_millis(millis)).await;
 }
 
+/// Whether `e` is a violation of the primary key named `primary_key`, not of another unique
+/// index: PostgreSQL names the constraint, SQLite has a code of its own for primary keys (1555,
+/// against 2067 for other unique indexes), MySQL names the key at the end of its message.
+pub(crate) fn is_primary_key_violation(e: &DbErr, primary_key: &str) -> bool {
+    if !matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    ) {
+        return false;
+    }
+    #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+    {
+        use sea_orm::RuntimeErr;
+        if let DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) = e
+            && let Some(e) = e.as_database_error()
+        {
+            if let Some(constraint) = e.constraint() {
+                return constraint == primary_key;
+            }
+            return match e.code().as_deref() {
+                Some("1555") => true,
+                Some("2067") => false,
+                _ => {
+                    let message = e.message();
+                    message.ends_with("for key 'PRIMARY'") || message.ends_with(".PRIMARY'")
+                }
+            };
+        }
+    }
+    let _ = primary_key;
+    false
+}
+
 /// Whether the database rolled the statement back because of a lock conflict.
 pub(crate) fn is_lock_conflict(e: &DbErr) -> bool {
     #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]

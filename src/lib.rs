@@ -166,15 +166,16 @@ pub use backend::MAX_TTL_MILLIS;
 pub use cleanup::{CleanupConfig, CleanupReport, ExpiredSessionCleaner};
 pub use pavex_session_sea_orm_entity as entity;
 pub use pavex_session_sea_orm_migration::{
-    AdoptPavexSessionSqlxTable, AdoptionReport, CreateSessionsTable, HashIdsAndAddSubjects,
-    InvalidIdentifier, Migrator, MismatchKind, PartialSubjectIndex, SchemaCheckError,
-    SchemaMismatch, SchemaNotSupported, SessionsMigrator, SessionsTable,
+    AdoptPavexSessionSqlxTable, AdoptionReport, CreateSessionsTable, InvalidIdentifier,
+    InvalidSubject, MAX_SUBJECT_CHARS, Migrator, MismatchKind, SchemaCheckError, SchemaMismatch,
+    SchemaNotSupported, SessionsMigrator, SessionsTable,
 };
-pub use subjects::{InvalidHandle, MAX_SUBJECT_CHARS, SessionHandle, SubjectSession};
+pub use subjects::{InvalidHandle, SessionHandle, SubjectError, SubjectSession};
 
 use execute::MetricCallback;
 use pavex::methods;
 use pavex_session::SessionStore;
+use pavex_session_sea_orm_migration::CheckedTable;
 use prepared::Statements;
 use sea_orm::{DatabaseConnection, DatabaseConnectionType, DbBackend, DbErr, RuntimeErr};
 use std::sync::Arc;
@@ -207,7 +208,7 @@ pub struct SeaOrmSessionStore {
     table: SessionsTable,
     /// The state key whose value is copied into the `subject` column.
     subject_key: Option<Arc<str>>,
-    /// Rendered on first use, once the table has passed [`check_table`], then shared by clones.
+    /// Rendered on first use, once the table has passed [`check_table`](Self::check_table), then shared by clones.
     statements: Arc<OnceCell<Statements>>,
     /// Told about each statement (see [`with_metric_callback`](Self::with_metric_callback)).
     metric_callback: Option<MetricCallback>,
@@ -286,6 +287,8 @@ impl SeaOrmSessionStore {
     pub fn with_subject_key(self, key: impl Into<String>) -> Self {
         Self {
             subject_key: Some(Arc::from(key.into())),
+            // The update statement depends on whether the store knows the key.
+            statements: Arc::default(),
             ..self
         }
     }
@@ -331,23 +334,24 @@ impl SeaOrmSessionStore {
         &self.table
     }
 
-    /// Creates the sessions table and its `deadline` index if they are missing, recording the
-    /// migration in this crate's own history table (see [`Migrator`], [`SessionsMigrator`]).
+    /// Creates the sessions table and its indexes if they are missing, recording the migration
+    /// in this crate's own history table (see [`Migrator`], [`SessionsMigrator`]).
     ///
     /// Idempotent: running it again, or after the table was created by another migrator, does
-    /// nothing.
+    /// nothing, and on an up-to-date table it only reads (no DDL). A table of that name that is
+    /// not ours is refused with [`SchemaCheckError::Mismatch`], untouched.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), sea_orm::DbErr> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
     /// let store = pavex_session_sea_orm::SeaOrmSessionStore::new(db);
     /// store.migrate().await?;
-    /// store.migrate().await?; // a no-op
+    /// store.migrate().await?; // only reads
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn migrate(&self) -> Result<(), DbErr> {
+    pub async fn migrate(&self) -> Result<(), SchemaCheckError> {
         backend_of(&self.db)?;
         SessionsMigrator::new(self.table.clone())
             .migrate(&self.db)
@@ -375,23 +379,37 @@ impl SeaOrmSessionStore {
     /// # }
     /// ```
     pub async fn check_table(&self) -> Result<(), SchemaCheckError> {
+        self.checked_table().await.map(|_| ())
+    }
+
+    async fn checked_table(&self) -> Result<CheckedTable, SchemaCheckError> {
         backend_of(&self.db)?;
         pavex_session_sea_orm_migration::check_table(&self.db, &self.table).await
     }
 
     /// The store's statements, rendered once the table has passed the check. A failed check is
     /// not remembered: the next operation checks again (the table may have been migrated since).
-    async fn statements(&self) -> Result<&Statements, anyhow::Error> {
+    async fn statements(&self) -> Result<&Statements, SchemaCheckError> {
         self.statements
             .get_or_try_init(|| async {
-                match self.check_table().await {
-                    Ok(()) => Ok(Statements::new(backend_of(&self.db)?, &self.table)?),
-                    // The mismatch itself is the cause, so that callers can downcast to it.
-                    Err(SchemaCheckError::Mismatch(mismatch)) => Err(mismatch.into()),
-                    Err(SchemaCheckError::Db(e)) => Err(e.into()),
-                }
+                let checked = self.checked_table().await?;
+                Ok(Statements::new(
+                    backend_of(&self.db)?,
+                    &self.table,
+                    checked.primary_key_name().to_owned(),
+                )?)
             })
             .await
+    }
+}
+
+/// Why the store cannot run its statements, as the cause of an operation's `Other` error: the
+/// mismatch itself (so that callers can downcast to [`SchemaMismatch`]), or the database error.
+fn unusable(e: SchemaCheckError) -> anyhow::Error {
+    match e {
+        SchemaCheckError::Mismatch(mismatch) => mismatch.into(),
+        SchemaCheckError::Db(e) => e.into(),
+        other => anyhow::Error::new(other),
     }
 }
 

@@ -24,10 +24,14 @@ fn new_id_marker() -> Key {
     b"pavex_session_sea_orm: a new id.".to_vec()
 }
 
+fn state_marker() -> Vec<u8> {
+    record_marker().state
+}
+
 fn record_marker() -> Record {
     Record {
-        state: "pavex_session_sea_orm: the state of a session".to_owned(),
-        subject: Some("pavex_session_sea_orm: the subject of a session".to_owned()),
+        state: b"pavex_session_sea_orm: the state of a session".to_vec(),
+        subject: Some(b"pavex_session_sea_orm: the subject of a session".to_vec()),
         ttl_ms: TTL_MS_MARKER,
     }
 }
@@ -96,6 +100,8 @@ fn not_one_parameter(sql: &str, marker: &Value) -> DbErr {
 #[derive(Debug, Clone)]
 pub(crate) struct Statements {
     backend: DbBackend,
+    /// The name of the table's primary key (PostgreSQL's constraint; `PRIMARY` on MySQL).
+    primary_key: String,
     /// The builders, for the statements rendered per call.
     queries: Queries,
     /// `id, state, subject, ttl_ms`
@@ -104,6 +110,8 @@ pub(crate) struct Statements {
     pub(crate) overwrite_expired: Prepared<4>,
     /// `id, state, subject, ttl_ms`
     pub(crate) update: Prepared<4>,
+    /// `id, state, ttl_ms`
+    pub(crate) update_keeping_subject: Prepared<3>,
     /// `id, ttl_ms`
     pub(crate) update_ttl: Prepared<2>,
     /// `id`
@@ -119,7 +127,11 @@ pub(crate) struct Statements {
 }
 
 impl Statements {
-    pub(crate) fn new(backend: DbBackend, table: &SessionsTable) -> Result<Self, DbErr> {
+    pub(crate) fn new(
+        backend: DbBackend,
+        table: &SessionsTable,
+        primary_key: String,
+    ) -> Result<Self, DbErr> {
         let queries = Queries::new(backend, table)?;
         let (id, new_id) = (Value::from(id_marker()), Value::from(new_id_marker()));
         let Record { state, subject, .. } = record_marker();
@@ -149,6 +161,11 @@ impl Statements {
                 &queries.update(id_marker(), record_marker()),
                 record(),
             )?,
+            update_keeping_subject: Prepared::render(
+                backend,
+                &queries.update_keeping_subject(id_marker(), state_marker(), TTL_MS_MARKER),
+                [id.clone(), state.clone().into(), ttl.clone()],
+            )?,
             update_ttl: Prepared::render(
                 backend,
                 &queries.update_ttl(id_marker(), TTL_MS_MARKER),
@@ -172,8 +189,30 @@ impl Statements {
                 old_new,
             )?,
             backend,
+            primary_key,
             queries,
         })
+    }
+
+    /// Whether `e` says the id is taken: a violation of the primary key, and of no other unique
+    /// index (an application's own unique index on the table is not "id taken").
+    pub(crate) fn is_id_taken(&self, e: &DbErr) -> bool {
+        crate::execute::is_primary_key_violation(e, &self.primary_key)
+    }
+
+    /// A database error as the `Other` variant's cause; a unique index other than the primary
+    /// key says which (its name is in the database's message).
+    pub(crate) fn other(&self, e: DbErr) -> anyhow::Error {
+        let unique = matches!(
+            e.sql_err(),
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+        );
+        match unique {
+            true => anyhow::Error::new(e).context(
+                "A unique index other than the sessions table's primary key refused the write",
+            ),
+            false => e.into(),
+        }
     }
 
     /// The builders of the statements that are rendered per call.

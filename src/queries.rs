@@ -14,8 +14,8 @@ use sea_orm::{
 };
 use std::num::NonZeroUsize;
 
-/// The alias under which [`Queries::load`] returns the state, as JSON text.
-pub(crate) const STATE_TEXT: &str = "state_text";
+/// The alias under which [`Queries::load`] returns the state, the bytes of its JSON text.
+pub(crate) const STATE: &str = "state";
 
 /// The alias under which [`Queries::load`] returns the remaining time to live, in milliseconds.
 pub(crate) const TTL_MS: &str = "ttl_ms";
@@ -54,7 +54,7 @@ impl Queries {
             .values([
                 Expr::val(id),
                 self.deadline_in(record.ttl_ms),
-                self.json(record.state),
+                Expr::val(record.state),
                 Expr::val(record.subject),
                 self.now.clone(),
                 self.now.clone(),
@@ -80,6 +80,24 @@ impl Queries {
             .to_owned()
     }
 
+    /// Replace the state and deadline of the record `id` if it is live, leaving its subject as
+    /// it is: the update of a store that does not know the subject key.
+    pub(crate) fn update_keeping_subject(
+        &self,
+        id: Key,
+        state: Vec<u8>,
+        ttl_ms: i64,
+    ) -> UpdateStatement {
+        Query::update()
+            .table(self.table.clone())
+            .value(Column::State, state)
+            .value(Column::Deadline, self.deadline_in(ttl_ms))
+            .value(Column::UpdatedAt, self.now.clone())
+            .and_where(id_is(id))
+            .and_where(self.live())
+            .to_owned()
+    }
+
     /// Move the deadline of the live record `id`, leaving its state alone.
     pub(crate) fn update_ttl(&self, id: Key, ttl_ms: i64) -> UpdateStatement {
         Query::update()
@@ -91,21 +109,13 @@ impl Queries {
             .to_owned()
     }
 
-    /// The state ([`STATE_TEXT`]) and remaining time to live ([`TTL_MS`]) of the live record `id`.
+    /// The state ([`STATE`]) and remaining time to live ([`TTL_MS`]) of the live record `id`.
     ///
-    /// The state comes back as text, which the store parses straight into the session's map,
-    /// instead of into a JSON tree that is then converted into the map.
+    /// The state comes back as the bytes of its JSON text, which the store parses straight into
+    /// the session's map; the server neither casts nor converts it.
     pub(crate) fn load(&self, id: Key) -> SelectStatement {
-        let state = Expr::col(Column::State);
-        let state = match self.backend {
-            DbBackend::Postgres => state.cast_as(Alias::new("text")),
-            // sqlx reads MySQL 8's own JSON column type as no string type; the cast makes it
-            // text. MariaDB's JSON already is text (untested on MySQL 8: not on this machine).
-            DbBackend::MySql => state.cast_as(Alias::new("char")),
-            _ => state,
-        };
         Query::select()
-            .expr_as(state, STATE_TEXT)
+            .expr_as(Expr::col(Column::State), STATE)
             .expr_as(Expr::col(Column::Deadline).sub(self.now.clone()), TTL_MS)
             .from(self.table.clone())
             .and_where(id_is(id))
@@ -213,7 +223,7 @@ impl Queries {
     fn set_record(&self, record: Record) -> UpdateStatement {
         Query::update()
             .table(self.table.clone())
-            .value(Column::State, self.json(record.state))
+            .value(Column::State, record.state)
             .value(Column::Subject, record.subject)
             .value(Column::Deadline, self.deadline_in(record.ttl_ms))
             .value(Column::UpdatedAt, self.now.clone())
@@ -221,7 +231,7 @@ impl Queries {
     }
 
     /// Every column of the live sessions of `subject`, the most recently written first.
-    pub(crate) fn sessions_of(&self, subject: String) -> SelectStatement {
+    pub(crate) fn sessions_of(&self, subject: Vec<u8>) -> SelectStatement {
         Query::select()
             .columns(Column::iter())
             .from(self.table.clone())
@@ -233,7 +243,7 @@ impl Queries {
     }
 
     /// How many live sessions `subject` has, as `count`.
-    pub(crate) fn count_of(&self, subject: String) -> SelectStatement {
+    pub(crate) fn count_of(&self, subject: Vec<u8>) -> SelectStatement {
         Query::select()
             .expr_as(Expr::col(Column::Id).count(), COUNT)
             .from(self.table.clone())
@@ -243,7 +253,7 @@ impl Queries {
     }
 
     /// Delete the live sessions of `subject`: all of them, or the one `only`, or all but `except`.
-    pub(crate) fn end_of(&self, subject: String, which: Which) -> DeleteStatement {
+    pub(crate) fn end_of(&self, subject: Vec<u8>, which: Which) -> DeleteStatement {
         let mut delete = Query::delete();
         delete
             .from_table(self.table.clone())
@@ -259,16 +269,6 @@ impl Queries {
             }
         }
         delete
-    }
-
-    /// A state, bound as its JSON text: what sqlx would send for a JSON value anyway, and cheap
-    /// to copy (sea-orm copies the statement's values into the driver's arguments). PostgreSQL
-    /// needs the cast to store text in a `jsonb` column.
-    fn json(&self, state: String) -> Expr {
-        match self.backend {
-            DbBackend::Postgres => Expr::val(state).cast_as(Alias::new("jsonb")),
-            _ => Expr::val(state),
-        }
     }
 
     fn deadline_in(&self, ttl_ms: i64) -> Expr {
@@ -293,9 +293,10 @@ pub(crate) type Key = Vec<u8>;
 
 /// What `create` and `update` write.
 pub(crate) struct Record {
-    /// The state's JSON text.
-    pub(crate) state: String,
-    pub(crate) subject: Option<String>,
+    /// The bytes of the state's JSON text.
+    pub(crate) state: Vec<u8>,
+    /// The subject's UTF-8 bytes.
+    pub(crate) subject: Option<Vec<u8>>,
     pub(crate) ttl_ms: i64,
 }
 

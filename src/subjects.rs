@@ -8,15 +8,39 @@ use crate::{
     SeaOrmSessionStore,
     queries::{COUNT, Which},
 };
-use anyhow::Context as _;
 use pavex_session::SessionId;
 use pavex_session_sea_orm_entity::sessions;
-use pavex_session_sea_orm_migration::STORED_ID_LEN;
-use sea_orm::FromQueryResult;
+use pavex_session_sea_orm_migration::{
+    STORED_ID_LEN, SchemaCheckError, SchemaMismatch, subject_of,
+};
+use sea_orm::{DbErr, FromQueryResult};
 use std::{borrow::Cow, collections::HashMap, fmt, str::FromStr};
 
-/// The longest subject accepted, in characters (the column is `varchar(255)`).
-pub const MAX_SUBJECT_CHARS: usize = 255;
+/// Why a subject operation ([`SeaOrmSessionStore::sessions_of`] and the others) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubjectError {
+    /// The table is not one the store can use (missing, not ours, altered): nothing was read or
+    /// written.
+    #[error(transparent)]
+    Table(#[from] SchemaMismatch),
+    /// The database could not be reached, or refused the statement.
+    #[error("the sessions table could not be queried")]
+    Database(#[from] DbErr),
+    /// A stored session could not be read (its state is not a JSON object, its subject is not
+    /// UTF-8, its id is not a hash): someone wrote the row by hand.
+    #[error("a stored session of this subject could not be read: {0}")]
+    UnreadableRow(String),
+}
+
+impl From<SchemaCheckError> for SubjectError {
+    fn from(e: SchemaCheckError) -> Self {
+        match e {
+            SchemaCheckError::Mismatch(mismatch) => Self::Table(mismatch),
+            other => Self::Database(other.into()),
+        }
+    }
+}
 
 /// Names one stored session without being its cookie: the hex of the hash under which it is
 /// stored. Show it in a "your devices" page and take it back to end that session; it cannot be
@@ -142,23 +166,24 @@ impl SeaOrmSessionStore {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn sessions_of(&self, subject: &str) -> Result<Vec<SubjectSession>, anyhow::Error> {
+    pub async fn sessions_of(&self, subject: &str) -> Result<Vec<SubjectSession>, SubjectError> {
         let statements = self.statements().await?;
-        let select = statements.queries().sessions_of(subject.to_owned());
+        let select = statements
+            .queries()
+            .sessions_of(subject.as_bytes().to_vec());
         let rows = self
             .query(&self.db.get_database_backend().build(&select))
             .await?;
+        let unreadable = |what: &str| SubjectError::UnreadableRow(what.to_owned());
         rows.iter()
             .map(|row| {
                 let model = sessions::Model::from_query_result(row, "")
-                    .context("A stored session could not be read")?;
-                let state = match model.state {
-                    serde_json::Value::Object(map) => map.into_iter().collect(),
-                    _ => anyhow::bail!("A stored session's state is not a JSON object"),
-                };
+                    .map_err(|e| SubjectError::UnreadableRow(e.to_string()))?;
+                let state = serde_json::from_slice(&model.state)
+                    .map_err(|_| unreadable("its state is not a JSON object"))?;
                 Ok(SubjectSession {
                     handle: SessionHandle::try_from(model.id.as_slice())
-                        .context("A stored session id is not a hash")?,
+                        .map_err(|_| unreadable("its id is not a hash"))?,
                     created_at: model.created_at.0,
                     updated_at: model.updated_at.0,
                     expires_at: model.deadline.0,
@@ -169,13 +194,13 @@ impl SeaOrmSessionStore {
     }
 
     /// How many live sessions `subject` has.
-    pub async fn count_sessions_of(&self, subject: &str) -> Result<u64, anyhow::Error> {
+    pub async fn count_sessions_of(&self, subject: &str) -> Result<u64, SubjectError> {
         let statements = self.statements().await?;
-        let select = statements.queries().count_of(subject.to_owned());
+        let select = statements.queries().count_of(subject.as_bytes().to_vec());
         let row = self
             .query_one(&self.db.get_database_backend().build(&select))
             .await?
-            .context("COUNT returned no row")?;
+            .ok_or_else(|| SubjectError::UnreadableRow("COUNT returned no row".to_owned()))?;
         let count: i64 = row.try_get("", COUNT)?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
@@ -187,7 +212,7 @@ impl SeaOrmSessionStore {
         &self,
         subject: &str,
         handle: &SessionHandle,
-    ) -> Result<bool, anyhow::Error> {
+    ) -> Result<bool, SubjectError> {
         let ended = self
             .end(subject, Which::Only(handle.as_bytes().to_vec()))
             .await?;
@@ -206,7 +231,7 @@ impl SeaOrmSessionStore {
         &self,
         subject: &str,
         except: Option<&SessionHandle>,
-    ) -> Result<u64, anyhow::Error> {
+    ) -> Result<u64, SubjectError> {
         let which = match except {
             Some(handle) => Which::AllBut(handle.as_bytes().to_vec()),
             None => Which::All,
@@ -214,9 +239,11 @@ impl SeaOrmSessionStore {
         self.end(subject, which).await
     }
 
-    async fn end(&self, subject: &str, which: Which) -> Result<u64, anyhow::Error> {
+    async fn end(&self, subject: &str, which: Which) -> Result<u64, SubjectError> {
         let statements = self.statements().await?;
-        let delete = statements.queries().end_of(subject.to_owned(), which);
+        let delete = statements
+            .queries()
+            .end_of(subject.as_bytes().to_vec(), which);
         let done = self
             .execute(&self.db.get_database_backend().build(&delete))
             .await?;
@@ -231,22 +258,6 @@ impl SeaOrmSessionStore {
         let Some(key) = &self.subject_key else {
             return Ok(None);
         };
-        let subject = match state.get(&**key) {
-            None | Some(serde_json::Value::Null) => return Ok(None),
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(serde_json::Value::Number(n)) => n.to_string(),
-            Some(_) => {
-                return Err(serde::ser::Error::custom(format!(
-                    "the subject key {key:?} holds neither a string nor a number"
-                )));
-            }
-        };
-        if subject.chars().count() > MAX_SUBJECT_CHARS || subject.contains('\0') {
-            return Err(serde::ser::Error::custom(format!(
-                "the subject under {key:?} is longer than {MAX_SUBJECT_CHARS} characters or \
-                 contains a NUL character"
-            )));
-        }
-        Ok(Some(subject))
+        subject_of(key, state.get(&**key)).map_err(serde::ser::Error::custom)
     }
 }

@@ -153,7 +153,7 @@ async fn a_new_session_gets_a_cookie_and_the_next_request_reads_it(backend: Back
     assert!(app.respond(&mut browser, session).await.unwrap());
     assert!(browser.cookie.is_some());
     let record = only_session(&db).await;
-    assert_eq!(record.state, json!({"user_id": 42}));
+    assert_eq!(state_of(&record), json!({"user_id": 42}));
 
     let session = app.session(&browser);
     assert_eq!(session.get::<i32>("user_id").await.unwrap(), Some(42));
@@ -201,7 +201,7 @@ async fn changed_state_is_written_and_reads_extend_the_ttl_per_the_rule(backend:
         "50% left: extended"
     );
     assert_eq!(
-        extended.state,
+        state_of(&extended),
         json!({"user_id": 7}),
         "update_ttl keeps the state"
     );
@@ -213,7 +213,7 @@ async fn changed_state_is_written_and_reads_extend_the_ttl_per_the_rule(backend:
     session.insert("theme", "dark").await.unwrap();
     app.respond(&mut browser, session).await.unwrap();
     let updated = only_session(&db).await;
-    assert_eq!(updated.state, json!({"user_id": 7, "theme": "dark"}));
+    assert_eq!(state_of(&updated), json!({"user_id": 7, "theme": "dark"}));
     assert!(updated.deadline.0.timestamp_millis() >= now + TTL.as_millis() as i64);
 }
 
@@ -286,7 +286,7 @@ async fn invalidate_removes_the_record_and_the_cookie(backend: Backend) {
     let mut session = app.session(&old_tab);
     session.insert("user_id", 8).await.unwrap();
     app.respond(&mut old_tab, session).await.unwrap();
-    assert_eq!(only_session(&db).await.state, json!({"user_id": 8}));
+    assert_eq!(state_of(&only_session(&db).await), json!({"user_id": 8}));
 }
 
 async fn an_expired_record_is_missing_server_state(backend: Backend) {
@@ -308,7 +308,8 @@ async fn an_expired_record_is_missing_server_state(backend: Backend) {
     assert_eq!(read_only_request(&app, &mut browser).await, None);
     assert!(browser.cookie.is_some(), "the session cookie stays");
     let revived = only_session(&db).await;
-    assert_eq!((revived.id, revived.state), (id, json!({})));
+    assert_eq!(state_of(&revived), json!({}));
+    assert_eq!(revived.id, id);
     assert!(
         revived.deadline.0.timestamp_millis() > db.db_now_millis().await,
         "live again"
@@ -510,3 +511,8 @@ on_every_backend!(
     concurrent_requests_lose_no_acknowledged_write,
     a_logout_is_not_undone_by_concurrent_writes,
 );
+
+/// A stored row's state, parsed from the bytes of its JSON text.
+fn state_of(row: &pavex_session_sea_orm::entity::sessions::Model) -> serde_json::Value {
+    serde_json::from_slice(&row.state).expect("the state is JSON")
+}

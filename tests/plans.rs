@@ -48,8 +48,8 @@ async fn fill(db: &TestDb) {
             sessions::ActiveModel {
                 id: sea_orm::Set(common::key(&pavex_session::SessionId::random())),
                 deadline: sea_orm::Set(common::millis(deadline)),
-                state: sea_orm::Set(serde_json::json!({"i": i})),
-                subject: sea_orm::Set(subject_of_row(i)),
+                state: sea_orm::Set(serde_json::json!({"i": i}).to_string().into_bytes()),
+                subject: sea_orm::Set(subject_of_row(i).map(String::into_bytes)),
                 created_at: sea_orm::Set(common::millis(now)),
                 updated_at: sea_orm::Set(common::millis(now)),
             }

@@ -295,10 +295,116 @@ async fn ending_all_racing_writes_leaves_nothing_alive(backend: Backend) {
     }
 }
 
+/// Subjects compare byte for byte on every backend: case, accents, trailing spaces (MariaDB's
+/// default collations call all of these equal) and the longest subject.
+async fn subjects_compare_exactly(backend: Backend) {
+    let (_db, store) = subject_store(backend).await;
+    let longest = "é".repeat(255);
+    let users = [
+        "abc", "ABC", "Abc", "ábc", "abc ", " abc", "abc\t", "ss", "ß", &longest,
+    ];
+    let mut ids = Vec::new();
+    for user in users {
+        ids.push(sign_in(&store, json!(user), "device").await);
+    }
+    for (user, id) in users.iter().zip(&ids) {
+        let listed = store.sessions_of(user).await.unwrap();
+        assert_eq!(listed.len(), 1, "{user:?} sees only its own session");
+        assert_eq!(listed[0].handle, SessionHandle::of(id), "{user:?}");
+        assert_eq!(store.count_sessions_of(user).await.unwrap(), 1, "{user:?}");
+    }
+    assert!(
+        store
+            .sessions_of(&"é".repeat(254))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Ending "abc" everywhere ends no one else's session.
+    assert_eq!(store.end_sessions_of("abc", None).await.unwrap(), 1);
+    assert!(store.load(&ids[0]).await.unwrap().is_none());
+    for id in &ids[1..] {
+        assert!(store.load(id).await.unwrap().is_some());
+    }
+    // A handle of "ABC" cannot be ended as "abc ".
+    assert!(
+        !store
+            .end_session_of("abc ", &SessionHandle::of(&ids[1]))
+            .await
+            .unwrap()
+    );
+    assert!(store.load(&ids[1]).await.unwrap().is_some());
+}
+
+/// A store that does not know the subject key (a second service, the CLI, the default store of
+/// `from![pavex_session_sea_orm]`) leaves the subject as it is on every write but `create`, so
+/// the session stays in "sign out everywhere".
+async fn a_store_without_the_key_leaves_the_subject_alone(backend: Backend) {
+    let (db, store) = subject_store(backend).await;
+    let id = sign_in(&store, json!(42), "laptop").await;
+    let other = SeaOrmSessionStore::new(db.store_connection());
+    other
+        .update(&id, record(&state(json!({"user_id": 42, "theme": "dark"}))))
+        .await
+        .unwrap();
+    other.update_ttl(&id, HOUR).await.unwrap();
+    let renamed = SessionId::random();
+    other.change_id(&id, &renamed).await.unwrap();
+    assert_eq!(store.count_sessions_of("42").await.unwrap(), 1);
+    assert_eq!(store.end_sessions_of("42", None).await.unwrap(), 1);
+    assert!(other.load(&renamed).await.unwrap().is_none());
+    // The store that knows the key clears the subject when the key leaves the state.
+    let id = sign_in(&store, json!(43), "phone").await;
+    store
+        .update(&id, record(&state(json!({"cart": 1}))))
+        .await
+        .unwrap();
+    assert_eq!(store.count_sessions_of("43").await.unwrap(), 0);
+}
+
+/// Only the primary key's violation is `DuplicateId`: an application's own unique index on the
+/// table refuses a write as `Other`, naming the index.
+async fn another_unique_index_is_not_a_taken_id(backend: Backend) {
+    let (db, store) = subject_store(backend).await;
+    let unique = "CREATE UNIQUE INDEX app_one_session_per_user ON sessions (subject)";
+    db.run(unique, vec![]).await;
+    sign_in(&store, json!(1), "laptop").await;
+    let second = SessionId::random();
+    let created = store
+        .create(&second, record(&state(json!({"user_id": 1}))))
+        .await;
+    match created {
+        // SQLite names the index's columns, the others the index.
+        Err(CreateError::Other(e)) => {
+            let message = format!("{e:#}");
+            assert!(
+                message.contains("app_one_session_per_user")
+                    || message.contains("sessions.subject"),
+                "{message}"
+            );
+            assert!(message.contains("other than the sessions table's primary key"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(store.load(&second).await.unwrap().is_none());
+    // A taken id is still `DuplicateId`.
+    let id = sign_in(&store, json!(2), "phone").await;
+    let again = store
+        .create(&id, record(&state(json!({"user_id": 3}))))
+        .await;
+    assert!(
+        matches!(again, Err(CreateError::DuplicateId(_))),
+        "{again:?}"
+    );
+}
+
 on_every_backend!(and_galera:
     the_device_list_shows_a_subjects_live_sessions,
     ending_sessions_is_immediate_and_scoped_to_the_subject,
     the_subject_follows_the_state,
     ids_are_hashed_at_rest,
     ending_all_racing_writes_leaves_nothing_alive,
+    subjects_compare_exactly,
+    a_store_without_the_key_leaves_the_subject_alone,
+    another_unique_index_is_not_a_taken_id,
 );

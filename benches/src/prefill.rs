@@ -2,7 +2,9 @@
 //! measured.
 //!
 //! Ours: `id` the SHA-256 of the session id (as the store keys it), `deadline` epoch
-//! milliseconds, `state` JSON, inserted with sea-query; the other columns keep their defaults.
+//! milliseconds, `state` the bytes of the JSON text (the column is binary), `created_at` and
+//! `updated_at` the time of the insert (epoch milliseconds: the columns have no default),
+//! inserted with sea-query; `subject` is left null (anonymous sessions).
 //! Theirs (`pavex_session_sqlx`'s `migration_query()`): PostgreSQL `uuid`,
 //! `timestamptz`, `jsonb`; MySQL `CHAR(36)`, epoch seconds, `JSON`; SQLite `TEXT` id, epoch
 //! seconds, JSON text.
@@ -22,7 +24,8 @@ use sea_orm::{
 };
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Rows per `INSERT` (three bound values each: well under every backend's parameter limit).
+/// Rows per `INSERT` (at most five bound values each: well under every backend's parameter
+/// limit).
 const CHUNK: usize = 1_000;
 
 /// Inserts one live row per id of `live[i]` and one expired row per id of `expired[i]` into
@@ -97,17 +100,28 @@ async fn insert_chunk(
     let millis = |deadline: &Duration| i64::try_from(deadline.as_millis()).unwrap_or(i64::MAX);
     let inserted = match &side.conn {
         Conn::SeaOrm(db) => {
+            // Our `state` column is binary: it holds the UTF-8 bytes of the JSON text.
+            let state = serde_json::to_vec(state).context("serializing the state")?;
+            let written = millis(
+                &SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .context("The system clock is before 1970")?,
+            );
             let mut insert = Query::insert();
             insert.into_table(sessions::Entity).columns([
                 sessions::Column::Id,
                 sessions::Column::Deadline,
                 sessions::Column::State,
+                sessions::Column::CreatedAt,
+                sessions::Column::UpdatedAt,
             ]);
             for (id, deadline) in chunk {
                 insert.values([
                     Expr::val(SessionHandle::of(id).as_bytes().to_vec()),
                     Expr::val(millis(deadline)),
                     Expr::val(state.clone()),
+                    Expr::val(written),
+                    Expr::val(written),
                 ])?;
             }
             db.execute(&insert).await?.rows_affected()

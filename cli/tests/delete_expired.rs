@@ -100,7 +100,9 @@ async fn it_refuses_a_table_that_is_not_ours(backend: Backend) {
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);
     assert!(
-        stderr.contains("the table sessions is not a pavex_session_sea_orm sessions table"),
+        stderr.contains(
+            "the table sessions cannot be used as a pavex_session_sea_orm sessions table"
+        ),
         "{stderr}"
     );
     let count = Statement::from_string(db.db_backend(), "SELECT COUNT(*) AS n FROM sessions");

@@ -12,10 +12,10 @@ pub struct Model {
     )]
     pub id: Vec<u8>,
     pub deadline: ChronoUnixTimestampMillis,
-    #[sea_orm(column_type = "JsonBinary")]
-    pub state: Json,
-    #[sea_orm(column_type = "String(StringLen::N(255))", nullable)]
-    pub subject: Option<String>,
+    #[sea_orm(column_type = "Blob")]
+    pub state: Vec<u8>,
+    #[sea_orm(column_type = "VarBinary(StringLen::N(1020))", nullable)]
+    pub subject: Option<Vec<u8>>,
     pub created_at: ChronoUnixTimestampMillis,
     pub updated_at: ChronoUnixTimestampMillis,
 }

@@ -12,7 +12,10 @@
 //! - `foreign_table_is_refused_untouched`, `nothing_to_do_without_their_table`,
 //!   `existing_backup_table_is_refused`: what is not adopted;
 //! - `large_states_fill_one_batch`: many big states in one batch;
-//! - `rows_their_store_cannot_write`: rows their schema holds but their store never writes.
+//! - `rows_their_store_cannot_write`: rows their schema holds but their store never writes;
+//! - `finished_adoption_into_another_table_is_not_repeated`: a run after a finished adoption into
+//!   another table than `sessions` brings back no signed-out session and overwrites no update;
+//! - `subjects_that_cannot_be_stored_are_left_behind`: sessions whose subject cannot be stored.
 //!
 //! Each test runs on SQLite (a temporary file), PostgreSQL and MariaDB/MySQL, on a database of
 //! its own (`pss_adopt_<uuid>`) that is dropped when the test ends, also when it panics. The
@@ -74,6 +77,8 @@ on_every_backend!(
     deadlines_their_store_cannot_write,
     empty_tables,
     batch_sizes_at_their_limits,
+    finished_adoption_into_another_table_is_not_repeated,
+    subjects_that_cannot_be_stored_are_left_behind,
 );
 
 /// SQLite only (see [`numeric_state`]).
@@ -97,6 +102,8 @@ const BACKUP: &str = "pavex_session_sqlx_sessions";
 const STAGING: &str = "pavex_session_sea_orm_adopting";
 /// Our migrator's history table (`MIGRATION_TABLE`).
 const HISTORY: &str = "pavex_session_sea_orm_migrations";
+/// The store's own table, when it is not `sessions`.
+const APP_SESSIONS: &str = "app_sessions";
 /// The largest gap accepted between the deadline their store reported and ours.
 const DEADLINE_TOLERANCE: Duration = Duration::from_secs(1);
 
@@ -179,6 +186,16 @@ async fn adopts_every_live_session(backend: Backend) {
     for session in &live {
         expected.push(their_view(&theirs, session).await);
     }
+    // Changed: a session whose subject cannot be stored is now left behind and counted, not adopted without a subject.
+    let (expected, refused): (Vec<TheirView>, Vec<TheirView>) = expected
+        .into_iter()
+        .partition(|seen| !subject_refused(&seen.state));
+    // `true`, an object, an array, 256 characters; and, where their store can write it, a NUL.
+    let refused_expected = match backend {
+        Backend::Postgres => 4,
+        _ => 5,
+    };
+    assert_eq!(refused.len(), refused_expected, "{backend:?}");
     // Written last, so that they still have a few seconds left when the adoption runs.
     let soon: Vec<Written> = (0..3)
         .map(|n| Written::new(json!({"user_id": "soon", "n": n}), 6))
@@ -191,7 +208,7 @@ async fn adopts_every_live_session(backend: Backend) {
     let their_rows = fixture.render(SESSIONS).await;
     let total = live.len() + soon.len() + expiring.len() + expired_rows.len();
     assert_eq!(their_rows.len(), total, "{backend:?}: their table");
-    let live_count = live.len() + soon.len();
+    let live_count = expected.len() + soon.len();
 
     let started = Instant::now();
     let report = adoption(100)
@@ -205,6 +222,7 @@ async fn adopts_every_live_session(backend: Backend) {
         Expected {
             copied: live_count,
             unreadable: 0,
+            subject_refused: refused.len(),
             pruned: 0,
             renamed: true,
         },
@@ -259,6 +277,12 @@ async fn adopts_every_live_session(backend: Backend) {
     eprintln!(
         "{backend:?}: adopted {live_count} sessions in {took:?}; largest deadline gap {max_gap:?}"
     );
+    for seen in &refused {
+        assert!(
+            store.load(&seen.id).await.expect("our load").is_none(),
+            "{backend:?}: a session whose subject cannot be stored was adopted"
+        );
+    }
     for session in expired_rows
         .iter()
         .map(|row| session_id(row.id.parse().expect("a uuid")))
@@ -280,9 +304,10 @@ async fn adopts_every_live_session(backend: Backend) {
         their_rows,
         "{backend:?}: their rows are kept as they were"
     );
+    // Changed: a finished run now records itself in our history table.
     assert_eq!(
         fixture.tables().await,
-        names(&[BACKUP, SESSIONS]),
+        names(&[BACKUP, HISTORY, SESSIONS]),
         "{backend:?}: tables after the adoption"
     );
 
@@ -425,6 +450,7 @@ async fn copy_only_then_final_run_prunes_ended_sessions(backend: Backend) {
         Expected {
             copied: 350,
             unreadable: 0,
+            subject_refused: 0,
             pruned: 0,
             renamed: false,
         },
@@ -529,6 +555,7 @@ async fn copy_only_then_final_run_prunes_ended_sessions(backend: Backend) {
         Expected {
             copied: live.len(),
             unreadable: 0,
+            subject_refused: 0,
             // The 40 signed out, and the 10 old ids of the moved sessions.
             pruned: 50,
             renamed: true,
@@ -551,7 +578,8 @@ async fn copy_only_then_final_run_prunes_ended_sessions(backend: Backend) {
     }
     let ids: Vec<SessionId> = expected.iter().map(|s| s.id).collect();
     assert_eq!(fixture.our_ids().await, handles(&ids), "{backend:?}");
-    assert_eq!(fixture.tables().await, names(&[BACKUP, SESSIONS]));
+    // Changed: a finished run now records itself in our history table.
+    assert_eq!(fixture.tables().await, names(&[BACKUP, HISTORY, SESSIONS]));
     assert_eq!(
         fixture.count(BACKUP).await,
         350 - 40 + 30 + 50,
@@ -664,6 +692,7 @@ async fn aborted_runs_resume(backend: Backend) {
         Expected {
             copied: live.len(),
             unreadable: 0,
+            subject_refused: 0,
             pruned: 0,
             renamed: true,
         },
@@ -773,8 +802,10 @@ async fn two_runs_at_once(backend: Backend) {
         for id in live.iter().step_by(53) {
             assert!(store.load(id).await.expect("load").is_some(), "{backend:?}");
         }
+        // Changed: a finished run now records itself in our history table.
         assert!(
-            left == names(&[BACKUP, SESSIONS]) || left == names(&[STAGING, BACKUP, SESSIONS]),
+            left == names(&[BACKUP, HISTORY, SESSIONS])
+                || left == names(&[STAGING, BACKUP, HISTORY, SESSIONS]),
             "{backend:?} {round}: {left:?}"
         );
         db_a.close().await.ok();
@@ -836,10 +867,11 @@ async fn nothing_to_do_without_their_table(backend: Backend) {
             (
                 report.copied,
                 report.unreadable,
+                report.subject_refused,
                 report.pruned,
                 report.renamed
             ),
-            (0, 0, 0, false)
+            (0, 0, 0, 0, false)
         );
     }
     assert_eq!(fixture.tables().await, names(&["unrelated"]), "{backend:?}");
@@ -909,6 +941,7 @@ async fn large_states_fill_one_batch(backend: Backend) {
         Expected {
             copied: 40,
             unreadable: 0,
+            subject_refused: 0,
             pruned: 0,
             renamed: true,
         },
@@ -958,8 +991,13 @@ async fn rows_their_store_cannot_write(backend: Backend) {
             .await
             .unwrap_or_else(|e| panic!("{backend:?}: unreadable rows: {e}"));
         assert_eq!(
-            (report.copied, report.unreadable, report.pruned),
-            (5, odd.len() as u64, 0),
+            (
+                report.copied,
+                report.unreadable,
+                report.subject_refused,
+                report.pruned
+            ),
+            (5, odd.len() as u64, 0, 0),
             "{backend:?}: {report:?}"
         );
     }
@@ -1093,11 +1131,13 @@ async fn empty_tables(backend: Backend) {
         Expected {
             copied: 0,
             unreadable: 0,
+            subject_refused: 0,
             pruned: 0,
             renamed: true,
         },
     );
-    assert_eq!(fixture.tables().await, names(&[BACKUP, SESSIONS]));
+    // Changed: a finished run now records itself in our history table.
+    assert_eq!(fixture.tables().await, names(&[BACKUP, HISTORY, SESSIONS]));
     let store = fixture.our_store();
     store.migrate().await.expect("migrate");
     let ours = Written::new(json!({"user_id": 1}), 60);
@@ -1126,6 +1166,7 @@ async fn empty_tables(backend: Backend) {
         Expected {
             copied: 0,
             unreadable: 0,
+            subject_refused: 0,
             pruned: 120,
             renamed: true,
         },
@@ -1164,6 +1205,7 @@ async fn batch_sizes_at_their_limits(backend: Backend) {
             Expected {
                 copied: 6,
                 unreadable: 0,
+                subject_refused: 0,
                 pruned: 1,
                 renamed: true,
             },
@@ -1175,6 +1217,241 @@ async fn batch_sizes_at_their_limits(backend: Backend) {
             "{backend:?}: {size}"
         );
     }
+    fixture.close().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Once finished, never again
+// ---------------------------------------------------------------------------------------------
+
+/// An adoption into a table other than `sessions` (their table stays where it is; the store's
+/// own table receives the copies) finishes and records itself. Then, through our store, one
+/// session signs out and another is updated; their table still holds both as they were. A new
+/// run (full, or copy only) does nothing: the signed-out session stays gone, the updated one
+/// keeps our newer state and deadline.
+async fn finished_adoption_into_another_table_is_not_repeated(backend: Backend) {
+    let fixture = Fixture::new(backend).await;
+    let theirs = fixture.their_store().await;
+    let sessions: Vec<Written> = (0..6).map(|n| Written::new(bulk_state(n), 3_600)).collect();
+    create_all(&theirs, &sessions).await;
+    let target = SessionsTable::new(APP_SESSIONS).expect("a valid table name");
+    let adopt = || {
+        AdoptPavexSessionSqlxTable::new(target.clone())
+            .with_batch_size(batch(2))
+            .with_subject_key("user_id")
+    };
+    let report = adopt()
+        .run(&fixture.db)
+        .await
+        .unwrap_or_else(|e| panic!("{backend:?}: adoption into {APP_SESSIONS}: {e}"));
+    assert_report(
+        backend,
+        &report,
+        Expected {
+            copied: sessions.len(),
+            unreadable: 0,
+            subject_refused: 0,
+            pruned: 0,
+            renamed: false,
+        },
+    );
+    assert_eq!(
+        fixture.tables().await,
+        names(&[APP_SESSIONS, HISTORY, SESSIONS]),
+        "{backend:?}: their table is left in place"
+    );
+    let finished = vec![format!(
+        "m20261201_000002_adopt_pavex_session_sqlx_table:{APP_SESSIONS}"
+    )];
+    assert_eq!(fixture.history().await, finished, "{backend:?}");
+
+    let store = fixture
+        .our_store()
+        .with_table(target.clone())
+        .expect("a table the backend supports")
+        .with_subject_key("user_id");
+    let (signed_out, updated, untouched) = (&sessions[0], &sessions[1], &sessions[2..]);
+    store.delete(&signed_out.id).await.expect("our delete");
+    let newer = state(json!({"user_id": "updated", "by": "our store"}));
+    store
+        .update(
+            &updated.id,
+            SessionRecordRef {
+                state: Cow::Borrowed(&newer),
+                ttl: Duration::from_secs(7_200),
+            },
+        )
+        .await
+        .expect("our update");
+    let their_rows = fixture.render(SESSIONS).await;
+    assert_eq!(
+        their_rows.len(),
+        sessions.len(),
+        "{backend:?}: theirs unchanged"
+    );
+
+    for run in [adopt(), adopt().copy_only()] {
+        let again = run
+            .run(&fixture.db)
+            .await
+            .unwrap_or_else(|e| panic!("{backend:?}: a run after the finished one: {e}"));
+        assert!(again.nothing_to_do, "{backend:?}: {again:?}");
+        assert_eq!(
+            (
+                again.copied,
+                again.unreadable,
+                again.subject_refused,
+                again.pruned,
+                again.renamed
+            ),
+            (0, 0, 0, 0, false),
+            "{backend:?}: {again:?}"
+        );
+    }
+
+    assert!(
+        store
+            .load(&signed_out.id)
+            .await
+            .expect("our load")
+            .is_none(),
+        "{backend:?}: a signed-out session came back"
+    );
+    let record = store
+        .load(&updated.id)
+        .await
+        .expect("our load")
+        .unwrap_or_else(|| panic!("{backend:?}: the updated session was lost"));
+    assert_eq!(
+        record.state, newer,
+        "{backend:?}: our update was overwritten"
+    );
+    assert!(
+        record.ttl > Duration::from_secs(3_600),
+        "{backend:?}: our deadline was overwritten: {:?} left",
+        record.ttl
+    );
+    for session in untouched {
+        let record = store
+            .load(&session.id)
+            .await
+            .expect("our load")
+            .unwrap_or_else(|| panic!("{backend:?}: an adopted session was lost"));
+        assert_eq!(record.state, session.state, "{backend:?}");
+    }
+    let kept: Vec<SessionId> = sessions[1..].iter().map(|s| s.id).collect();
+    assert_eq!(
+        fixture.ids_of(APP_SESSIONS).await,
+        handles(&kept),
+        "{backend:?}"
+    );
+    assert_eq!(
+        store
+            .sessions_of("updated")
+            .await
+            .expect("sessions_of")
+            .len(),
+        1,
+        "{backend:?}"
+    );
+    assert!(
+        store
+            .sessions_of("user-1")
+            .await
+            .expect("sessions_of")
+            .is_empty(),
+        "{backend:?}: the subject before our update came back"
+    );
+    assert_eq!(
+        fixture.render(SESSIONS).await,
+        their_rows,
+        "{backend:?}: their table untouched"
+    );
+    assert_eq!(fixture.history().await, finished, "{backend:?}");
+    fixture.close().await;
+}
+
+/// Sessions whose subject cannot be stored (a string of 256 characters, an array) are left
+/// behind, counted in `subject_refused`, by the copy and by the final run alike, and stay in
+/// the kept table; the others, a subject of 255 characters included, are adopted.
+async fn subjects_that_cannot_be_stored_are_left_behind(backend: Backend) {
+    let fixture = Fixture::new(backend).await;
+    let theirs = fixture.their_store().await;
+    let longest = "s".repeat(255);
+    let mut adopted: Vec<Written> = (0..5).map(|n| Written::new(bulk_state(n), 3_600)).collect();
+    adopted.push(Written::new(json!({"user_id": longest, "n": 5}), 3_600));
+    let refused = vec![
+        Written::new(json!({"user_id": "s".repeat(256), "n": 6}), 3_600),
+        Written::new(json!({"user_id": ["alice", "bob"], "n": 7}), 3_600),
+    ];
+    create_all(&theirs, &adopted).await;
+    create_all(&theirs, &refused).await;
+    let their_rows = fixture.render(SESSIONS).await;
+    assert_eq!(their_rows.len(), adopted.len() + refused.len());
+
+    let copied = adoption(2)
+        .copy_only()
+        .run(&fixture.db)
+        .await
+        .unwrap_or_else(|e| panic!("{backend:?}: copy_only: {e}"));
+    assert_eq!(
+        (
+            copied.copied,
+            copied.unreadable,
+            copied.subject_refused,
+            copied.renamed
+        ),
+        (adopted.len() as u64, 0, refused.len() as u64, false),
+        "{backend:?}: {copied:?}"
+    );
+    assert_eq!(fixture.count(STAGING).await, adopted.len() as u64);
+    let report = adoption(2)
+        .run(&fixture.db)
+        .await
+        .unwrap_or_else(|e| panic!("{backend:?}: the final run: {e}"));
+    assert_report(
+        backend,
+        &report,
+        Expected {
+            copied: adopted.len(),
+            unreadable: 0,
+            subject_refused: refused.len(),
+            pruned: 0,
+            renamed: true,
+        },
+    );
+
+    let store = fixture.our_store().with_subject_key("user_id");
+    for session in &adopted {
+        let record = store
+            .load(&session.id)
+            .await
+            .expect("our load")
+            .unwrap_or_else(|| panic!("{backend:?}: an adoptable session was left behind"));
+        assert_eq!(record.state, session.state, "{backend:?}");
+    }
+    for session in &refused {
+        assert!(
+            store.load(&session.id).await.expect("our load").is_none(),
+            "{backend:?}: a session whose subject cannot be stored was adopted"
+        );
+    }
+    let ids: Vec<SessionId> = adopted.iter().map(|s| s.id).collect();
+    assert_eq!(fixture.our_ids().await, handles(&ids), "{backend:?}");
+    let listed = store.sessions_of(&longest).await.expect("sessions_of");
+    assert_eq!(
+        listed
+            .iter()
+            .map(|s| s.handle.as_bytes().to_vec())
+            .collect::<BTreeSet<_>>(),
+        handles(&ids[5..]),
+        "{backend:?}: the subject of 255 characters"
+    );
+    assert_eq!(
+        fixture.render(BACKUP).await,
+        their_rows,
+        "{backend:?}: the sessions left behind stay in the kept table"
+    );
     fixture.close().await;
 }
 
@@ -1293,14 +1570,25 @@ fn edge_states(backend: Backend) -> Vec<Value> {
     states
 }
 
-/// The subject the adoption derives from a state (as `with_subject_key("user_id")` would).
+/// The subject the adoption derives from a state (as `with_subject_key("user_id")` would), for
+/// a session it adopts (see [`subject_refused`]).
 fn subject_of(state: &State) -> Option<String> {
     match state.get("user_id")? {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
-    .filter(|s| s.chars().count() <= 255)
+    .filter(|s| s.chars().count() <= 255 && !s.contains('\0'))
+}
+
+/// Whether the adoption leaves the session behind because its subject cannot be stored: not a
+/// string, a number or null, longer than 255 characters, or holding a NUL character.
+fn subject_refused(state: &State) -> bool {
+    match state.get("user_id") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(_) | Value::Number(_)) => subject_of(state).is_none(),
+        Some(_) => true,
+    }
 }
 
 /// A live session as their store reported it just before the adoption.
@@ -1388,6 +1676,7 @@ fn expired_rows(count: i64, note: &str) -> Vec<TheirRow> {
 struct Expected {
     copied: usize,
     unreadable: usize,
+    subject_refused: usize,
     pruned: u64,
     renamed: bool,
 }
@@ -1396,6 +1685,7 @@ fn assert_report(backend: Backend, report: &AdoptionReport, expected: Expected) 
     let found = Expected {
         copied: report.copied as usize,
         unreadable: report.unreadable as usize,
+        subject_refused: report.subject_refused as usize,
         pruned: report.pruned,
         renamed: report.renamed,
     };
@@ -1561,11 +1851,16 @@ impl Fixture {
 
     /// The stored ids of our `sessions` table.
     async fn our_ids(&self) -> BTreeSet<Vec<u8>> {
-        let sql = "SELECT id FROM sessions";
+        self.ids_of(SESSIONS).await
+    }
+
+    /// The stored ids of our table `table`.
+    async fn ids_of(&self, table: &str) -> BTreeSet<Vec<u8>> {
+        let sql = format!("SELECT id FROM {table}");
         let ids: Vec<Vec<u8>> = match &self.pool {
-            Pool::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
-            Pool::MySql(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
-            Pool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+            Pool::Postgres(pool) => sqlx::query_scalar(&sql).fetch_all(pool).await,
+            Pool::MySql(pool) => sqlx::query_scalar(&sql).fetch_all(pool).await,
+            Pool::Sqlite(pool) => sqlx::query_scalar(&sql).fetch_all(pool).await,
         }
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
         let set: BTreeSet<Vec<u8>> = ids.iter().cloned().collect();
@@ -1613,6 +1908,12 @@ impl Fixture {
         let mut tables = self.strings(sql).await;
         tables.sort();
         tables
+    }
+
+    /// The versions recorded in our history table, sorted.
+    async fn history(&self) -> Vec<String> {
+        self.strings(&format!("SELECT version FROM {HISTORY} ORDER BY 1"))
+            .await
     }
 
     /// Drops every table the adoption tests create.

@@ -3,14 +3,14 @@
 //! deadline (their seconds become milliseconds), in batches.
 
 use crate::{
-    STORED_ID_LEN, SessionsTable,
+    MIGRATION_TABLE, MismatchKind, STORED_ID_LEN, SessionsMigrator, SessionsTable,
     clock::now_millis,
-    m20261201_000001_hash_ids_and_add_subjects::stored_ids_after,
     migrations, stored_id,
-    verify::{TableState, inspect, is_pavex_session_sqlx, read_definition},
+    subject::subject_of,
+    verify::{TableState, inspect, read_definition, table_exists},
 };
 use sea_orm_migration::{
-    SchemaManagerConnection,
+    MigratorTraitSelf, SchemaManagerConnection,
     prelude::*,
     sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, TransactionTrait, prelude::Uuid},
 };
@@ -39,18 +39,22 @@ const MIGRATION_NAME: &str = "m20261201_000002_adopt_pavex_session_sqlx_table";
 ///
 /// 1. The sessions are copied, [batch](Self::with_batch_size) by batch along their primary
 ///    key, into a table of our schema: [`ADOPTION_STAGING_TABLE`] when the store keeps its
-///    sessions in `sessions` (the default), else the store's own table. A copied session is
-///    written again on a later run (its state and deadline refreshed), never twice.
+///    sessions in `sessions` (the default), else the store's own table. In the staging table,
+///    which no store uses yet, a session copied on an earlier run is refreshed (state and
+///    deadline); in the store's own table a session already there is never overwritten.
 /// 2. Into the staging table only: sessions copied on an earlier run that are no longer live in
 ///    their table (a sign-out since) are deleted, so that no ended session comes back.
 /// 3. Then, at once, their table is renamed [`SQLX_BACKUP_TABLE`] and the staging table takes
 ///    the name `sessions`.
 ///
 /// Run it again after a stop at any point: it picks up where the tables are. Two instances
-/// running it at once copy the same rows to the same keys, and only one renames. Once adopted,
-/// or on a database without their table, it does nothing. A `sessions` table that is neither
-/// theirs nor ours is refused, untouched. Sessions that cannot be read (an id that is not a
-/// UUID, a state that is not a JSON object) are skipped and counted.
+/// running it at once copy the same rows to the same keys, and only one renames. Once it has
+/// finished it does nothing: [`run`](Self::run) records it in [`MIGRATION_TABLE`] (a migrator
+/// records it in its own history), so a session signed out since never comes back from their
+/// table. On a database without their table it does nothing either. A `sessions` table that is
+/// neither theirs nor ours is refused, untouched. Sessions that cannot be read (an id that is
+/// not a UUID, a state that is not a JSON object) or whose subject cannot be stored are skipped,
+/// counted, and logged with their handle.
 ///
 /// Run it while the old version of the app is stopped, or run [`copy_only`](Self::copy_only)
 /// first while it serves: see the README's runbook.
@@ -84,6 +88,9 @@ pub struct AdoptionReport {
     pub copied: u64,
     /// Sessions that could not be read and were left behind.
     pub unreadable: u64,
+    /// Sessions left behind because their subject cannot be stored (not a string or a number,
+    /// longer than 255 characters, or holding a NUL character); each is logged with its handle.
+    pub subject_refused: u64,
     /// Sessions deleted from the staging table because they were no longer live in theirs.
     pub pruned: u64,
     /// Whether this run gave our table the name `sessions`.
@@ -132,27 +139,55 @@ impl AdoptPavexSessionSqlxTable {
         }
     }
 
-    /// Runs the adoption on `db`.
+    /// Runs the adoption on `db`; once it has finished (not [`copy_only`](Self::copy_only)),
+    /// records it in [`MIGRATION_TABLE`] so that a later run does nothing.
     pub async fn run(&self, db: &DatabaseConnection) -> Result<AdoptionReport, DbErr> {
-        self.adopt(&SchemaManager::new(db)).await
+        let report = self.adopt(&SchemaManager::new(db)).await?;
+        if !self.copy_only && !report.nothing_to_do {
+            let migrator = SessionsMigrator::new(self.target.clone());
+            migrator.install(db).await?;
+            let record = Query::insert()
+                .into_table(MIGRATION_TABLE)
+                .columns(["version", "applied_at"])
+                .values([self.name.clone().into(), Expr::val(now_seconds())])
+                .map_err(|e| DbErr::Custom(e.to_string()))?
+                .to_owned();
+            match db.execute(&record).await {
+                Err(e) if !is_unique_violation(&e) => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(report)
+    }
+
+    /// Whether an earlier run finished (recorded in [`MIGRATION_TABLE`]).
+    async fn finished_before<C: ConnectionTrait>(&self, db: &C) -> Result<bool, DbErr> {
+        if !table_exists(db, MIGRATION_TABLE).await? {
+            return Ok(false);
+        }
+        let select = Query::select()
+            .expr(Expr::val(1))
+            .from(MIGRATION_TABLE)
+            .and_where(Expr::col("version").eq(self.name.as_str()))
+            .to_owned();
+        Ok(db.query_one(&select).await?.is_some())
     }
 
     async fn adopt(&self, manager: &SchemaManager<'_>) -> Result<AdoptionReport, DbErr> {
         let db = manager.get_connection();
         let source = SessionsTable::default();
-        let backend = db.get_database_backend();
         let mut report = AdoptionReport::default();
+        if self.finished_before(db).await? {
+            report.nothing_to_do = true;
+            return Ok(report);
+        }
         match inspect(db, &source).await? {
-            TableState::Missing | TableState::Current(_) | TableState::FirstSchema { .. } => {
+            TableState::Missing | TableState::Ours(_) => {
                 report.nothing_to_do = true;
                 return Ok(report);
             }
-            TableState::Other(mismatch) => {
-                let definition = read_definition(db, &source).await?.unwrap_or_default();
-                if !is_pavex_session_sqlx(&definition, backend) {
-                    return Err(DbErr::Migration(mismatch.to_string()));
-                }
-            }
+            TableState::Refused(mismatch) if mismatch.kind() == MismatchKind::PavexSessionSqlx => {}
+            TableState::Refused(mismatch) => return Err(DbErr::Migration(mismatch.to_string())),
         }
         let renaming = self.target == source;
         let staging = match renaming {
@@ -179,7 +214,7 @@ impl AdoptPavexSessionSqlxTable {
             migration.up(manager).await?;
         }
 
-        let seen = self.copy(db, &staging, &mut report).await?;
+        let seen = self.copy(db, &staging, renaming, &mut report).await?;
         if self.copy_only || !renaming {
             return Ok(report);
         }
@@ -195,6 +230,7 @@ impl AdoptPavexSessionSqlxTable {
         &self,
         db: &SchemaManagerConnection<'_>,
         staging: &SessionsTable,
+        refresh: bool,
         report: &mut AdoptionReport,
     ) -> Result<HashSet<[u8; STORED_ID_LEN]>, DbErr> {
         let backend = db.get_database_backend();
@@ -213,7 +249,7 @@ impl AdoptPavexSessionSqlxTable {
                 break;
             };
             after = Some(last.try_get::<String>("", "their_id")?);
-            let mut batch = Batch::new(staging);
+            let mut batch = Batch::new(staging, refresh);
             for row in &rows {
                 let read = (
                     row.try_get::<String>("", "their_id"),
@@ -232,28 +268,30 @@ impl AdoptPavexSessionSqlxTable {
                     continue;
                 };
                 let key = stored_id(&uuid);
-                seen.insert(key);
-                let subject = self
-                    .subject_key
-                    .as_ref()
-                    .and_then(|k| map.get(k))
-                    .and_then(|v| match v {
-                        serde_json::Value::String(s) => Some(s.clone()),
-                        serde_json::Value::Number(n) => Some(n.to_string()),
-                        _ => None,
-                    })
-                    .filter(|s| s.chars().count() <= 255);
-                let bytes = state.len();
-                let state = match backend {
-                    DbBackend::Postgres => Expr::val(state).cast_as("jsonb"),
-                    _ => Expr::val(state),
+                let subject = match self.subject_key.as_deref() {
+                    None => None,
+                    Some(subject_key) => match subject_of(subject_key, map.get(subject_key)) {
+                        Ok(subject) => subject,
+                        Err(e) => {
+                            report.subject_refused = report.subject_refused.saturating_add(1);
+                            tracing::warn!(
+                                handle = %hex(&key),
+                                reason = %e,
+                                "A session of pavex_session_sqlx's table was not adopted: its \
+                                 subject cannot be stored"
+                            );
+                            continue;
+                        }
+                    },
                 };
+                seen.insert(key);
+                let bytes = state.len();
                 batch.add(
                     [
                         Expr::val(key.to_vec()),
                         Expr::val(deadline),
-                        state,
-                        Expr::val(subject),
+                        Expr::val(state.into_bytes()),
+                        Expr::val(subject.map(String::into_bytes)),
                         now.clone(),
                         now.clone(),
                     ],
@@ -261,7 +299,7 @@ impl AdoptPavexSessionSqlxTable {
                 )?;
                 if batch.bytes >= MAX_BATCH_BYTES {
                     report.copied = report.copied.saturating_add(batch.write(db).await?);
-                    batch = Batch::new(staging);
+                    batch = Batch::new(staging, refresh);
                 }
             }
             report.copied = report.copied.saturating_add(batch.write(db).await?);
@@ -278,8 +316,18 @@ struct Batch {
 }
 
 impl Batch {
-    fn new(staging: &SessionsTable) -> Self {
+    /// A batch into `staging`: a session already there is refreshed from theirs if `refresh`
+    /// (the staging table, which no store uses yet), else left as it is.
+    fn new(staging: &SessionsTable, refresh: bool) -> Self {
         let mut insert = Query::insert();
+        let on_conflict = match refresh {
+            true => OnConflict::column(Ours::Id)
+                .update_columns([Ours::Deadline, Ours::State, Ours::Subject])
+                .to_owned(),
+            false => OnConflict::column(Ours::Id)
+                .do_nothing_on([Ours::Id])
+                .to_owned(),
+        };
         insert
             .into_table(staging.table_ref())
             .columns([
@@ -290,11 +338,7 @@ impl Batch {
                 Ours::CreatedAt,
                 Ours::UpdatedAt,
             ])
-            .on_conflict(
-                OnConflict::column(Ours::Id)
-                    .update_columns([Ours::Deadline, Ours::State, Ours::Subject])
-                    .to_owned(),
-            );
+            .on_conflict(on_conflict);
         Self {
             insert,
             rows: 0,
@@ -364,6 +408,51 @@ fn their_live_sessions(
         select.and_where(Expr::col(Theirs::Id).gt(after));
     }
     Ok(select)
+}
+
+/// The next `limit` stored ids of `table` after `after`, in primary-key order: one step of a walk
+/// over the whole table that costs O(limit) per step.
+async fn stored_ids_after<C: ConnectionTrait>(
+    db: &C,
+    table: &SessionsTable,
+    after: Option<&[u8]>,
+    limit: u64,
+) -> Result<Vec<Vec<u8>>, DbErr> {
+    let mut select = Query::select();
+    select
+        .column(Ours::Id)
+        .from(table.table_ref())
+        .order_by(Ours::Id, Order::Asc)
+        .limit(limit);
+    if let Some(after) = after {
+        select.and_where(Expr::col(Ours::Id).gt(after.to_vec()));
+    }
+    db.query_all(&select)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<Vec<u8>>("", "id"))
+        .collect()
+}
+
+/// The stored id as the handle a device list shows (lowercase hex).
+fn hex(key: &[u8]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The time now in whole seconds since the Unix epoch, as sea-orm-migration records it.
+fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| {
+            <i64 as TryFrom<u64>>::try_from(d.as_secs()).unwrap_or(i64::MAX)
+        })
+}
+
+fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(
+        e.sql_err(),
+        Some(sea_orm_migration::sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
 }
 
 /// Deletes the sessions of `staging` whose key is not in `keep`, walking its primary key.

@@ -1,18 +1,15 @@
-//! The migrations of [`pavex_session_sea_orm`](https://docs.rs/pavex_session_sea_orm): they create the
-//! `sessions` table ([`CreateSessionsTable`]) and bring it to the current schema
-//! ([`HashIdsAndAddSubjects`]: ids hashed at rest, the `subject` column;
-//! [`PartialSubjectIndex`]: the `subject` index leaves out anonymous sessions on PostgreSQL and
-//! SQLite). Before they touch an existing table they check that it is one of ours
-//! ([`check_table`]).
+//! The migration of [`pavex_session_sea_orm`](https://docs.rs/pavex_session_sea_orm): one,
+//! [`CreateSessionsTable`], which creates the `sessions` table, its indexes and the marker that
+//! proves the table is ours. Nothing runs on a table without that marker ([`check_table`]).
 //!
-//! Two ways to run them:
+//! Two ways to run it:
 //!
-//! - **Our migrator** ([`Migrator`]), through the `pavex_session_sea_orm_migration` binary or
-//!   `SeaOrmSessionStore::migrate`. It records its history in its own table,
-//!   [`MIGRATION_TABLE`], so it never touches the host application's `seaql_migrations`.
-//! - **Your migrator**: list [`CreateSessionsTable`], [`HashIdsAndAddSubjects`] and
-//!   [`PartialSubjectIndex`], in this order, in your own `MigratorTrait::migrations()` (or extend
-//!   it with [`migrations`]).
+//! - **Our migrator** ([`Migrator`], [`SessionsMigrator`]), through the
+//!   `pavex_session_sea_orm_migration` binary or `SeaOrmSessionStore::migrate`. It records its
+//!   history in its own table, [`MIGRATION_TABLE`], so it never touches the host application's
+//!   `seaql_migrations`.
+//! - **Your migrator**: list [`CreateSessionsTable`] in your own `MigratorTrait::migrations()`
+//!   (or extend it with [`migrations`]).
 //!
 //! The table is `sessions` unless you choose another name or schema ([`SessionsTable`]):
 //! [`SessionsMigrator`] and [`CreateSessionsTable::new`] take one.
@@ -21,9 +18,7 @@
 //! exists, so switching from one to the other later is a no-op.
 //!
 //! ```
-//! use pavex_session_sea_orm_migration::{
-//!     CreateSessionsTable, HashIdsAndAddSubjects, PartialSubjectIndex,
-//! };
+//! use pavex_session_sea_orm_migration::CreateSessionsTable;
 //! use sea_orm_migration::prelude::*;
 //!
 //! /// The host application's own migrator, with the sessions table added to it.
@@ -35,8 +30,6 @@
 //!         vec![
 //!             // ... the application's own migrations ...
 //!             Box::new(CreateSessionsTable::default()),
-//!             Box::new(HashIdsAndAddSubjects::default()),
-//!             Box::new(PartialSubjectIndex::default()),
 //!         ]
 //!     }
 //! }
@@ -54,10 +47,10 @@ use sea_orm_migration::{
 
 mod adopt;
 mod clock;
-mod m20261126_000001_create_sessions_table;
-mod m20261201_000001_hash_ids_and_add_subjects;
-mod m20261202_000001_partial_subject_index;
+mod m20261206_000001_create_sessions_table;
+mod marker;
 mod stored_id;
+mod subject;
 mod table;
 mod verify;
 pub use adopt::{
@@ -65,18 +58,16 @@ pub use adopt::{
     SQLX_BACKUP_TABLE, SQLX_SESSIONS_TABLE,
 };
 pub use clock::now_millis;
-pub use m20261126_000001_create_sessions_table::{
-    CreateSessionsTable, DEADLINE_INDEX, SESSIONS_TABLE,
+pub use m20261206_000001_create_sessions_table::{
+    CreateSessionsTable, DEADLINE_INDEX, MAX_SUBJECT_BYTES, SESSIONS_TABLE,
 };
-pub use m20261201_000001_hash_ids_and_add_subjects::{
-    HashIdsAndAddSubjects, MAX_DEADLINE_MILLIS, REHASH_BATCH,
-};
-pub use m20261202_000001_partial_subject_index::PartialSubjectIndex;
-pub use stored_id::{RAW_ID_LEN, STORED_ID_LEN, stored_id};
+pub use marker::SCHEMA_VERSION;
+pub use stored_id::{STORED_ID_LEN, stored_id};
+pub use subject::{InvalidSubject, MAX_SUBJECT_CHARS, subject_of};
 pub use table::{
     InvalidIdentifier, MAX_SCHEMA_NAME_LEN, MAX_TABLE_NAME_LEN, SchemaNotSupported, SessionsTable,
 };
-pub use verify::{MismatchKind, SchemaCheckError, SchemaMismatch, check_table};
+pub use verify::{CheckedTable, MismatchKind, SchemaCheckError, SchemaMismatch, check_table};
 
 /// The migrations of `table`, in order: put them in your own `MigratorTrait::migrations()`.
 ///
@@ -87,14 +78,10 @@ pub use verify::{MismatchKind, SchemaCheckError, SchemaMismatch, check_table};
 ///     .iter()
 ///     .map(|m| m.name().to_owned())
 ///     .collect();
-/// assert_eq!(names.len(), 3);
+/// assert_eq!(names, ["m20261206_000001_create_sessions_table"]);
 /// ```
 pub fn migrations(table: SessionsTable) -> Vec<Box<dyn MigrationTrait>> {
-    vec![
-        Box::new(CreateSessionsTable::new(table.clone())),
-        Box::new(HashIdsAndAddSubjects::new(table.clone())),
-        Box::new(PartialSubjectIndex::new(table)),
-    ]
+    vec![Box::new(CreateSessionsTable::new(table))]
 }
 
 /// The table in which [`Migrator`] records which of its migrations ran.
@@ -166,18 +153,53 @@ impl SessionsMigrator {
     /// Applies the pending migrations (`up`), also when other instances migrate the same
     /// database at the same moment.
     ///
+    /// On a table that is up to date it only reads (the catalog and the history table): no DDL,
+    /// which on a Galera cluster would take a cluster-wide lock at every start of every instance.
+    /// A table that is not ours is refused with the typed [`SchemaMismatch`], untouched.
+    ///
     /// Concurrent `CREATE ... IF NOT EXISTS` is not race-free (PostgreSQL can fail with a
     /// unique violation in its catalog, MySQL with a duplicate index name), and two instances can
     /// both record the same migration. A run that fails is therefore run again, after a short
     /// random pause, up to [`MIGRATE_ATTEMPTS`] times: the next run finds what the other
     /// instance created and does only what is still missing.
-    pub async fn migrate(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+    pub async fn migrate(&self, db: &DatabaseConnection) -> Result<(), SchemaCheckError> {
         // A table that is not ours is refused before anything is created (not even the
         // history table).
-        if let verify::TableState::Other(mismatch) = verify::inspect(db, &self.table).await? {
-            return Err(DbErr::Migration(mismatch.to_string()));
+        match verify::inspect(db, &self.table).await? {
+            verify::TableState::Refused(mismatch) => return Err(mismatch.into()),
+            verify::TableState::Ours(definition) => {
+                if verify::missing_index(&definition).is_some() {
+                    // The history may say it ran: recreate what went missing since.
+                    let manager = SchemaManager::new(db);
+                    let create = CreateSessionsTable::new(self.table.clone());
+                    retrying(|| create.up(&manager)).await?;
+                }
+                if self.is_recorded(db).await? {
+                    return Ok(());
+                }
+            }
+            verify::TableState::Missing => {}
         }
-        retrying(|| self.up(db, None)).await
+        match retrying(|| self.up(db, None)).await {
+            Ok(()) => Ok(()),
+            // A refusal found by the migration itself (the table changed meanwhile): typed.
+            Err(e) => match verify::inspect(db, &self.table).await? {
+                verify::TableState::Refused(mismatch) => Err(mismatch.into()),
+                _ => Err(e.into()),
+            },
+        }
+    }
+
+    /// Whether the history table records every migration of this migrator (read only).
+    async fn is_recorded(&self, db: &DatabaseConnection) -> Result<bool, DbErr> {
+        if !verify::table_exists(db, MIGRATION_TABLE).await? {
+            return Ok(false);
+        }
+        let migrations = self.migrations();
+        let history = own_history(db, &migrations).await?;
+        Ok(migrations
+            .iter()
+            .all(|m| history.iter().any(|row| row.version == m.name())))
     }
 }
 

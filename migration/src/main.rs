@@ -1,5 +1,10 @@
-//! The migration command-line tool of `pavex_session_sea_orm`: sea-orm-migration's commands
-//! (`up`, `down`, `status`, `fresh`, `refresh`, `reset`) for the sessions table.
+//! The migration command-line tool of `pavex_session_sea_orm`: `up`, `down` and `status` for the
+//! sessions table.
+//!
+//! sea-orm-migration's `fresh`, `refresh` and `reset` are left out on purpose: `fresh` drops
+//! every table of the database it is pointed at (users point it at their app's database), and
+//! the other two exist to rebuild from scratch. `down` drops the sessions table only if it
+//! carries our marker; the history table is the only other table this tool writes.
 //!
 //! - The database comes from `--database-url` / `-u` or `DATABASE_URL`; when neither is given it
 //!   is an embedded SQLite file, [`DEFAULT_DATABASE_URL`], created if missing.
@@ -11,7 +16,6 @@
 
 use clap::Parser;
 use pavex_session_sea_orm_migration::{SessionsMigrator, SessionsTable, retrying};
-use sea_orm_cli::MigrateSubcommands;
 use sea_orm_migration::{
     MigratorTraitSelf,
     sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr},
@@ -24,7 +28,7 @@ const DEFAULT_DATABASE_URL: &str = "sqlite://sessions.sqlite?mode=rwc";
 #[derive(Parser)]
 #[command(
     version,
-    about = "Creates, inspects and drops the sessions table of pavex_session_sea_orm"
+    about = "Creates, inspects and drops the sessions table of pavex_session_sea_orm (and no other)"
 )]
 struct Cli {
     /// Show debug messages.
@@ -46,7 +50,27 @@ struct Cli {
     )]
     table: SessionsTable,
     #[command(subcommand)]
-    command: Option<MigrateSubcommands>,
+    command: Option<Command>,
+}
+
+/// What to do (the default is `up`).
+#[derive(clap::Subcommand, Clone, Copy)]
+enum Command {
+    /// Apply the pending migrations.
+    Up {
+        /// How many (default: all).
+        #[arg(short, long)]
+        num: Option<u32>,
+    },
+    /// Roll back applied migrations, which drops the sessions table (only if it is ours: it
+    /// carries the marker our migration writes).
+    Down {
+        /// How many.
+        #[arg(short, long, default_value_t = 1)]
+        num: u32,
+    },
+    /// List the migrations and whether each is applied.
+    Status,
 }
 
 #[tokio::main]
@@ -85,26 +109,19 @@ async fn run(cli: Cli) -> Result<(), DbErr> {
     }
     let db = Database::connect(options).await?;
     let migrator = SessionsMigrator::new(cli.table);
-    let command = cli.command.unwrap_or(MigrateSubcommands::Up { num: None });
-    retrying(|| execute(&migrator, &db, &command)).await
+    let command = cli.command.unwrap_or(Command::Up { num: None });
+    retrying(|| execute(&migrator, &db, command)).await
 }
 
 async fn execute(
     migrator: &SessionsMigrator,
     db: &DatabaseConnection,
-    command: &MigrateSubcommands,
+    command: Command,
 ) -> Result<(), DbErr> {
     match command {
-        MigrateSubcommands::Up { num } => migrator.up(db, *num).await,
-        MigrateSubcommands::Down { num } => migrator.down(db, Some(*num)).await,
-        MigrateSubcommands::Status => migrator.status(db).await,
-        MigrateSubcommands::Fresh => migrator.fresh(db).await,
-        MigrateSubcommands::Refresh => migrator.refresh(db).await,
-        MigrateSubcommands::Reset => migrator.reset(db).await,
-        MigrateSubcommands::Init | MigrateSubcommands::Generate { .. } => Err(DbErr::Custom(
-            "`init` and `generate` write migration files; this tool only runs the sessions \
-             table's own migration"
-                .to_owned(),
-        )),
+        Command::Up { num: None } => migrator.migrate(db).await.map_err(DbErr::from),
+        Command::Up { num } => migrator.up(db, num).await,
+        Command::Down { num } => migrator.down(db, Some(num)).await,
+        Command::Status => migrator.status(db).await,
     }
 }

@@ -11,9 +11,6 @@ use sha2::{Digest, Sha256};
 /// The length in bytes of a stored id (a SHA-256 digest).
 pub const STORED_ID_LEN: usize = 32;
 
-/// The length in bytes of an id stored raw, as the first migration stored it (a UUID).
-pub const RAW_ID_LEN: usize = 16;
-
 /// The key under which the session with id `id` is stored: the SHA-256 of the id's 16 bytes.
 ///
 /// ```

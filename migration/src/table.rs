@@ -117,6 +117,16 @@ impl SessionsTable {
         format!("idx_{}_subject", self.name)
     }
 
+    /// The table's name (and schema) quoted as PostgreSQL and SQLite quote identifiers, for the
+    /// few statements sea-query cannot write. The names are validated (`[a-z0-9_]`), so quoting
+    /// them is enough.
+    pub(crate) fn quoted(&self) -> String {
+        match &self.schema {
+            Some(schema) => format!("\"{schema}\".\"{}\"", self.name),
+            None => format!("\"{}\"", self.name),
+        }
+    }
+
     /// The table as sea-query refers to it (schema-qualified when a schema was chosen).
     pub fn table_ref(&self) -> TableRef {
         let name = Alias::new(self.name.as_str());

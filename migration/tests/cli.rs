@@ -8,7 +8,7 @@ mod galera;
 
 use db::{Backend, fresh_db};
 use pavex_session_sea_orm_migration::{MIGRATION_TABLE, SESSIONS_TABLE};
-use sea_orm_migration::SchemaManager;
+use sea_orm_migration::{SchemaManager, sea_orm::ConnectionTrait};
 use std::process::{Command, Output};
 
 fn cli(database_url: Option<&str>, cwd: &std::path::Path, args: &[&str]) -> Output {
@@ -49,7 +49,7 @@ fn without_a_database_url_it_uses_an_embedded_sqlite_file() {
     assert!(dir.join("sessions.sqlite").exists());
     let status = text(&cli(None, &dir, &["status"]));
     assert!(
-        status.contains("m20261126_000001_create_sessions_table"),
+        status.contains("m20261206_000001_create_sessions_table"),
         "{status}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
@@ -95,9 +95,8 @@ async fn a_chosen_table(backend: Backend) {
     // The default table's migrator shares the history table without tripping over our row.
     cli(Some(&test_db.url), &std::env::temp_dir(), &["up"]);
     assert!(manager.has_table(SESSIONS_TABLE).await.unwrap());
-    // All three migrations: the third's `down` puts the full subject index back, the second's
-    // changes nothing, the first one's drops the table.
-    run(&["down", "-n", "3"]);
+    // The one migration's `down` drops its table, and only it.
+    run(&["down", "-n", "1"]);
     assert!(!manager.has_table("app_sessions").await.unwrap());
     assert!(manager.has_table(SESSIONS_TABLE).await.unwrap());
 }
@@ -116,20 +115,86 @@ async fn every_command_runs(backend: Backend) {
     let status = text(&cli(url, &cwd, &["status"]));
     assert!(status.contains("Applied"), "{status}");
     cli(url, &cwd, &["up"]);
-    cli(url, &cwd, &["down", "-n", "3"]);
+    cli(url, &cwd, &["down", "-n", "1"]);
     assert!(!has_sessions().await);
-    cli(url, &cwd, &["refresh"]);
+    cli(url, &cwd, &["up"]);
     assert!(has_sessions().await);
-    cli(url, &cwd, &["reset"]);
-    assert!(!has_sessions().await);
-    cli(url, &cwd, &["fresh"]);
-    assert!(has_sessions().await);
+}
+
+/// The commands that drop or rebuild tables wholesale are not there, and `down` refuses a
+/// `sessions` table that our migration did not create, leaving it and its rows.
+async fn nothing_drops_what_is_not_ours(backend: Backend) {
+    let test_db = fresh_db(backend).await;
+    let url = test_db.url.clone();
+    let cwd = std::env::temp_dir();
+    for command in ["fresh", "refresh", "reset", "init", "generate"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_pavex_session_sea_orm_migration"))
+            .arg(command)
+            .env("DATABASE_URL", &url)
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{command}: {}",
+            text(&output)
+        );
+        assert!(
+            text(&output).contains("unrecognized subcommand"),
+            "{command}"
+        );
+    }
+    let manager = SchemaManager::new(&test_db.db);
+    cli(Some(&url), &cwd, &["up"]);
+    // The app's own `sessions` table, in place of ours (dropped by hand), with a row.
+    test_db
+        .db
+        .execute_unprepared("DROP TABLE sessions")
+        .await
+        .unwrap();
+    test_db
+        .db
+        .execute_unprepared(
+            "CREATE TABLE sessions (id BIGINT PRIMARY KEY, deadline BIGINT NOT NULL)",
+        )
+        .await
+        .unwrap();
+    test_db
+        .db
+        .execute_unprepared("INSERT INTO sessions (id, deadline) VALUES (1, 0)")
+        .await
+        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_pavex_session_sea_orm_migration"))
+        .args(["down", "-n", "1"])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("refusing to drop it"),
+        "{}",
+        text(&output)
+    );
+    assert!(manager.has_table(SESSIONS_TABLE).await.unwrap());
+    let count = test_db
+        .db
+        .query_one_raw(sea_orm_migration::sea_orm::Statement::from_string(
+            test_db.db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM sessions",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(count, 1, "the app's row is still there");
 }
 
 // SQLite in memory is left out: a second process cannot see it.
 on_every_backend!(
     shared: every_command_runs,
     a_chosen_table,
+    nothing_drops_what_is_not_ours,
     concurrent_processes_migrate_once,
 );
 
@@ -156,7 +221,7 @@ async fn concurrent_processes_migrate_once(backend: Backend) {
         let manager = SchemaManager::new(&test_db.db);
         assert!(manager.has_table(SESSIONS_TABLE).await.unwrap());
         let applied = text(&cli(Some(&test_db.url), &std::env::temp_dir(), &["status"]));
-        // Each of the three migrations applied once.
-        assert_eq!(applied.matches("Applied").count(), 3, "{applied}");
+        // The one migration, applied once.
+        assert_eq!(applied.matches("Applied").count(), 1, "{applied}");
     }
 }

@@ -27,34 +27,24 @@ pub async fn expire(test_db: &TestDb, id: &pavex_session::SessionId) {
     assert_eq!(updated.rows_affected, 1, "the record to expire exists");
 }
 
-/// Every row of the `sessions` table as bytes (its id, its state's text and its subject), read
-/// with the test's own SQL rather than the store's.
+/// Every row of the `sessions` table as bytes (its id, its state and its subject), read with the
+/// test's own SQL rather than the store's.
 pub async fn all_rows(test_db: &TestDb) -> Vec<Vec<u8>> {
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
-    let state = match test_db.db_backend() {
-        DbBackend::Postgres => "CAST(state AS text)",
-        DbBackend::MySql => "CAST(state AS CHAR)",
-        _ => "state",
-    };
-    let sql =
-        format!("SELECT id, {state} AS state, COALESCE(subject, '') AS subject FROM sessions");
+    use sea_orm::{ConnectionTrait, Statement};
+    let sql = "SELECT id, state, subject FROM sessions ORDER BY id";
     let rows = test_db
         .db
-        .query_all_raw(Statement::from_string(test_db.db_backend(), sql))
+        .query_all_raw(Statement::from_string(test_db.db_backend(), sql.to_owned()))
         .await
         .expect("read the table");
     rows.iter()
         .map(|row| {
             let mut bytes: Vec<u8> = row.try_get("", "id").expect("id");
+            bytes.extend(row.try_get::<Vec<u8>>("", "state").expect("state"));
             bytes.extend(
-                row.try_get::<String>("", "state")
-                    .expect("state")
-                    .into_bytes(),
-            );
-            bytes.extend(
-                row.try_get::<String>("", "subject")
+                row.try_get::<Option<Vec<u8>>>("", "subject")
                     .expect("subject")
-                    .into_bytes(),
+                    .unwrap_or_default(),
             );
             bytes
         })

@@ -155,9 +155,10 @@ impl TestDatabase {
     }
 
     /// How many rows hold `subject` in the store's subject column, read through the entity.
+    /// The column is binary: it holds the subject's UTF-8 bytes.
     pub async fn rows_of_subject(&self, subject: &str) -> u64 {
         sessions::Entity::find()
-            .filter(sessions::Column::Subject.eq(subject))
+            .filter(sessions::Column::Subject.eq(subject.as_bytes().to_vec()))
             .count(&self.db)
             .await
             .expect("count a subject's sessions")

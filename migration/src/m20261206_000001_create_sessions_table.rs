@@ -1,0 +1,263 @@
+use crate::{
+    SessionsTable, marker,
+    verify::{
+        INDEXES, NeededIndex, TableDefinition, TableState, inspect, is_missing as missing_index,
+    },
+};
+use sea_orm_migration::{
+    prelude::*,
+    schema::*,
+    sea_orm::{ConnectionTrait, DbBackend, TransactionTrait},
+};
+
+/// The name of the default sessions table.
+pub const SESSIONS_TABLE: &str = "sessions";
+
+/// The name of the default table's index on `deadline`, which expiry clean-up walks oldest first.
+pub const DEADLINE_INDEX: &str = "idx_sessions_deadline";
+
+/// The name this migration has in a migration history, for the default table.
+const MIGRATION_NAME: &str = "m20261206_000001_create_sessions_table";
+
+/// The longest subject stored, in bytes: 255 characters of up to 4 bytes in UTF-8.
+pub const MAX_SUBJECT_BYTES: u32 = 1020;
+
+/// Creates a sessions table, its indexes and the marker that proves the table is ours.
+///
+/// | column | PostgreSQL | MySQL / MariaDB | SQLite | holds |
+/// |---|---|---|---|---|
+/// | `id` (primary key) | `bytea` | `varbinary(32)` | blob | the SHA-256 of the session id |
+/// | `deadline` | `bigint` | `bigint` | integer | Unix epoch milliseconds, database clock |
+/// | `state` | `bytea` | `longblob` | blob | the state, as JSON text |
+/// | `subject` (nullable) | `bytea` | `varbinary(1020)` | blob | who the session belongs to, UTF-8 |
+/// | `created_at`, `updated_at` | `bigint` | `bigint` | integer | Unix epoch milliseconds |
+///
+/// Indexes: `idx_<table>_deadline` on `deadline`, and `idx_<table>_subject` on
+/// `(subject, created_at)`, partial (`WHERE subject IS NOT NULL`) on PostgreSQL and SQLite.
+/// The repository's `docs/schema.md` says why each column has its type.
+///
+/// `up` is idempotent and safe for instances running it at once: it creates the table, its
+/// marker and its indexes together (one transaction on PostgreSQL and SQLite, one statement on
+/// MySQL), and on a table of ours it only recreates an index that went missing, without blocking
+/// traffic (`CREATE INDEX CONCURRENTLY` on PostgreSQL). A table of that name that is not ours (no
+/// marker: the application's own, `pavex_session_sqlx`'s), or not a plain table, is refused with
+/// [`SchemaMismatch`](crate::SchemaMismatch) and left untouched, whatever its columns.
+///
+/// `down` drops the table only if it is ours, else it is refused in the same way.
+///
+/// Its name in a migration history is `m20261206_000001_create_sessions_table` for the default
+/// table and `m20261206_000001_create_sessions_table:<schema.table>` for any other, so one
+/// migrator can create several sessions tables.
+#[derive(Debug, Clone)]
+pub struct CreateSessionsTable {
+    table: SessionsTable,
+    name: String,
+}
+
+impl CreateSessionsTable {
+    /// The migration of a chosen table (see [`SessionsTable`]).
+    pub fn new(table: SessionsTable) -> Self {
+        let name = table.migration_name(MIGRATION_NAME);
+        Self { table, name }
+    }
+}
+
+impl Default for CreateSessionsTable {
+    /// The migration of the default `sessions` table.
+    fn default() -> Self {
+        Self::new(SessionsTable::default())
+    }
+}
+
+/// The columns of the sessions table, for the migration's statements.
+#[derive(DeriveIden, Clone, Copy)]
+enum Sessions {
+    Id,
+    Deadline,
+    State,
+    Subject,
+    CreatedAt,
+    UpdatedAt,
+}
+
+impl MigrationName for CreateSessionsTable {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateSessionsTable {
+    /// The creation runs in a transaction of its own (PostgreSQL, SQLite); an index recreated on
+    /// a table with rows must not (`CREATE INDEX CONCURRENTLY` cannot run in one).
+    fn use_transaction(&self) -> Option<bool> {
+        Some(false)
+    }
+
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        self.check_backend(manager)?;
+        match inspect(manager.get_connection(), &self.table).await? {
+            TableState::Refused(mismatch) => Err(DbErr::Migration(mismatch.to_string())),
+            TableState::Missing => self.create(manager).await,
+            TableState::Ours(definition) => self.repair_indexes(manager, &definition).await,
+        }
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        self.check_backend(manager)?;
+        match inspect(manager.get_connection(), &self.table).await? {
+            TableState::Refused(mismatch) => {
+                Err(DbErr::Migration(format!("refusing to drop it: {mismatch}")))
+            }
+            TableState::Missing => Ok(()),
+            TableState::Ours(_) => {
+                manager
+                    .drop_table(Table::drop().table(self.table.table_ref()).to_owned())
+                    .await
+            }
+        }
+    }
+}
+
+impl CreateSessionsTable {
+    fn check_backend(&self, manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+        self.table
+            .check_backend(manager.get_database_backend())
+            .map_err(|e| DbErr::Migration(e.to_string()))
+    }
+
+    /// The table, its marker and its indexes, all at once.
+    async fn create(&self, manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        let backend = manager.get_database_backend();
+        let mut create = Table::create();
+        create
+            .table(self.table.table_ref())
+            .if_not_exists()
+            .col(var_binary(Sessions::Id, 32).primary_key())
+            .col(big_integer(Sessions::Deadline))
+            .col(match backend {
+                // MySQL's `blob` stops at 64 KiB.
+                DbBackend::MySql => ColumnDef::new(Sessions::State)
+                    .custom(Alias::new("longblob"))
+                    .not_null()
+                    .to_owned(),
+                _ => blob(Sessions::State),
+            })
+            .col(var_binary_null(Sessions::Subject, MAX_SUBJECT_BYTES))
+            .col(big_integer(Sessions::CreatedAt))
+            .col(big_integer(Sessions::UpdatedAt));
+        match backend {
+            DbBackend::MySql => {
+                // One statement: the table exists with its marker and indexes, or not at all.
+                create.comment(marker::current());
+                for index in &INDEXES {
+                    create.index(&mut self.index(index, backend));
+                }
+                db.execute(&create).await?;
+            }
+            DbBackend::Postgres => {
+                let transaction = db.begin().await?;
+                transaction.execute(&create).await?;
+                transaction
+                    .execute_unprepared(&format!(
+                        "COMMENT ON TABLE {} IS '{}'",
+                        self.table.quoted(),
+                        marker::current()
+                    ))
+                    .await?;
+                for index in &INDEXES {
+                    transaction
+                        .execute(self.index(index, backend).if_not_exists())
+                        .await?;
+                }
+                transaction.commit().await?;
+            }
+            _ => {
+                let ddl = backend.build(&create).to_string();
+                let ddl = marker::into_sqlite_ddl(&ddl)
+                    .ok_or_else(|| DbErr::Custom(format!("unexpected CREATE TABLE: {ddl}")))?;
+                let transaction = db.begin().await?;
+                transaction.execute_unprepared(&ddl).await?;
+                for index in &INDEXES {
+                    transaction
+                        .execute(self.index(index, backend).if_not_exists())
+                        .await?;
+                }
+                transaction.commit().await?;
+            }
+        }
+        tracing::info!(table = %self.table, "Created the sessions table");
+        Ok(())
+    }
+
+    /// Recreates the indexes of ours that went missing (or that a failed concurrent build left
+    /// invalid), without blocking reads or writes where the backend can.
+    async fn repair_indexes(
+        &self,
+        manager: &SchemaManager<'_>,
+        definition: &TableDefinition,
+    ) -> Result<(), DbErr> {
+        let backend = manager.get_database_backend();
+        for needed in &INDEXES {
+            if !missing_index(definition, needed) {
+                continue;
+            }
+            let mut index = self.index(needed, backend);
+            let name = index
+                .get_index_spec()
+                .get_name()
+                .unwrap_or_default()
+                .to_owned();
+            let leftover = definition
+                .indexes
+                .iter()
+                .find(|existing| existing.name == name);
+            match leftover {
+                Some(existing) if existing.valid => continue,
+                Some(_) => {
+                    tracing::warn!(index = %name, "Dropping an invalid index left by a failed build");
+                    let mut drop = Index::drop();
+                    drop.name(&name).table(self.table.table_ref()).if_exists();
+                    if backend == DbBackend::Postgres {
+                        drop.concurrently();
+                    }
+                    manager.drop_index(drop).await?;
+                }
+                None => {}
+            }
+            if backend == DbBackend::Postgres {
+                index.concurrently();
+            }
+            if backend != DbBackend::MySql {
+                index.if_not_exists();
+            }
+            tracing::warn!(table = %self.table, index = %name, "Recreating a missing index");
+            manager.create_index(index).await?;
+        }
+        Ok(())
+    }
+
+    fn index(&self, needed: &NeededIndex, backend: DbBackend) -> IndexCreateStatement {
+        let mut index = Index::create();
+        index.table(self.table.table_ref());
+        match needed.columns {
+            ["deadline"] => {
+                index
+                    .name(self.table.deadline_index())
+                    .col(Sessions::Deadline);
+            }
+            _ => {
+                index
+                    .name(self.table.subject_index())
+                    .col(Sessions::Subject)
+                    .col(Sessions::CreatedAt);
+                // Anonymous sessions cost a partial index nothing; MySQL has none.
+                if backend != DbBackend::MySql {
+                    index.and_where(Expr::col(Sessions::Subject).is_not_null());
+                }
+            }
+        }
+        index
+    }
+}
