@@ -2,7 +2,7 @@
 //! [`Statements`](crate::prepared::Statements) and turns their outcomes into `pavex_session` results.
 
 use crate::{
-    SeaOrmSessionStore,
+    SeaOrmSessionStore, SignedOut,
     queries::{Key, STATE, TTL_MS},
     unusable,
 };
@@ -51,7 +51,7 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         let values = self.record_values(id, &record)?;
         let insert = statements.insert.bind(values.clone());
         match self.execute(&insert).await {
-            Ok(done) => return expect_one_row(done).map_err(CreateError::Other),
+            Ok(done) => return inserted(done).map_err(CreateError::Other),
             Err(e) if statements.is_id_taken(&e) => {}
             Err(e) => return Err(CreateError::Other(statements.other(e))),
         }
@@ -64,7 +64,7 @@ impl SessionStorageBackend for SeaOrmSessionStore {
             return Ok(());
         }
         match self.execute(&insert).await {
-            Ok(done) => expect_one_row(done).map_err(CreateError::Other),
+            Ok(done) => inserted(done).map_err(CreateError::Other),
             Err(e) if statements.is_id_taken(&e) => Err(DuplicateIdError { id: *id }.into()),
             Err(e) => Err(CreateError::Other(statements.other(e))),
         }
@@ -81,12 +81,9 @@ impl SessionStorageBackend for SeaOrmSessionStore {
             .statements()
             .await
             .map_err(|e| UpdateError::Other(unusable(e)))?;
-        let [key, state, subject, ttl_ms] = self.record_values(id, &record)?;
-        // A store that does not know the subject key leaves the subject as it is.
-        let update = match self.subject_key {
-            Some(_) => statements.update.bind([key, state, subject, ttl_ms]),
-            None => statements.update_keeping_subject.bind([key, state, ttl_ms]),
-        };
+        // A store that does not know the subject key leaves the subject as it is (its statement
+        // has no place for it), and likewise the sign-in.
+        let update = statements.update.bind(self.record_values(id, &record)?);
         let done = self
             .execute(&update)
             .await
@@ -250,11 +247,22 @@ impl SeaOrmSessionStore {
         &self,
         id: &SessionId,
         record: &SessionRecordRef<'_>,
-    ) -> Result<[Value; 4], serde_json::Error> {
+    ) -> Result<[Value; 5], serde_json::Error> {
         let state = state_json(record)?.into_bytes();
-        let subject = self.subject_of(&record.state)?.map(String::into_bytes);
+        let subject = self
+            .value_of(self.subject_key.as_deref(), &record.state)?
+            .map(String::into_bytes);
+        let sign_in = self
+            .value_of(self.sign_in_key.as_deref(), &record.state)?
+            .map(String::into_bytes);
         let ttl_ms = ttl_millis(record.ttl);
-        Ok([key(id).into(), state.into(), subject.into(), ttl_ms.into()])
+        Ok([
+            key(id).into(),
+            state.into(),
+            subject.into(),
+            sign_in.into(),
+            ttl_ms.into(),
+        ])
     }
 }
 
@@ -309,9 +317,11 @@ fn at_most_one_row(done: ExecResult) -> Result<bool, anyhow::Error> {
     }
 }
 
-fn expect_one_row(done: ExecResult) -> Result<(), anyhow::Error> {
+/// The outcome of an `INSERT` of one record: none inserted means its sign-in was revoked.
+fn inserted(done: ExecResult) -> Result<(), anyhow::Error> {
     match done.rows_affected() {
         1 => Ok(()),
+        0 => Err(SignedOut.into()),
         n => Err(anyhow::anyhow!(
             "Inserting one session record affected {n} records instead of one"
         )),

@@ -4,7 +4,9 @@
 use pavex_session::store::{SessionStorageBackend, errors::DeleteExpiredError};
 use std::{future::Future, num::NonZeroUsize, pin::pin, time::Duration};
 
-/// How an [`ExpiredSessionCleaner`] paces itself. The defaults suit most applications.
+/// How an [`ExpiredSessionCleaner`] paces itself. The defaults suit most applications: write
+/// `CleanupConfig { batch_size, ..CleanupConfig::default() }`, so that a field added later does
+/// not break your code.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CleanupConfig {
     /// Expired sessions deleted per statement (default 1 000). Each batch costs O(batch) on every
@@ -39,6 +41,7 @@ impl Default for CleanupConfig {
 
 /// What a cleaner did before it stopped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CleanupReport {
     /// Expired sessions deleted, as the database reported them. A batch abandoned at shutdown
     /// is not counted, though the database may have applied it.

@@ -148,7 +148,7 @@
 //! - No panics on any input or row: a row whose `state` is not a JSON object is a
 //!   `LoadError::DeserializationError`; database failures are the `Other` variants, with the
 //!   [`sea_orm::DbErr`] as their source.
-//! - TTLs longer than [`MAX_TTL_MILLIS`] (about 146 million years, e.g. `Duration::MAX`) are
+//! - TTLs longer than [`MAX_TTL_MILLIS`] (1 000 years, e.g. `Duration::MAX`) are
 //!   clamped to it.
 //!
 //! See [`SeaOrmSessionStore`] for each operation's results and errors.
@@ -170,13 +170,17 @@ pub use pavex_session_sea_orm_migration::{
     InvalidSubject, MAX_SUBJECT_CHARS, Migrator, MismatchKind, SchemaCheckError, SchemaMismatch,
     SchemaNotSupported, SessionsMigrator, SessionsTable,
 };
-pub use subjects::{InvalidHandle, SessionHandle, SubjectError, SubjectSession};
+pub use subjects::{
+    DEFAULT_PAGE_SIZE, InvalidHandle, MAX_PAGE_SIZE, PageCursor, SessionHandle, SessionsPage,
+    SubjectError, SubjectSession,
+};
 
 use execute::MetricCallback;
 use pavex::methods;
 use pavex_session::SessionStore;
 use pavex_session_sea_orm_migration::CheckedTable;
 use prepared::Statements;
+use queries::Writes;
 use sea_orm::{DatabaseConnection, DatabaseConnectionType, DbBackend, DbErr, RuntimeErr};
 use std::sync::Arc;
 use tokio::sync::OnceCell;
@@ -208,6 +212,8 @@ pub struct SeaOrmSessionStore {
     table: SessionsTable,
     /// The state key whose value is copied into the `subject` column.
     subject_key: Option<Arc<str>>,
+    /// The state key whose value is copied into the `sign_in` column.
+    sign_in_key: Option<Arc<str>>,
     /// Rendered on first use, once the table has passed [`check_table`](Self::check_table), then shared by clones.
     statements: Arc<OnceCell<Statements>>,
     /// Told about each statement (see [`with_metric_callback`](Self::with_metric_callback)).
@@ -232,6 +238,7 @@ impl SeaOrmSessionStore {
             db,
             table: SessionsTable::default(),
             subject_key: None,
+            sign_in_key: None,
             statements: Arc::default(),
             metric_callback: None,
         }
@@ -288,6 +295,33 @@ impl SeaOrmSessionStore {
         Self {
             subject_key: Some(Arc::from(key.into())),
             // The update statement depends on whether the store knows the key.
+            statements: Arc::default(),
+            ..self
+        }
+    }
+
+    /// The same store, copying the value of the state key `key` (for example `"sign_in_id"`)
+    /// into the `sign_in` column on every `create` and `update`: a value that names one sign-in
+    /// of the user (a random id, or the instant, that the app puts in the state when the user
+    /// signs in, and that every later session of that sign-in carries along).
+    ///
+    /// With it, a sign-in ended by [`end_session_of`](Self::end_session_of) or
+    /// [`end_sessions_of`](Self::end_sessions_of) stays ended: `pavex_session` recreates a
+    /// session under a new id when a request that loaded it cycles its id after it was ended
+    /// (its `change_id` falls back to `create`), and the store refuses that `create` with
+    /// [`SignedOut`], in the same statement. Without it, such a request brings the session back.
+    /// Use it together with [`with_subject_key`](Self::with_subject_key).
+    ///
+    /// ```
+    /// # async fn build(db: sea_orm::DatabaseConnection) {
+    /// let store = pavex_session_sea_orm::SeaOrmSessionStore::new(db)
+    ///     .with_subject_key("user_id")
+    ///     .with_sign_in_key("sign_in_id");
+    /// # }
+    /// ```
+    pub fn with_sign_in_key(self, key: impl Into<String>) -> Self {
+        Self {
+            sign_in_key: Some(Arc::from(key.into())),
             statements: Arc::default(),
             ..self
         }
@@ -382,6 +416,32 @@ impl SeaOrmSessionStore {
         self.checked_table().await.map(|_| ())
     }
 
+    /// The same store, once its table has passed the check (it exists, is ours, has the current
+    /// schema and its indexes) and its statements are rendered: call it at start-up, so that an
+    /// app with a wrong or missing table refuses to start with the [`SchemaMismatch`] instead of
+    /// failing its first request, and the first request costs no catalog read. Clones share
+    /// what it prepared.
+    ///
+    /// ```
+    /// use pavex_session_sea_orm::{SchemaCheckError, SeaOrmSessionStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// let unmigrated = SeaOrmSessionStore::new(db.clone()).checked().await;
+    /// assert!(matches!(unmigrated, Err(SchemaCheckError::Mismatch(_))));
+    ///
+    /// let store = SeaOrmSessionStore::new(db);
+    /// store.migrate().await?;
+    /// let store = store.checked().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn checked(self) -> Result<Self, SchemaCheckError> {
+        self.statements().await?;
+        Ok(self)
+    }
+
     async fn checked_table(&self) -> Result<CheckedTable, SchemaCheckError> {
         backend_of(&self.db)?;
         pavex_session_sea_orm_migration::check_table(&self.db, &self.table).await
@@ -393,15 +453,34 @@ impl SeaOrmSessionStore {
         self.statements
             .get_or_try_init(|| async {
                 let checked = self.checked_table().await?;
+                let writes = Writes {
+                    subject: self.subject_key.is_some(),
+                    sign_in: self.sign_in_key.is_some(),
+                };
                 Ok(Statements::new(
                     backend_of(&self.db)?,
                     &self.table,
                     checked.primary_key_name().to_owned(),
+                    writes,
                 )?)
             })
             .await
     }
 }
+
+/// Why `create` refused a session: its state names a sign-in of its subject that was ended
+/// ([`SeaOrmSessionStore::with_sign_in_key`]). It is the cause of the `CreateError::Other`, so
+/// that an app can tell it from a database failure:
+///
+/// ```
+/// # fn is_signed_out(e: &pavex_session::store::errors::CreateError) -> bool {
+/// use pavex_session::store::errors::CreateError;
+/// matches!(e, CreateError::Other(e) if e.is::<pavex_session_sea_orm::SignedOut>())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the session's sign-in was ended (signed out); it is not created again")]
+pub struct SignedOut;
 
 /// Why the store cannot run its statements, as the cause of an operation's `Other` error: the
 /// mismatch itself (so that callers can downcast to [`SchemaMismatch`]), or the database error.
@@ -434,3 +513,44 @@ impl From<SeaOrmSessionStore> for SessionStore {
         SessionStore::new(value)
     }
 }
+
+// The Markdown documentation's Rust snippets, compiled (and run) by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/adoption.md")]
+mod docs_adoption {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/behaviour.md")]
+mod docs_behaviour {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/cleanup.md")]
+mod docs_cleanup {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/cluster.md")]
+mod docs_cluster {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/connection-options.md")]
+mod docs_connection_options {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/pavex.md")]
+mod docs_pavex {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/schema.md")]
+mod docs_schema {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/subjects.md")]
+mod docs_subjects {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/testing.md")]
+mod docs_testing {}

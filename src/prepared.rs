@@ -7,7 +7,7 @@
 //! in those positions. The SQL text is the same on every call, so the driver's prepared-statement
 //! cache is hit every time.
 
-use crate::queries::{Key, Queries, Record};
+use crate::queries::{Key, Queries, Record, Writes};
 use pavex_session_sea_orm_migration::SessionsTable;
 use sea_orm::{DbBackend, DbErr, Statement, StatementBuilder, Value};
 use std::num::NonZeroUsize;
@@ -24,14 +24,11 @@ fn new_id_marker() -> Key {
     b"pavex_session_sea_orm: a new id.".to_vec()
 }
 
-fn state_marker() -> Vec<u8> {
-    record_marker().state
-}
-
 fn record_marker() -> Record {
     Record {
         state: b"pavex_session_sea_orm: the state of a session".to_vec(),
         subject: Some(b"pavex_session_sea_orm: the subject of a session".to_vec()),
+        sign_in: Some(b"pavex_session_sea_orm: the sign-in of a session".to_vec()),
         ttl_ms: TTL_MS_MARKER,
     }
 }
@@ -41,12 +38,14 @@ fn record_marker() -> Record {
 pub(crate) struct Prepared<const N: usize> {
     backend: DbBackend,
     sql: String,
-    /// `position[i]`: the index among the rendered parameters of the statement's `i`-th value.
-    position: [usize; N],
+    /// `position[i]`: the index among the rendered parameters of the statement's `i`-th value,
+    /// `None` for a value the statement does not use (an update that leaves the subject alone).
+    position: [Option<usize>; N],
 }
 
 impl<const N: usize> Prepared<N> {
-    /// Renders `statement`, built with `markers` as its values (each exactly once).
+    /// Renders `statement`, built with `markers` as its values (each at most once, and nothing
+    /// else bound).
     fn render(
         backend: DbBackend,
         statement: &impl StatementBuilder,
@@ -54,17 +53,18 @@ impl<const N: usize> Prepared<N> {
     ) -> Result<Self, DbErr> {
         let Statement { sql, values, .. } = backend.build(statement);
         let rendered = values.map(|values| values.0).unwrap_or_default();
-        let mut position = [0; N];
+        let mut position = [None; N];
         for (slot, marker) in position.iter_mut().zip(&markers) {
             let mut found = rendered.iter().enumerate().filter(|(_, v)| *v == marker);
             *slot = match (found.next(), found.next()) {
-                (Some((at, _)), None) => at,
+                (at, None) => at.map(|(at, _)| at),
                 _ => return Err(not_one_parameter(&sql, marker)),
             };
         }
-        if rendered.len() != N {
+        let used = position.iter().flatten().count();
+        if rendered.len() != used {
             return Err(DbErr::Custom(format!(
-                "pavex_session_sea_orm: `{sql}` has {} parameters instead of {N}",
+                "pavex_session_sea_orm: `{sql}` has {} parameters instead of {used}",
                 rendered.len()
             )));
         }
@@ -78,8 +78,10 @@ impl<const N: usize> Prepared<N> {
     /// The statement with `values` (in the order of the markers it was rendered with) bound.
     pub(crate) fn bind(&self, values: [Value; N]) -> Statement {
         let mut parameters: [Option<Value>; N] = std::array::from_fn(|_| None);
-        for (value, &at) in values.into_iter().zip(&self.position) {
-            parameters[at] = Some(value);
+        for (value, at) in values.into_iter().zip(&self.position) {
+            if let Some(slot) = at.and_then(|at| parameters.get_mut(at)) {
+                *slot = Some(value);
+            }
         }
         Statement::from_sql_and_values(
             self.backend,
@@ -91,7 +93,7 @@ impl<const N: usize> Prepared<N> {
 
 fn not_one_parameter(sql: &str, marker: &Value) -> DbErr {
     DbErr::Custom(format!(
-        "pavex_session_sea_orm: `{sql}` does not bind {marker:?} exactly once"
+        "pavex_session_sea_orm: `{sql}` binds {marker:?} more than once"
     ))
 }
 
@@ -104,14 +106,14 @@ pub(crate) struct Statements {
     primary_key: String,
     /// The builders, for the statements rendered per call.
     queries: Queries,
-    /// `id, state, subject, ttl_ms`
-    pub(crate) insert: Prepared<4>,
-    /// `id, state, subject, ttl_ms`
-    pub(crate) overwrite_expired: Prepared<4>,
-    /// `id, state, subject, ttl_ms`
-    pub(crate) update: Prepared<4>,
-    /// `id, state, ttl_ms`
-    pub(crate) update_keeping_subject: Prepared<3>,
+    /// `id, state, subject, sign_in, ttl_ms`; inserts nothing for a revoked sign-in when the
+    /// store knows the sign-in key
+    pub(crate) insert: Prepared<5>,
+    /// `id, state, subject, sign_in, ttl_ms`
+    pub(crate) overwrite_expired: Prepared<5>,
+    /// `id, state, subject, sign_in, ttl_ms`, the subject and sign-in only where the store
+    /// knows their keys
+    pub(crate) update: Prepared<5>,
     /// `id, ttl_ms`
     pub(crate) update_ttl: Prepared<2>,
     /// `id`
@@ -131,16 +133,23 @@ impl Statements {
         backend: DbBackend,
         table: &SessionsTable,
         primary_key: String,
+        writes: Writes,
     ) -> Result<Self, DbErr> {
         let queries = Queries::new(backend, table)?;
         let (id, new_id) = (Value::from(id_marker()), Value::from(new_id_marker()));
-        let Record { state, subject, .. } = record_marker();
+        let Record {
+            state,
+            subject,
+            sign_in,
+            ..
+        } = record_marker();
         let ttl = Value::from(TTL_MS_MARKER);
         let record = || {
             [
                 id.clone(),
                 state.clone().into(),
                 subject.clone().into(),
+                sign_in.clone().into(),
                 ttl.clone(),
             ]
         };
@@ -148,7 +157,7 @@ impl Statements {
         Ok(Self {
             insert: Prepared::render(
                 backend,
-                &queries.insert(id_marker(), record_marker())?,
+                &queries.insert(id_marker(), record_marker(), writes.sign_in)?,
                 record(),
             )?,
             overwrite_expired: Prepared::render(
@@ -158,13 +167,8 @@ impl Statements {
             )?,
             update: Prepared::render(
                 backend,
-                &queries.update(id_marker(), record_marker()),
+                &queries.update(id_marker(), record_marker(), writes),
                 record(),
-            )?,
-            update_keeping_subject: Prepared::render(
-                backend,
-                &queries.update_keeping_subject(id_marker(), state_marker(), TTL_MS_MARKER),
-                [id.clone(), state.clone().into(), ttl.clone()],
             )?,
             update_ttl: Prepared::render(
                 backend,

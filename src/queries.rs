@@ -8,8 +8,9 @@ use pavex_session_sea_orm_migration::{SessionsTable, now_millis};
 use sea_orm::{
     DbBackend, DbErr, Iterable,
     sea_query::{
-        Alias, DeleteStatement, Expr, ExprTrait, InsertStatement, IntoColumnRef, LockBehavior,
-        LockType, Order, Query, SelectStatement, TableRef, UpdateStatement,
+        Alias, Cond, Condition, DeleteStatement, Expr, ExprTrait, InsertStatement, IntoColumnRef,
+        LockBehavior, LockType, OnConflict, Order, Query, SelectStatement, TableRef,
+        UpdateStatement,
     },
 };
 use std::num::NonZeroUsize;
@@ -26,6 +27,9 @@ pub(crate) const TTL_MS: &str = "ttl_ms";
 pub(crate) struct Queries {
     backend: DbBackend,
     table: TableRef,
+    /// The table of revoked sign-ins beside it, and its name alone.
+    revoked: TableRef,
+    revoked_name: String,
     now: Expr,
 }
 
@@ -34,31 +38,70 @@ impl Queries {
         Ok(Self {
             backend,
             table: table.table_ref(),
+            revoked: table.revoked().table_ref(),
+            revoked_name: table.revoked().name().to_owned(),
             now: now_millis(backend)?,
         })
     }
 
     /// `INSERT` a new record; fails with a unique violation when `id` is taken.
-    pub(crate) fn insert(&self, id: Key, record: Record) -> Result<InsertStatement, DbErr> {
+    ///
+    /// `unless_revoked`: inserts nothing (0 rows) when the record's subject and sign-in are among
+    /// the revoked ones, checked in the same statement (`INSERT ... SELECT ... WHERE NOT EXISTS`),
+    /// so that an ended sign-in cannot come back under a new id.
+    pub(crate) fn insert(
+        &self,
+        id: Key,
+        record: Record,
+        unless_revoked: bool,
+    ) -> Result<InsertStatement, DbErr> {
+        let columns = [
+            Column::Id,
+            Column::Deadline,
+            Column::State,
+            Column::Subject,
+            Column::SignIn,
+            Column::CreatedAt,
+            Column::UpdatedAt,
+        ];
+        let values = [
+            Expr::val(id),
+            self.deadline_in(record.ttl_ms),
+            Expr::val(record.state),
+            Expr::val(record.subject),
+            Expr::val(record.sign_in),
+            self.now.clone(),
+            self.now.clone(),
+        ];
         let mut insert = Query::insert();
+        insert.into_table(self.table.clone()).columns(columns);
+        if !unless_revoked {
+            insert
+                .values(values)
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+            return Ok(insert);
+        }
+        let (row, revoked) = (Alias::new("v"), Alias::new("r"));
+        let mut values_row = Query::select();
+        for (column, value) in columns.into_iter().zip(values) {
+            values_row.expr_as(value, column);
+        }
+        let is_revoked = Query::select()
+            .expr(Expr::cust("1"))
+            .from_as(self.revoked.clone(), revoked.clone())
+            .and_where(
+                Expr::col((revoked.clone(), Column::Subject))
+                    .equals((row.clone(), Column::Subject)),
+            )
+            .and_where(Expr::col((revoked, Column::SignIn)).equals((row.clone(), Column::SignIn)))
+            .to_owned();
+        let select = Query::select()
+            .columns(columns.map(|column| (row.clone(), column)))
+            .from_subquery(values_row, row.clone())
+            .and_where(Expr::exists(is_revoked).not())
+            .to_owned();
         insert
-            .into_table(self.table.clone())
-            .columns([
-                Column::Id,
-                Column::Deadline,
-                Column::State,
-                Column::Subject,
-                Column::CreatedAt,
-                Column::UpdatedAt,
-            ])
-            .values([
-                Expr::val(id),
-                self.deadline_in(record.ttl_ms),
-                Expr::val(record.state),
-                Expr::val(record.subject),
-                self.now.clone(),
-                self.now.clone(),
-            ])
+            .select_from(select)
             .map_err(|e| DbErr::Custom(e.to_string()))?;
         Ok(insert)
     }
@@ -72,27 +115,23 @@ impl Queries {
             .to_owned()
     }
 
-    /// Replace the state, subject and deadline of the record `id` if it is live.
-    pub(crate) fn update(&self, id: Key, record: Record) -> UpdateStatement {
-        self.set_record(record)
-            .and_where(id_is(id))
-            .and_where(self.live())
-            .to_owned()
-    }
-
-    /// Replace the state and deadline of the record `id` if it is live, leaving its subject as
-    /// it is: the update of a store that does not know the subject key.
-    pub(crate) fn update_keeping_subject(
-        &self,
-        id: Key,
-        state: Vec<u8>,
-        ttl_ms: i64,
-    ) -> UpdateStatement {
-        Query::update()
+    /// Replace the state and deadline of the record `id` if it is live, and its subject and
+    /// sign-in where the store knows their keys (`writes`): a store that does not know a key
+    /// leaves that column as it is.
+    pub(crate) fn update(&self, id: Key, record: Record, writes: Writes) -> UpdateStatement {
+        let mut update = Query::update();
+        update
             .table(self.table.clone())
-            .value(Column::State, state)
-            .value(Column::Deadline, self.deadline_in(ttl_ms))
-            .value(Column::UpdatedAt, self.now.clone())
+            .value(Column::State, record.state)
+            .value(Column::Deadline, self.deadline_in(record.ttl_ms))
+            .value(Column::UpdatedAt, self.now.clone());
+        if writes.subject {
+            update.value(Column::Subject, record.subject);
+        }
+        if writes.sign_in {
+            update.value(Column::SignIn, record.sign_in);
+        }
+        update
             .and_where(id_is(id))
             .and_where(self.live())
             .to_owned()
@@ -225,20 +264,44 @@ impl Queries {
             .table(self.table.clone())
             .value(Column::State, record.state)
             .value(Column::Subject, record.subject)
+            .value(Column::SignIn, record.sign_in)
             .value(Column::Deadline, self.deadline_in(record.ttl_ms))
             .value(Column::UpdatedAt, self.now.clone())
             .to_owned()
     }
 
-    /// Every column of the live sessions of `subject`, the most recently written first.
-    pub(crate) fn sessions_of(&self, subject: Vec<u8>) -> SelectStatement {
-        Query::select()
+    /// Every column of the live sessions of `subject`.
+    ///
+    /// At most `limit` of them, the most recently created first (ties by id), after `after`
+    /// (`created_at`, id) when given: a walk of the `(subject, created_at)` index that costs
+    /// O(limit) per page, however many sessions the subject has.
+    pub(crate) fn sessions_of(
+        &self,
+        subject: Vec<u8>,
+        limit: u64,
+        after: Option<(i64, Key)>,
+    ) -> SelectStatement {
+        let mut select = Query::select();
+        select
             .columns(Column::iter())
             .from(self.table.clone())
             .and_where(Expr::col(Column::Subject).eq(subject))
-            .and_where(self.live())
-            .order_by(Column::UpdatedAt, Order::Desc)
+            .and_where(self.live());
+        if let Some((created_at, id)) = after {
+            select.cond_where(
+                Cond::any()
+                    .add(Expr::col(Column::CreatedAt).lt(created_at))
+                    .add(
+                        Cond::all()
+                            .add(Expr::col(Column::CreatedAt).eq(created_at))
+                            .add(Expr::col(Column::Id).gt(id)),
+                    ),
+            );
+        }
+        select
+            .order_by(Column::CreatedAt, Order::Desc)
             .order_by(Column::Id, Order::Asc)
+            .limit(limit)
             .to_owned()
     }
 
@@ -253,22 +316,69 @@ impl Queries {
     }
 
     /// Delete the live sessions of `subject`: all of them, or the one `only`, or all but `except`.
-    pub(crate) fn end_of(&self, subject: Vec<u8>, which: Which) -> DeleteStatement {
-        let mut delete = Query::delete();
-        delete
+    pub(crate) fn end_of(&self, subject: Vec<u8>, which: &Which) -> DeleteStatement {
+        Query::delete()
             .from_table(self.table.clone())
+            .cond_where(self.live_of(subject, which))
+            .to_owned()
+    }
+
+    /// Record the sign-ins of the live sessions of `subject` that [`end_of`](Self::end_of)
+    /// would end as revoked, until an hour after their deadline (a request still in flight on
+    /// one of them cannot outlive that).
+    pub(crate) fn revoke_of(
+        &self,
+        subject: Vec<u8>,
+        which: &Which,
+    ) -> Result<InsertStatement, DbErr> {
+        let ended = Query::select()
+            .columns([Column::Subject, Column::SignIn])
+            .expr(Expr::col(Column::Deadline).add(REVOKED_GRACE_MS))
+            .from(self.table.clone())
+            .cond_where(self.live_of(subject, which))
+            .and_where(Expr::col(Column::SignIn).is_not_null())
+            .to_owned();
+        let mut insert = Query::insert();
+        insert
+            .into_table(self.revoked.clone())
+            .columns([Column::Subject, Column::SignIn, Column::Deadline])
+            .select_from(ended)
+            .map_err(|e| DbErr::Custom(e.to_string()))?
+            .on_conflict(match self.backend {
+                // MySQL's `ON DUPLICATE KEY UPDATE subject = subject` would be ambiguous with
+                // the selected table's column: name the target's.
+                DbBackend::MySql => OnConflict::new()
+                    .value(
+                        Column::Subject,
+                        Expr::col((Alias::new(&self.revoked_name), Column::Subject)),
+                    )
+                    .to_owned(),
+                _ => OnConflict::columns([Column::Subject, Column::SignIn])
+                    .do_nothing()
+                    .to_owned(),
+            });
+        Ok(insert)
+    }
+
+    /// Delete the revoked sign-ins of `subject` that no session can continue any more.
+    pub(crate) fn forget_revoked_of(&self, subject: Vec<u8>) -> DeleteStatement {
+        Query::delete()
+            .from_table(self.revoked.clone())
             .and_where(Expr::col(Column::Subject).eq(subject))
-            .and_where(self.live());
+            .and_where(self.expired())
+            .to_owned()
+    }
+
+    /// The live sessions of `subject`: all of them, or the one `only`, or all but `except`.
+    fn live_of(&self, subject: Vec<u8>, which: &Which) -> Condition {
+        let of_subject = Cond::all()
+            .add(Expr::col(Column::Subject).eq(subject))
+            .add(self.live());
         match which {
-            Which::All => {}
-            Which::Only(id) => {
-                delete.and_where(id_is(id));
-            }
-            Which::AllBut(id) => {
-                delete.and_where(Expr::col(Column::Id).ne(id));
-            }
+            Which::All => of_subject,
+            Which::Only(id) => of_subject.add(id_is(id.clone())),
+            Which::AllBut(id) => of_subject.add(Expr::col(Column::Id).ne(id.clone())),
         }
-        delete
     }
 
     fn deadline_in(&self, ttl_ms: i64) -> Expr {
@@ -297,8 +407,20 @@ pub(crate) struct Record {
     pub(crate) state: Vec<u8>,
     /// The subject's UTF-8 bytes.
     pub(crate) subject: Option<Vec<u8>>,
+    /// The sign-in's UTF-8 bytes.
+    pub(crate) sign_in: Option<Vec<u8>>,
     pub(crate) ttl_ms: i64,
 }
+
+/// Which of the columns taken from the state a store writes: those whose key it knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Writes {
+    pub(crate) subject: bool,
+    pub(crate) sign_in: bool,
+}
+
+/// How long a revoked sign-in is kept after the deadline of the session it ended (one hour).
+pub(crate) const REVOKED_GRACE_MS: i64 = 3_600_000;
 
 /// Which of a subject's sessions [`Queries::end_of`] deletes.
 pub(crate) enum Which {

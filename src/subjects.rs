@@ -116,6 +116,90 @@ impl TryFrom<&[u8]> for SessionHandle {
     }
 }
 
+/// How many sessions [`SeaOrmSessionStore::sessions_of`] lists at most.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+
+/// The largest page [`SeaOrmSessionStore::sessions_of_after`] lists.
+pub const MAX_PAGE_SIZE: u32 = 1_000;
+
+/// A page of a subject's sessions; it derefs to the `Vec` of its sessions.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SessionsPage {
+    /// The sessions, the most recently created first.
+    pub sessions: Vec<SubjectSession>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<PageCursor>,
+}
+
+impl std::ops::Deref for SessionsPage {
+    type Target = Vec<SubjectSession>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.sessions
+    }
+}
+
+impl<'a> IntoIterator for &'a SessionsPage {
+    type Item = &'a SubjectSession;
+    type IntoIter = std::slice::Iter<'a, SubjectSession>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.sessions.iter()
+    }
+}
+
+impl IntoIterator for SessionsPage {
+    type Item = SubjectSession;
+    type IntoIter = std::vec::IntoIter<SubjectSession>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.sessions.into_iter()
+    }
+}
+
+impl std::ops::DerefMut for SessionsPage {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.sessions
+    }
+}
+
+/// Where a page of sessions ends: the creation instant and handle of its last session. Its text
+/// form (`<milliseconds>.<handle>`) can travel in a URL and be parsed back.
+///
+/// ```
+/// use pavex_session_sea_orm::PageCursor;
+///
+/// let text = format!("1700000000000.{}", "ab".repeat(32));
+/// let cursor: PageCursor = text.parse()?;
+/// assert_eq!(cursor.to_string(), text);
+/// assert!("not a cursor".parse::<PageCursor>().is_err());
+/// # Ok::<(), pavex_session_sea_orm::InvalidHandle>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PageCursor {
+    created_at: i64,
+    handle: SessionHandle,
+}
+
+impl fmt::Display for PageCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.created_at, self.handle)
+    }
+}
+
+impl FromStr for PageCursor {
+    type Err = InvalidHandle;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (created_at, handle) = s.split_once('.').ok_or(InvalidHandle)?;
+        Ok(Self {
+            created_at: created_at.parse().map_err(|_| InvalidHandle)?,
+            handle: handle.parse()?,
+        })
+    }
+}
+
 /// One live session of a subject, as [`SeaOrmSessionStore::sessions_of`] lists it.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -134,7 +218,9 @@ pub struct SubjectSession {
 }
 
 impl SeaOrmSessionStore {
-    /// The live sessions of `subject`, the most recently written first.
+    /// The first page of the live sessions of `subject`: at most [`DEFAULT_PAGE_SIZE`], the most
+    /// recently created first; [`SessionsPage::next`] says whether there are more (see
+    /// [`sessions_of_after`](Self::sessions_of_after)).
     ///
     /// ```
     /// use pavex_session::{SessionId, store::{SessionRecordRef, SessionStorageBackend}};
@@ -166,16 +252,50 @@ impl SeaOrmSessionStore {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn sessions_of(&self, subject: &str) -> Result<Vec<SubjectSession>, SubjectError> {
+    pub async fn sessions_of(&self, subject: &str) -> Result<SessionsPage, SubjectError> {
+        self.sessions_of_after(subject, DEFAULT_PAGE_SIZE, None)
+            .await
+    }
+
+    /// A page of the live sessions of `subject`: at most `page_size` (1 to [`MAX_PAGE_SIZE`];
+    /// other values are brought into that range), the most recently created first, starting
+    /// after `after` (a [`SessionsPage::next`] cursor) or at the newest. Each page is one
+    /// statement on the subject index, O(`page_size`) however many sessions the subject has.
+    ///
+    /// ```
+    /// # use pavex_session_sea_orm::{SeaOrmSessionStore, SubjectError};
+    /// # async fn every_session(store: &SeaOrmSessionStore) -> Result<(), SubjectError> {
+    /// let mut page = store.sessions_of_after("42", 50, None).await?;
+    /// loop {
+    ///     for session in page.iter() {
+    ///         println!("{} {}", session.handle, session.created_at);
+    ///     }
+    ///     let Some(next) = page.next.clone() else { break };
+    ///     page = store.sessions_of_after("42", 50, Some(&next)).await?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn sessions_of_after(
+        &self,
+        subject: &str,
+        page_size: u32,
+        after: Option<&PageCursor>,
+    ) -> Result<SessionsPage, SubjectError> {
+        let page_size = page_size.clamp(1, MAX_PAGE_SIZE);
         let statements = self.statements().await?;
-        let select = statements
-            .queries()
-            .sessions_of(subject.as_bytes().to_vec());
+        // One more than the page, to know whether there is a next one.
+        let select = statements.queries().sessions_of(
+            subject.as_bytes().to_vec(),
+            u64::from(page_size) + 1,
+            after.map(|cursor| (cursor.created_at, cursor.handle.as_bytes().to_vec())),
+        );
         let rows = self
             .query(&self.db.get_database_backend().build(&select))
             .await?;
         let unreadable = |what: &str| SubjectError::UnreadableRow(what.to_owned());
-        rows.iter()
+        let mut sessions = rows
+            .iter()
             .map(|row| {
                 let model = sessions::Model::from_query_result(row, "")
                     .map_err(|e| SubjectError::UnreadableRow(e.to_string()))?;
@@ -190,7 +310,17 @@ impl SeaOrmSessionStore {
                     state,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, SubjectError>>()?;
+        let more = sessions.len() > page_size as usize;
+        sessions.truncate(page_size as usize);
+        let next = match (more, sessions.last()) {
+            (true, Some(last)) => Some(PageCursor {
+                created_at: last.created_at.timestamp_millis(),
+                handle: last.handle,
+            }),
+            _ => None,
+        };
+        Ok(SessionsPage { sessions, next })
     }
 
     /// How many live sessions `subject` has.
@@ -239,25 +369,34 @@ impl SeaOrmSessionStore {
         self.end(subject, which).await
     }
 
+    /// Ends the live sessions of `subject` that `which` names. Their sign-ins are revoked first
+    /// (where the sessions have one), so that a request still in flight on one of them cannot
+    /// bring it back under a new id: a session created between the two statements is either
+    /// refused (its sign-in is revoked) or deleted.
     async fn end(&self, subject: &str, which: Which) -> Result<u64, SubjectError> {
         let statements = self.statements().await?;
-        let delete = statements
-            .queries()
-            .end_of(subject.as_bytes().to_vec(), which);
+        let queries = statements.queries();
+        let backend = self.db.get_database_backend();
+        let subject = subject.as_bytes().to_vec();
+        self.execute(&backend.build(&queries.forget_revoked_of(subject.clone())))
+            .await?;
+        self.execute(&backend.build(&queries.revoke_of(subject.clone(), &which)?))
+            .await?;
         let done = self
-            .execute(&self.db.get_database_backend().build(&delete))
+            .execute(&backend.build(&queries.end_of(subject, &which)))
             .await?;
         Ok(done.rows_affected())
     }
 
-    /// The subject of a state: the value of the subject key, as text.
-    pub(crate) fn subject_of(
+    /// The value of the state key `key` (the subject key, the sign-in key), as text.
+    pub(crate) fn value_of(
         &self,
+        key: Option<&str>,
         state: &HashMap<Cow<'static, str>, serde_json::Value>,
     ) -> Result<Option<String>, serde_json::Error> {
-        let Some(key) = &self.subject_key else {
+        let Some(key) = key else {
             return Ok(None);
         };
-        subject_of(key, state.get(&**key)).map_err(serde::ser::Error::custom)
+        subject_of(key, state.get(key)).map_err(serde::ser::Error::custom)
     }
 }

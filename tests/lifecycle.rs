@@ -49,7 +49,9 @@ struct Browser {
 impl App {
     async fn on(backend: Backend, config: SessionConfig) -> (TestDb, App) {
         let (db, backend) = store_on(backend).await;
-        let backend = backend.with_subject_key("user_id");
+        let backend = backend
+            .with_subject_key("user_id")
+            .with_sign_in_key("sign_in_id");
         let mut processor = ProcessorConfig::default();
         processor.crypto_rules = vec![CryptoRule {
             cookie_names: vec![config.cookie.name.clone()],
@@ -498,8 +500,86 @@ async fn sign_out_everywhere_else(backend: Backend) {
     assert_eq!(app.sessions.count_sessions_of("7").await.unwrap(), 1);
 }
 
+/// Signs `browser` in as user 7, with a sign-in id as the app puts in the state at sign-in.
+async fn sign_in(app: &App, browser: &mut Browser, sign_in_id: &str) {
+    let mut session = app.session(browser);
+    session.cycle_id();
+    session.insert("user_id", 7).await.unwrap();
+    session.insert("sign_in_id", sign_in_id).await.unwrap();
+    app.respond(browser, session).await.unwrap();
+}
+
+/// Whether a finalize error is the store refusing to recreate a signed-out session.
+fn is_signed_out(e: &FinalizeError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(e) = source {
+        if e.is::<pavex_session_sea_orm::SignedOut>() {
+            return true;
+        }
+        source = e.source();
+    }
+    format!("{e:?}").contains("SignedOut")
+}
+
+/// A request in flight on a phone that was just signed out everywhere, and that cycles its id
+/// (a re-authentication, a privilege change), cannot bring the sign-in back: pavex_session
+/// falls back to `create` under the new id, and the store refuses it. Both of
+/// pavex_session's paths: a changed state (`delete` then `create`) and an unchanged one
+/// (`change_id` finds nothing, then `create`). One device signed out leaves the others alone,
+/// and signing in again works.
+async fn a_signed_out_session_stays_signed_out(backend: Backend) {
+    let (db, app) = App::on(backend, config()).await;
+    let (mut phone, mut laptop) = (Browser::default(), Browser::default());
+    for (changed, sign_in_id) in [(true, "phone-1"), (false, "phone-2")] {
+        sign_in(&app, &mut phone, sign_in_id).await;
+        let mut in_flight = app.session(&phone);
+        assert_eq!(in_flight.get::<i32>("user_id").await.unwrap(), Some(7));
+        assert_eq!(app.sessions.end_sessions_of("7", None).await.unwrap(), 1);
+        in_flight.cycle_id();
+        if changed {
+            in_flight.insert("privilege", "admin").await.unwrap();
+        }
+        let refused = app.respond(&mut phone, in_flight).await.unwrap_err();
+        assert!(is_signed_out(&refused), "{refused:?}");
+        assert_eq!(record_count(&db).await, 0, "nothing came back");
+        assert_eq!(read_only_request(&app, &mut phone).await, None);
+    }
+    // One device signed out: the other device's sign-in still renames its session.
+    sign_in(&app, &mut phone, "phone-3").await;
+    sign_in(&app, &mut laptop, "laptop-1").await;
+    let devices = app.sessions.sessions_of("7").await.unwrap();
+    let phone_handle = devices
+        .iter()
+        .find(|d| d.state["sign_in_id"] == json!("phone-3"))
+        .unwrap()
+        .handle;
+    let mut on_phone = app.session(&phone);
+    let mut on_laptop = app.session(&laptop);
+    assert_eq!(on_phone.get::<i32>("user_id").await.unwrap(), Some(7));
+    assert_eq!(on_laptop.get::<i32>("user_id").await.unwrap(), Some(7));
+    assert!(
+        app.sessions
+            .end_session_of("7", &phone_handle)
+            .await
+            .unwrap()
+    );
+    on_phone.cycle_id();
+    on_laptop.cycle_id();
+    assert!(is_signed_out(
+        &app.respond(&mut phone, on_phone).await.unwrap_err()
+    ));
+    app.respond(&mut laptop, on_laptop).await.unwrap();
+    assert_eq!(read_only_request(&app, &mut laptop).await, Some(7));
+    assert_eq!(read_only_request(&app, &mut phone).await, None);
+    // A new sign-in on the phone, after all that, is not refused.
+    sign_in(&app, &mut phone, "phone-4").await;
+    assert_eq!(read_only_request(&app, &mut phone).await, Some(7));
+    assert_eq!(app.sessions.count_sessions_of("7").await.unwrap(), 2);
+}
+
 on_every_backend!(
     sign_out_everywhere_else,
+    a_signed_out_session_stays_signed_out,
     a_new_session_gets_a_cookie_and_the_next_request_reads_it,
     changed_state_is_written_and_reads_extend_the_ttl_per_the_rule,
     reads_never_extend_the_ttl_when_only_changes_do,

@@ -155,6 +155,7 @@ async fn migration_creates_the_documented_schema(backend: Backend) {
             ("deadline", bigint, false, false),
             ("state", state, false, false),
             ("subject", subject, true, false),
+            ("sign_in", subject, true, false),
             ("created_at", bigint, false, false),
             ("updated_at", bigint, false, false),
         ]
@@ -192,6 +193,7 @@ async fn entity_agrees_with_the_migration(backend: Backend) {
         deadline: common::millis(253_402_300_799_999),
         state: br#"{"written": "by the entity"}"#.to_vec(),
         subject: Some(b"someone".to_vec()),
+        sign_in: Some(b"a sign-in".to_vec()),
         created_at: common::millis(0),
         updated_at: common::millis(1),
     };
@@ -200,6 +202,7 @@ async fn entity_agrees_with_the_migration(backend: Backend) {
         deadline: Set(model.deadline),
         state: Set(model.state.clone()),
         subject: Set(model.subject.clone()),
+        sign_in: Set(model.sign_in.clone()),
         created_at: Set(model.created_at),
         updated_at: Set(model.updated_at),
     })
@@ -318,6 +321,7 @@ async fn a_look_alike_table_is_refused_untouched(backend: Backend) {
         deadline: Set(common::millis(1_000)),
         state: Set(b"{}".to_vec()),
         subject: Set(None),
+        sign_in: Set(None),
         created_at: Set(common::millis(0)),
         updated_at: Set(common::millis(0)),
     })

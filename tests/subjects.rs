@@ -47,6 +47,9 @@ async fn the_device_list_shows_a_subjects_live_sessions(backend: Backend) {
     let (db, store) = subject_store(backend).await;
     let before = db.db_now_millis().await;
     let laptop = sign_in(&store, json!(7), "laptop").await;
+    // The phone signs in later, so it comes first: in a later millisecond than the laptop
+    // (the clock's precision), else the two tie and the order is by handle.
+    next_millisecond(&db).await;
     let phone = sign_in(&store, json!(7), "phone").await;
     let other = sign_in(&store, json!("7x"), "elsewhere").await;
     let anonymous = SessionId::random();
@@ -54,12 +57,6 @@ async fn the_device_list_shows_a_subjects_live_sessions(backend: Backend) {
         .create(&anonymous, record(&state(json!({"cart": [1]}))))
         .await
         .unwrap();
-    // The phone is written last, so it comes first: in a later millisecond than the laptop's
-    // write (the clock's precision), else the two tie and the order is by handle.
-    let written = db.db_now_millis().await;
-    while db.db_now_millis().await <= written {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
     let s = state(json!({"user_id": 7, "device": "phone", "seen": 2}));
     store.update(&phone, record(&s)).await.unwrap();
     let after = db.db_now_millis().await;
@@ -83,7 +80,8 @@ async fn the_device_list_shows_a_subjects_live_sessions(backend: Backend) {
         let hour = HOUR.as_millis() as i64;
         assert!((updated + hour - 5..=updated + hour + 5).contains(&expires));
     }
-    assert!(list[0].updated_at >= list[1].updated_at);
+    assert!(list[0].created_at > list[1].created_at);
+    assert_eq!(list.next, None, "one page");
     assert_eq!(store.count_sessions_of("7").await.unwrap(), 2);
     assert_eq!(store.count_sessions_of("7x").await.unwrap(), 1);
     assert_eq!(store.count_sessions_of("nobody").await.unwrap(), 0);
@@ -111,6 +109,53 @@ async fn the_device_list_shows_a_subjects_live_sessions(backend: Backend) {
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].handle, SessionHandle::of(&moved));
     assert_eq!(list[0].created_at, first.created_at);
+}
+
+/// Waits until the database clock has moved past its current millisecond.
+async fn next_millisecond(db: &TestDb) {
+    let now = db.db_now_millis().await;
+    while db.db_now_millis().await <= now {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// A subject with many sessions is listed page by page: each page at most its size, newest
+/// first, every session exactly once, the cursor surviving a trip through its text form.
+async fn the_device_list_comes_in_pages(backend: Backend) {
+    let (db, store) = subject_store(backend).await;
+    let mut ids = Vec::new();
+    for n in 0..23 {
+        ids.push(sign_in(&store, json!("many"), &format!("device {n}")).await);
+        if n % 5 == 0 {
+            next_millisecond(&db).await;
+        }
+    }
+    sign_in(&store, json!("someone else"), "device").await;
+    let mut seen = Vec::new();
+    let mut page = store.sessions_of_after("many", 5, None).await.unwrap();
+    let mut pages = 1;
+    loop {
+        assert!(page.len() <= 5);
+        seen.extend(page.iter().map(|s| (s.created_at, s.handle)));
+        let Some(next) = page.next else { break };
+        let next: pavex_session_sea_orm::PageCursor = next.to_string().parse().unwrap();
+        page = store
+            .sessions_of_after("many", 5, Some(&next))
+            .await
+            .unwrap();
+        pages += 1;
+    }
+    assert_eq!(pages, 5);
+    let mut handles: Vec<_> = seen.iter().map(|(_, h)| *h).collect();
+    handles.sort_by_key(|h| h.to_string());
+    handles.dedup();
+    assert_eq!(handles.len(), 23, "every session once");
+    assert!(seen.windows(2).all(|w| w[0].0 >= w[1].0), "newest first");
+    // The first page of `sessions_of` is the default size; a page size of 0 means 1.
+    assert_eq!(store.sessions_of("many").await.unwrap().len(), 23);
+    let one = store.sessions_of_after("many", 0, None).await.unwrap();
+    assert_eq!(one.len(), 1);
+    assert!(one.next.is_some());
 }
 
 async fn ending_sessions_is_immediate_and_scoped_to_the_subject(backend: Backend) {
@@ -405,6 +450,7 @@ on_every_backend!(and_galera:
     ids_are_hashed_at_rest,
     ending_all_racing_writes_leaves_nothing_alive,
     subjects_compare_exactly,
+    the_device_list_comes_in_pages,
     a_store_without_the_key_leaves_the_subject_alone,
     another_unique_index_is_not_a_taken_id,
 );

@@ -210,13 +210,14 @@ async fn adopt(
     let elapsed = started.elapsed().as_secs_f64();
     match report {
         Some(report) if report.nothing_to_do => {
-            println!("Nothing to adopt: no pavex_session_sqlx sessions table (adopted already?)")
+            println!("Nothing to adopt: no pavex_session_sqlx sessions table, or adopted already")
         }
         Some(report) => println!(
-            "Adopted {} live sessions in {elapsed:.3} s ({} unreadable left behind, {} ended \
-             since an earlier copy removed){}",
+            "Adopted {} live sessions in {elapsed:.3} s ({} unreadable and {} whose subject \
+             cannot be stored left behind, {} ended since an earlier copy removed){}",
             report.copied,
             report.unreadable,
+            report.subject_refused,
             report.pruned,
             match report.renamed {
                 true => "; their table is now pavex_session_sqlx_sessions",

@@ -16,6 +16,8 @@ pub struct Model {
     pub state: Vec<u8>,
     #[sea_orm(column_type = "VarBinary(StringLen::N(1020))", nullable)]
     pub subject: Option<Vec<u8>>,
+    #[sea_orm(column_type = "VarBinary(StringLen::N(1020))", nullable)]
+    pub sign_in: Option<Vec<u8>>,
     pub created_at: ChronoUnixTimestampMillis,
     pub updated_at: ChronoUnixTimestampMillis,
 }

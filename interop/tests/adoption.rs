@@ -98,12 +98,19 @@ enum Backend {
 const SESSIONS: &str = "sessions";
 /// Where their table is kept (`pavex_session_sea_orm_migration::SQLX_BACKUP_TABLE`).
 const BACKUP: &str = "pavex_session_sqlx_sessions";
+/// The revoked sign-ins beside our `sessions` table (`SessionsTable::revoked`): the staging
+/// table's, renamed together with it.
+const SESSIONS_REVOKED: &str = "sessions_revoked";
 /// Where sessions are copied first (`ADOPTION_STAGING_TABLE`).
 const STAGING: &str = "pavex_session_sea_orm_adopting";
+/// The revoked sign-ins beside the staging table, created with it by our migration.
+const STAGING_REVOKED: &str = "pavex_session_sea_orm_adopting_revoked";
 /// Our migrator's history table (`MIGRATION_TABLE`).
 const HISTORY: &str = "pavex_session_sea_orm_migrations";
 /// The store's own table, when it is not `sessions`.
 const APP_SESSIONS: &str = "app_sessions";
+/// The revoked sign-ins beside [`APP_SESSIONS`].
+const APP_SESSIONS_REVOKED: &str = "app_sessions_revoked";
 /// The largest gap accepted between the deadline their store reported and ours.
 const DEADLINE_TOLERANCE: Duration = Duration::from_secs(1);
 
@@ -305,9 +312,10 @@ async fn adopts_every_live_session(backend: Backend) {
         "{backend:?}: their rows are kept as they were"
     );
     // Changed: a finished run now records itself in our history table.
+    // Changed: the staging table's revoked sign-ins are renamed with it (none left behind).
     assert_eq!(
         fixture.tables().await,
-        names(&[BACKUP, HISTORY, SESSIONS]),
+        names(&[BACKUP, HISTORY, SESSIONS, SESSIONS_REVOKED]),
         "{backend:?}: tables after the adoption"
     );
 
@@ -457,7 +465,7 @@ async fn copy_only_then_final_run_prunes_ended_sessions(backend: Backend) {
     );
     assert_eq!(
         fixture.tables().await,
-        names(&[STAGING, SESSIONS]),
+        names(&[STAGING, STAGING_REVOKED, SESSIONS]),
         "{backend:?}: their table still in use"
     );
     assert_eq!(fixture.count(STAGING).await, 350, "{backend:?}");
@@ -578,15 +586,21 @@ async fn copy_only_then_final_run_prunes_ended_sessions(backend: Backend) {
     }
     let ids: Vec<SessionId> = expected.iter().map(|s| s.id).collect();
     assert_eq!(fixture.our_ids().await, handles(&ids), "{backend:?}");
-    // Changed: a finished run now records itself in our history table.
-    assert_eq!(fixture.tables().await, names(&[BACKUP, HISTORY, SESSIONS]));
+    // Changed: a finished run now records itself in our history table; the staging table's
+    // revoked sign-ins are renamed with it (none left behind).
+    assert_eq!(
+        fixture.tables().await,
+        names(&[BACKUP, HISTORY, SESSIONS, SESSIONS_REVOKED]),
+        "{backend:?}"
+    );
     assert_eq!(
         fixture.count(BACKUP).await,
         350 - 40 + 30 + 50,
         "{backend:?}"
     );
     let store = store.with_subject_key("user_id");
-    let subjects = |listed: Vec<pavex_session_sea_orm::SubjectSession>| -> BTreeSet<Vec<u8>> {
+    // A slice: `sessions_of` now answers a page that derefs to its sessions.
+    let subjects = |listed: &[pavex_session_sea_orm::SubjectSession]| -> BTreeSet<Vec<u8>> {
         listed
             .iter()
             .map(|s| s.handle.as_bytes().to_vec())
@@ -595,12 +609,12 @@ async fn copy_only_then_final_run_prunes_ended_sessions(backend: Backend) {
     let updated_ids: Vec<SessionId> = updated.iter().map(|s| s.id).collect();
     let created_ids: Vec<SessionId> = created.iter().map(|s| s.id).collect();
     assert_eq!(
-        subjects(store.sessions_of("updated").await.expect("sessions_of")),
+        subjects(&store.sessions_of("updated").await.expect("sessions_of")),
         handles(&updated_ids),
         "{backend:?}: the subjects of the updated sessions"
     );
     assert_eq!(
-        subjects(store.sessions_of("new").await.expect("sessions_of")),
+        subjects(&store.sessions_of("new").await.expect("sessions_of")),
         handles(&created_ids),
         "{backend:?}: the subjects of the new sessions"
     );
@@ -678,7 +692,7 @@ async fn aborted_runs_resume(backend: Backend) {
     );
     assert_eq!(
         fixture.tables().await,
-        names(&[STAGING, SESSIONS]),
+        names(&[STAGING, STAGING_REVOKED, SESSIONS]),
         "{backend:?}: nothing renamed"
     );
 
@@ -802,10 +816,20 @@ async fn two_runs_at_once(backend: Backend) {
         for id in live.iter().step_by(53) {
             assert!(store.load(id).await.expect("load").is_some(), "{backend:?}");
         }
-        // Changed: a finished run now records itself in our history table.
+        // Changed: a finished run now records itself in our history table; the staging table's
+        // revoked sign-ins are renamed with it. A run that lost the race may have created a new
+        // staging table (with its revoked sign-ins) after the rename.
         assert!(
-            left == names(&[BACKUP, HISTORY, SESSIONS])
-                || left == names(&[STAGING, BACKUP, HISTORY, SESSIONS]),
+            left == names(&[BACKUP, HISTORY, SESSIONS, SESSIONS_REVOKED])
+                || left
+                    == names(&[
+                        STAGING,
+                        STAGING_REVOKED,
+                        BACKUP,
+                        HISTORY,
+                        SESSIONS,
+                        SESSIONS_REVOKED
+                    ]),
             "{backend:?} {round}: {left:?}"
         );
         db_a.close().await.ok();
@@ -888,7 +912,7 @@ async fn nothing_to_do_without_their_table(backend: Backend) {
     );
     assert_eq!(
         fixture.tables().await,
-        names(&[HISTORY, SESSIONS, "unrelated"]),
+        names(&[HISTORY, SESSIONS, SESSIONS_REVOKED, "unrelated"]),
         "{backend:?}"
     );
     fixture.close().await;
@@ -1062,7 +1086,7 @@ async fn deadlines_their_store_cannot_write(backend: Backend) {
     assert_eq!(fixture.render(SESSIONS).await, their_rows, "{backend:?}");
     assert_eq!(
         fixture.tables().await,
-        names(&[STAGING, SESSIONS]),
+        names(&[STAGING, STAGING_REVOKED, SESSIONS]),
         "{backend:?}"
     );
 
@@ -1136,8 +1160,13 @@ async fn empty_tables(backend: Backend) {
             renamed: true,
         },
     );
-    // Changed: a finished run now records itself in our history table.
-    assert_eq!(fixture.tables().await, names(&[BACKUP, HISTORY, SESSIONS]));
+    // Changed: a finished run now records itself in our history table; the staging table's
+    // revoked sign-ins are renamed with it (none left behind).
+    assert_eq!(
+        fixture.tables().await,
+        names(&[BACKUP, HISTORY, SESSIONS, SESSIONS_REVOKED]),
+        "{backend:?}"
+    );
     let store = fixture.our_store();
     store.migrate().await.expect("migrate");
     let ours = Written::new(json!({"user_id": 1}), 60);
@@ -1257,7 +1286,7 @@ async fn finished_adoption_into_another_table_is_not_repeated(backend: Backend) 
     );
     assert_eq!(
         fixture.tables().await,
-        names(&[APP_SESSIONS, HISTORY, SESSIONS]),
+        names(&[APP_SESSIONS, APP_SESSIONS_REVOKED, HISTORY, SESSIONS]),
         "{backend:?}: their table is left in place"
     );
     let finished = vec![format!(
@@ -1916,9 +1945,16 @@ impl Fixture {
             .await
     }
 
-    /// Drops every table the adoption tests create.
+    /// Drops every table the adoption tests create (our tables' revoked sign-ins included).
     async fn reset(&self) {
-        for table in [SESSIONS, BACKUP, STAGING, HISTORY] {
+        for table in [
+            SESSIONS,
+            SESSIONS_REVOKED,
+            BACKUP,
+            STAGING,
+            STAGING_REVOKED,
+            HISTORY,
+        ] {
             self.run(&format!("DROP TABLE IF EXISTS {table}")).await;
         }
     }

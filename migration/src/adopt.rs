@@ -487,30 +487,46 @@ async fn prune(
     Ok(pruned)
 }
 
-/// Their table becomes [`SQLX_BACKUP_TABLE`] and the staging table `sessions`, at once: in one
+/// Their table becomes [`SQLX_BACKUP_TABLE`] and the staging table `sessions` (with its revoked
+/// sign-ins), at once: in one
 /// transaction (PostgreSQL, SQLite) or one `RENAME TABLE` (MySQL), so that no request finds no
 /// `sessions` table.
 async fn rename(db: &SchemaManagerConnection<'_>) -> Result<(), DbErr> {
-    let keep = Table::rename()
-        .table(SQLX_SESSIONS_TABLE, SQLX_BACKUP_TABLE)
-        .to_owned();
-    let take = Table::rename()
-        .table(ADOPTION_STAGING_TABLE, SQLX_SESSIONS_TABLE)
-        .to_owned();
+    let staging = SessionsTable::new(ADOPTION_STAGING_TABLE)
+        .map_err(|e| DbErr::Migration(e.to_string()))?
+        .revoked();
+    let ours = SessionsTable::default().revoked();
+    let renames = [
+        (SQLX_SESSIONS_TABLE.to_owned(), SQLX_BACKUP_TABLE.to_owned()),
+        (
+            ADOPTION_STAGING_TABLE.to_owned(),
+            SQLX_SESSIONS_TABLE.to_owned(),
+        ),
+        (staging.name().to_owned(), ours.name().to_owned()),
+    ];
     match db.get_database_backend() {
         DbBackend::MySql => {
             // sea-query renders one table per RENAME; MySQL renames a list atomically. The names
-            // are this module's constants.
-            db.execute_unprepared(&format!(
-                "RENAME TABLE `{SQLX_SESSIONS_TABLE}` TO `{SQLX_BACKUP_TABLE}`, \
-                 `{ADOPTION_STAGING_TABLE}` TO `{SQLX_SESSIONS_TABLE}`"
-            ))
-            .await?;
+            // are this module's constants and validated table names.
+            let list = renames
+                .iter()
+                .map(|(from, to)| format!("`{from}` TO `{to}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            db.execute_unprepared(&format!("RENAME TABLE {list}"))
+                .await?;
         }
         _ => {
             let transaction = db.begin().await?;
-            transaction.execute(&keep).await?;
-            transaction.execute(&take).await?;
+            for (from, to) in renames {
+                transaction
+                    .execute(
+                        &Table::rename()
+                            .table(Alias::new(from), Alias::new(to))
+                            .to_owned(),
+                    )
+                    .await?;
+            }
             transaction.commit().await?;
         }
     }

@@ -168,7 +168,7 @@ impl SessionsMigrator {
         match verify::inspect(db, &self.table).await? {
             verify::TableState::Refused(mismatch) => return Err(mismatch.into()),
             verify::TableState::Ours(definition) => {
-                if verify::missing_index(&definition).is_some() {
+                if verify::missing_index(&definition).is_some() || definition.revoked_missing {
                     // The history may say it ran: recreate what went missing since.
                     let manager = SchemaManager::new(db);
                     let create = CreateSessionsTable::new(self.table.clone());

@@ -30,10 +30,14 @@ pub const MAX_SUBJECT_BYTES: u32 = 1020;
 /// | `deadline` | `bigint` | `bigint` | integer | Unix epoch milliseconds, database clock |
 /// | `state` | `bytea` | `longblob` | blob | the state, as JSON text |
 /// | `subject` (nullable) | `bytea` | `varbinary(1020)` | blob | who the session belongs to, UTF-8 |
+/// | `sign_in` (nullable) | `bytea` | `varbinary(1020)` | blob | which sign-in it continues, UTF-8 |
 /// | `created_at`, `updated_at` | `bigint` | `bigint` | integer | Unix epoch milliseconds |
 ///
 /// Indexes: `idx_<table>_deadline` on `deadline`, and `idx_<table>_subject` on
 /// `(subject, created_at)`, partial (`WHERE subject IS NOT NULL`) on PostgreSQL and SQLite.
+///
+/// Beside it, `<table>_revoked` (primary key `(subject, sign_in)`, and `deadline`): the sign-ins
+/// that were signed out, so that `pavex_session` cannot bring one back under a new id.
 /// The repository's `docs/schema.md` says why each column has its type.
 ///
 /// `up` is idempotent and safe for instances running it at once: it creates the table, its
@@ -76,6 +80,7 @@ enum Sessions {
     Deadline,
     State,
     Subject,
+    SignIn,
     CreatedAt,
     UpdatedAt,
 }
@@ -98,7 +103,17 @@ impl MigrationTrait for CreateSessionsTable {
         self.check_backend(manager)?;
         match inspect(manager.get_connection(), &self.table).await? {
             TableState::Refused(mismatch) => Err(DbErr::Migration(mismatch.to_string())),
-            TableState::Missing => self.create(manager).await,
+            TableState::Missing => {
+                // An app's own table under the name of our revoked sign-ins: refused, untouched.
+                let revoked = self.table.revoked();
+                if let TableState::Refused(mismatch) =
+                    inspect(manager.get_connection(), &revoked).await?
+                    && mismatch.kind() != crate::MismatchKind::Altered
+                {
+                    return Err(DbErr::Migration(mismatch.to_string()));
+                }
+                self.create(manager).await
+            }
             TableState::Ours(definition) => self.repair_indexes(manager, &definition).await,
         }
     }
@@ -113,6 +128,14 @@ impl MigrationTrait for CreateSessionsTable {
             TableState::Ours(_) => {
                 manager
                     .drop_table(Table::drop().table(self.table.table_ref()).to_owned())
+                    .await?;
+                manager
+                    .drop_table(
+                        Table::drop()
+                            .table(self.table.revoked().table_ref())
+                            .if_exists()
+                            .to_owned(),
+                    )
                     .await
             }
         }
@@ -126,7 +149,7 @@ impl CreateSessionsTable {
             .map_err(|e| DbErr::Migration(e.to_string()))
     }
 
-    /// The table, its marker and its indexes, all at once.
+    /// The tables, their markers and the indexes, all at once.
     async fn create(&self, manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         let db = manager.get_connection();
         let backend = manager.get_database_backend();
@@ -145,60 +168,49 @@ impl CreateSessionsTable {
                 _ => blob(Sessions::State),
             })
             .col(var_binary_null(Sessions::Subject, MAX_SUBJECT_BYTES))
+            .col(var_binary_null(Sessions::SignIn, MAX_SUBJECT_BYTES))
             .col(big_integer(Sessions::CreatedAt))
             .col(big_integer(Sessions::UpdatedAt));
-        match backend {
-            DbBackend::MySql => {
-                // One statement: the table exists with its marker and indexes, or not at all.
-                create.comment(marker::current());
-                for index in &INDEXES {
-                    create.index(&mut self.index(index, backend));
-                }
-                db.execute(&create).await?;
+        let revoked = self.table.revoked();
+        if backend == DbBackend::MySql {
+            // No transactional DDL: one statement per table, the revoked sign-ins first, so that
+            // a sessions table with a marker always has them; its indexes in the same statement.
+            for index in &INDEXES {
+                create.index(&mut self.index(index, backend));
             }
-            DbBackend::Postgres => {
-                let transaction = db.begin().await?;
-                transaction.execute(&create).await?;
+            create_marked(db, &mut self.revoked_table(), &revoked).await?;
+            create_marked(db, &mut create, &self.table).await?;
+        } else {
+            let transaction = db.begin().await?;
+            create_marked(&transaction, &mut create, &self.table).await?;
+            create_marked(&transaction, &mut self.revoked_table(), &revoked).await?;
+            for index in &INDEXES {
                 transaction
-                    .execute_unprepared(&format!(
-                        "COMMENT ON TABLE {} IS '{}'",
-                        self.table.quoted(),
-                        marker::current()
-                    ))
+                    .execute(self.index(index, backend).if_not_exists())
                     .await?;
-                for index in &INDEXES {
-                    transaction
-                        .execute(self.index(index, backend).if_not_exists())
-                        .await?;
-                }
-                transaction.commit().await?;
             }
-            _ => {
-                let ddl = backend.build(&create).to_string();
-                let ddl = marker::into_sqlite_ddl(&ddl)
-                    .ok_or_else(|| DbErr::Custom(format!("unexpected CREATE TABLE: {ddl}")))?;
-                let transaction = db.begin().await?;
-                transaction.execute_unprepared(&ddl).await?;
-                for index in &INDEXES {
-                    transaction
-                        .execute(self.index(index, backend).if_not_exists())
-                        .await?;
-                }
-                transaction.commit().await?;
-            }
+            transaction.commit().await?;
         }
         tracing::info!(table = %self.table, "Created the sessions table");
         Ok(())
     }
 
-    /// Recreates the indexes of ours that went missing (or that a failed concurrent build left
-    /// invalid), without blocking reads or writes where the backend can.
+    /// Recreates what went missing from a table of ours: the revoked sign-ins, an index (or one
+    /// that a failed concurrent build left invalid), without blocking reads or writes where the
+    /// backend can.
     async fn repair_indexes(
         &self,
         manager: &SchemaManager<'_>,
         definition: &TableDefinition,
     ) -> Result<(), DbErr> {
         let backend = manager.get_database_backend();
+        if definition.revoked_missing {
+            let revoked = self.table.revoked();
+            tracing::warn!(table = %revoked, "Recreating a missing table");
+            let transaction = manager.get_connection().begin().await?;
+            create_marked(&transaction, &mut self.revoked_table(), &revoked).await?;
+            transaction.commit().await?;
+        }
         for needed in &INDEXES {
             if !missing_index(definition, needed) {
                 continue;
@@ -238,6 +250,19 @@ impl CreateSessionsTable {
         Ok(())
     }
 
+    /// `<table>_revoked`: a sign-in of a subject, ended by a sign-out, until `deadline` (after
+    /// which no session of it can still be in flight).
+    fn revoked_table(&self) -> TableCreateStatement {
+        Table::create()
+            .table(self.table.revoked().table_ref())
+            .if_not_exists()
+            .col(var_binary(Sessions::Subject, MAX_SUBJECT_BYTES))
+            .col(var_binary(Sessions::SignIn, MAX_SUBJECT_BYTES))
+            .col(big_integer(Sessions::Deadline))
+            .primary_key(Index::create().col(Sessions::Subject).col(Sessions::SignIn))
+            .to_owned()
+    }
+
     fn index(&self, needed: &NeededIndex, backend: DbBackend) -> IndexCreateStatement {
         let mut index = Index::create();
         index.table(self.table.table_ref());
@@ -260,4 +285,36 @@ impl CreateSessionsTable {
         }
         index
     }
+}
+
+/// Runs `create` for `table` with our marker on it: in the statement (MySQL's table comment,
+/// SQLite's `CREATE TABLE` text) or right after it (PostgreSQL's comment, in the caller's
+/// transaction).
+async fn create_marked<C: ConnectionTrait>(
+    db: &C,
+    create: &mut TableCreateStatement,
+    table: &SessionsTable,
+) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    match backend {
+        DbBackend::MySql => {
+            db.execute(create.comment(marker::current())).await?;
+        }
+        DbBackend::Postgres => {
+            db.execute(&*create).await?;
+            db.execute_unprepared(&format!(
+                "COMMENT ON TABLE {} IS '{}'",
+                table.quoted(),
+                marker::current()
+            ))
+            .await?;
+        }
+        _ => {
+            let ddl = backend.build(&*create).to_string();
+            let ddl = marker::into_sqlite_ddl(&ddl)
+                .ok_or_else(|| DbErr::Custom(format!("unexpected CREATE TABLE: {ddl}")))?;
+            db.execute_unprepared(&ddl).await?;
+        }
+    }
+    Ok(())
 }

@@ -117,6 +117,15 @@ impl SessionsTable {
         format!("idx_{}_subject", self.name)
     }
 
+    /// The table of revoked sign-ins that goes with this one: `<name>_revoked`, in the same
+    /// schema (see `docs/schema.md`).
+    pub fn revoked(&self) -> SessionsTable {
+        SessionsTable {
+            schema: self.schema.clone(),
+            name: format!("{}_revoked", self.name),
+        }
+    }
+
     /// The table's name (and schema) quoted as PostgreSQL and SQLite quote identifiers, for the
     /// few statements sea-query cannot write. The names are validated (`[a-z0-9_]`), so quoting
     /// them is enough.

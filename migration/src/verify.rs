@@ -188,6 +188,13 @@ pub async fn check_table<C: ConnectionTrait>(
             "no such table".to_owned(),
         )
         .into()),
+        TableState::Ours(definition) if definition.revoked_missing => Err(SchemaMismatch::new(
+            table,
+            MismatchKind::Altered,
+            &format!("the table {} beside it", table.revoked()),
+            "no such table".to_owned(),
+        )
+        .into()),
         TableState::Ours(definition) => match missing_index(&definition) {
             None => Ok(CheckedTable {
                 primary_key: definition.primary_key_name.unwrap_or_default(),
@@ -255,10 +262,33 @@ pub(crate) async fn inspect<C: ConnectionTrait>(
                 found_marker(),
             )))
         }
-        Some(_) => Ok(match column_mismatch(&definition, backend, table) {
-            Some(mismatch) => TableState::Refused(mismatch),
-            None => TableState::Ours(definition),
-        }),
+        Some(_) => {
+            if let Some(mismatch) = column_mismatch(&definition, backend, table) {
+                return Ok(TableState::Refused(mismatch));
+            }
+            let revoked = table.revoked();
+            let revoked_missing = match read_definition(db, &revoked).await? {
+                None => true,
+                Some(found) if found.not_plain.is_none() && found.marker == definition.marker => {
+                    false
+                }
+                Some(found) => {
+                    return Ok(TableState::Refused(SchemaMismatch::new(
+                        &revoked,
+                        MismatchKind::Foreign,
+                        "the marker our migration writes on the tables it creates",
+                        match found.marker {
+                            Some(text) => format!("the marker {text:?}"),
+                            None => "no marker".to_owned(),
+                        },
+                    )));
+                }
+            };
+            Ok(TableState::Ours(TableDefinition {
+                revoked_missing,
+                ..definition
+            }))
+        }
     }
 }
 
@@ -282,7 +312,7 @@ const MILLIS: Needed = Needed {
 };
 
 /// The columns of the table, as [`CreateSessionsTable`](crate::CreateSessionsTable) makes them.
-const COLUMNS: [Needed; 6] = [
+const COLUMNS: [Needed; 7] = [
     Needed {
         name: "id",
         nullable: false,
@@ -310,6 +340,14 @@ const COLUMNS: [Needed; 6] = [
         mysql: &["varbinary(1020)"],
         sqlite: &["varbinary_blob(1020)"],
         what: "a nullable binary column holding the subject's UTF-8 bytes",
+    },
+    Needed {
+        name: "sign_in",
+        nullable: true,
+        postgres: &["bytea"],
+        mysql: &["varbinary(1020)"],
+        sqlite: &["varbinary_blob(1020)"],
+        what: "a nullable binary column holding the sign-in's UTF-8 bytes",
     },
     Needed {
         name: "created_at",
@@ -456,6 +494,8 @@ pub(crate) struct TableDefinition {
     pub(crate) primary_key_name: Option<String>,
     /// Each index other than the primary key's.
     pub(crate) indexes: Vec<CatalogIndex>,
+    /// Whether the table of revoked sign-ins beside it is missing (for a table of ours).
+    pub(crate) revoked_missing: bool,
 }
 
 /// An index as the catalog describes it.

@@ -18,13 +18,15 @@ pub fn blueprint() -> Blueprint {
         // `JsonBody` (and the `BufferedBody`/`BodySizeLimit` it is built from), for the
         // sign-in form.
         pavex::request::body,
+        // `QueryParams`, for `GET /devices?after=<cursor>`.
+        pavex::request::query,
     ]);
     // Order matters: `finalize_session` writes the session record and adds the session cookie
     // to `ResponseCookies`; `inject_response_cookies` then turns them into `Set-Cookie` headers.
-    // The store is ours (`database::session_store`, with its subject key); what turns it into
-    // the `pavex_session::SessionStore` that `Session` needs comes from pavex_session_sea_orm.
-    // (An app without a subject key imports `pavex_session_sea_orm` instead, which brings
-    // `SeaOrmSessionStore::new` as the constructor too.)
+    // The store is ours (`database::session_store`: its subject and sign-in keys, checked at
+    // start-up); what turns it into the `pavex_session::SessionStore` that `Session` needs comes
+    // from pavex_session_sea_orm. (An app without a subject key imports `pavex_session_sea_orm`
+    // instead, which brings `SeaOrmSessionStore::new` as the constructor too.)
     bp.constructor(pavex_session_sea_orm::SESSION_STORE_FROM);
     bp.post_process(pavex_session::FINALIZE_SESSION);
     bp.post_process(pavex::cookie::INJECT_RESPONSE_COOKIES);

@@ -68,3 +68,12 @@ pub struct AuthConfig {
     /// The password every user signs in with (`PX_AUTH__DEMO_PASSWORD`).
     pub demo_password: String,
 }
+
+/// The device routes (`routes::devices`).
+#[derive(serde::Deserialize, Debug, Clone)]
+#[config(key = "devices")]
+pub struct DevicesConfig {
+    /// How many sessions one page of `GET /devices` lists (`PX_DEVICES__PAGE_SIZE`); the store
+    /// brings it into 1 to `pavex_session_sea_orm::MAX_PAGE_SIZE` (1 000).
+    pub page_size: u32,
+}

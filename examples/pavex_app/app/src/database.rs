@@ -1,5 +1,8 @@
 //! The database pool: one `DatabaseConnection` for the whole app, built once at start-up.
-use crate::{configuration::DatabaseConfig, routes::USER_ID};
+use crate::{
+    configuration::DatabaseConfig,
+    routes::{SIGN_IN_ID, USER_ID},
+};
 use pavex_session_sea_orm::SeaOrmSessionStore;
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DbErr,
@@ -13,8 +16,8 @@ use std::time::Duration;
 /// A singleton: pavexc calls it once, in `ApplicationState::new`; every component that needs the
 /// pool (the session store, `GET /health`) borrows it.
 ///
-/// An error here makes `ApplicationState::new` fail, so the server does not start without its
-/// table.
+/// An error here makes `ApplicationState::new` fail (`ApplicationStateError::Database`), so the
+/// server does not start without its database; [`session_store`] then checks the table.
 #[pavex::singleton]
 pub async fn database(config: &DatabaseConfig) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(config.url.clone());
@@ -42,13 +45,31 @@ pub async fn database(config: &DatabaseConfig) -> Result<DatabaseConnection, DbE
 }
 
 /// The session store, on the app's pool, with the signed-in user's id (`user_id` in the state)
-/// as the subject it indexes sessions by: what the device routes (`routes::devices`) query.
+/// as the subject it indexes sessions by (what the device routes, `routes::devices`, query) and
+/// the sign-in's random id (`sign_in_id`) as the sign-in it records, so that a sign-in the device
+/// routes end cannot come back through a request that was in flight on it.
+///
+/// Checked at start-up (`checked`): the table exists, is the store's, has the current schema and
+/// its indexes, and the store's statements are prepared. A wrong or missing table makes
+/// `ApplicationState::new` fail (`ApplicationStateError::SessionStore`), so the server refuses
+/// to start with the mismatch instead of failing its first request. It runs after `database`
+/// (which it borrows), hence after the migration when `migrate_on_start` is set.
+///
+/// The error is a `DbErr` (a mismatch becomes `DbErr::Migration` with its message) rather than
+/// the `SchemaCheckError` itself: pavexc names that type by its defining crate,
+/// `pavex_session_sea_orm_migration`, which would then be a dependency of `server_sdk`.
 ///
 /// The app builds the store itself (instead of importing `SeaOrmSessionStore::new` from
-/// `pavex_session_sea_orm`) to set the subject key; the blueprint registers only the crate's
+/// `pavex_session_sea_orm`) to set these keys; the blueprint registers only the crate's
 /// conversion into `pavex_session::SessionStore`. That conversion takes the store by value while
-/// the device routes borrow it, hence `clone_if_necessary` (a clone shares the pool).
+/// the device routes borrow it, hence `clone_if_necessary` (a clone shares the pool and the
+/// prepared statements).
 #[pavex::singleton(clone_if_necessary)]
-pub fn session_store(db: &DatabaseConnection) -> SeaOrmSessionStore {
-    SeaOrmSessionStore::new(db.clone()).with_subject_key(USER_ID)
+pub async fn session_store(db: &DatabaseConnection) -> Result<SeaOrmSessionStore, DbErr> {
+    let store = SeaOrmSessionStore::new(db.clone())
+        .with_subject_key(USER_ID)
+        .with_sign_in_key(SIGN_IN_ID)
+        .checked()
+        .await?;
+    Ok(store)
 }

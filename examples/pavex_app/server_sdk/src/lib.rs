@@ -12,6 +12,7 @@ pub struct ApplicationConfig {
     #[serde(default)]
     pub cookies: biscotti::ProcessorConfig,
     pub database: app::configuration::DatabaseConfig,
+    pub devices: app::configuration::DevicesConfig,
     pub server: app::configuration::ServerConfig,
     #[serde(default)]
     pub session: pavex_session::SessionConfig,
@@ -19,6 +20,7 @@ pub struct ApplicationConfig {
 pub struct ApplicationState {
     pub auth_config: app::configuration::AuthConfig,
     pub database_connection: sea_orm::DatabaseConnection,
+    pub devices_config: app::configuration::DevicesConfig,
     pub processor: biscotti::Processor,
     pub sea_orm_session_store: pavex_session_sea_orm::SeaOrmSessionStore,
     pub session_config: pavex_session::SessionConfig,
@@ -32,6 +34,7 @@ impl ApplicationState {
                 &app_config.database,
                 app_config.session,
                 app_config.cookies,
+                app_config.devices,
                 app_config.auth,
             )
             .await
@@ -40,41 +43,54 @@ impl ApplicationState {
         v0: &app::configuration::DatabaseConfig,
         v1: pavex_session::SessionConfig,
         v2: biscotti::ProcessorConfig,
-        v3: app::configuration::AuthConfig,
+        v3: app::configuration::DevicesConfig,
+        v4: app::configuration::AuthConfig,
     ) -> Result<crate::ApplicationState, crate::ApplicationStateError> {
-        let v4 = app::database::database(v0).await;
-        let v5 = match v4 {
+        let v5 = app::database::database(v0).await;
+        let v6 = match v5 {
             Ok(ok) => ok,
-            Err(v5) => {
+            Err(v6) => {
                 return {
-                    let v6 = crate::ApplicationStateError::Database(v5);
-                    core::result::Result::Err(v6)
+                    let v7 = crate::ApplicationStateError::Database(v6);
+                    core::result::Result::Err(v7)
                 };
             }
         };
-        let v6 = app::database::session_store(&v5);
-        let v7 = pavex::cookie::config_into_processor(v2);
-        let v8 = <pavex_session_sea_orm::SeaOrmSessionStore as core::clone::Clone>::clone(
-            &v6,
-        );
-        let v9 = <pavex_session::SessionStore as core::convert::From<
-            pavex_session_sea_orm::SeaOrmSessionStore,
-        >>::from(v6);
-        let v10 = crate::ApplicationState {
-            auth_config: v3,
-            database_connection: v5,
-            processor: v7,
-            sea_orm_session_store: v8,
-            session_config: v1,
-            session_store: v9,
+        let v7 = app::database::session_store(&v6).await;
+        let v8 = match v7 {
+            Ok(ok) => ok,
+            Err(v8) => {
+                return {
+                    let v9 = crate::ApplicationStateError::SessionStore(v8);
+                    core::result::Result::Err(v9)
+                };
+            }
         };
-        core::result::Result::Ok(v10)
+        let v9 = pavex::cookie::config_into_processor(v2);
+        let v10 = <pavex_session_sea_orm::SeaOrmSessionStore as core::clone::Clone>::clone(
+            &v8,
+        );
+        let v11 = <pavex_session::SessionStore as core::convert::From<
+            pavex_session_sea_orm::SeaOrmSessionStore,
+        >>::from(v8);
+        let v12 = crate::ApplicationState {
+            auth_config: v4,
+            database_connection: v6,
+            devices_config: v3,
+            processor: v9,
+            sea_orm_session_store: v10,
+            session_config: v1,
+            session_store: v11,
+        };
+        core::result::Result::Ok(v12)
     }
 }
 #[derive(Debug, thiserror::Error)]
 pub enum ApplicationStateError {
     #[error(transparent)]
     Database(sea_orm::DbErr),
+    #[error(transparent)]
+    SessionStore(sea_orm::DbErr),
 }
 pub fn run(
     server_builder: pavex::server::Server,
@@ -113,8 +129,9 @@ impl Router {
         router.insert("/devices/{handle}/sign-out", 3u32).unwrap();
         router.insert("/health", 4u32).unwrap();
         router.insert("/me", 5u32).unwrap();
-        router.insert("/sign-in", 6u32).unwrap();
-        router.insert("/sign-out", 7u32).unwrap();
+        router.insert("/me/renew-id", 6u32).unwrap();
+        router.insert("/sign-in", 7u32).unwrap();
+        router.insert("/sign-out", 8u32).unwrap();
         router
     }
     pub async fn route(
@@ -148,7 +165,7 @@ impl Router {
             0u32 => {
                 match &request_head.method {
                     &pavex::http::Method::POST => {
-                        route_4::entrypoint(
+                        route_5::entrypoint(
                                 &state.processor,
                                 &request_head,
                                 url_params,
@@ -176,11 +193,12 @@ impl Router {
             1u32 => {
                 match &request_head.method {
                     &pavex::http::Method::GET => {
-                        route_5::entrypoint(
+                        route_6::entrypoint(
                                 &state.processor,
                                 &request_head,
                                 &state.session_config,
                                 &state.session_store,
+                                &state.devices_config,
                                 &state.sea_orm_session_store,
                             )
                             .await
@@ -204,7 +222,7 @@ impl Router {
             2u32 => {
                 match &request_head.method {
                     &pavex::http::Method::POST => {
-                        route_7::entrypoint(
+                        route_8::entrypoint(
                                 &state.processor,
                                 &request_head,
                                 &state.session_config,
@@ -232,7 +250,7 @@ impl Router {
             3u32 => {
                 match &request_head.method {
                     &pavex::http::Method::POST => {
-                        route_6::entrypoint(
+                        route_7::entrypoint(
                                 &state.processor,
                                 &request_head,
                                 url_params,
@@ -261,7 +279,7 @@ impl Router {
             4u32 => {
                 match &request_head.method {
                     &pavex::http::Method::GET => {
-                        route_8::entrypoint(
+                        route_9::entrypoint(
                                 &state.processor,
                                 &request_head,
                                 &state.session_config,
@@ -316,6 +334,33 @@ impl Router {
             6u32 => {
                 match &request_head.method {
                     &pavex::http::Method::POST => {
+                        route_3::entrypoint(
+                                &state.processor,
+                                &request_head,
+                                &state.session_config,
+                                &state.session_store,
+                            )
+                            .await
+                    }
+                    _ => {
+                        let allowed_methods: pavex::router::AllowedMethods = pavex::router::MethodAllowList::from_iter([
+                                pavex::http::Method::POST,
+                            ])
+                            .into();
+                        route_0::entrypoint(
+                                &state.processor,
+                                &request_head,
+                                &state.session_config,
+                                &state.session_store,
+                                &allowed_methods,
+                            )
+                            .await
+                    }
+                }
+            }
+            7u32 => {
+                match &request_head.method {
+                    &pavex::http::Method::POST => {
                         route_2::entrypoint(
                                 &state.processor,
                                 &request_head,
@@ -342,10 +387,10 @@ impl Router {
                     }
                 }
             }
-            7u32 => {
+            8u32 => {
                 match &request_head.method {
                     &pavex::http::Method::POST => {
-                        route_3::entrypoint(
+                        route_4::entrypoint(
                                 &state.processor,
                                 &request_head,
                                 &state.session_config,
@@ -885,6 +930,140 @@ pub mod route_3 {
         <pavex::Response as pavex::IntoResponse>::into_response(v12)
     }
     async fn handler(v0: &mut pavex_session::Session<'_>) -> pavex::Response {
+        let v1 = app::routes::account::renew_id(v0).await;
+        let v2 = match v1 {
+            Ok(ok) => ok,
+            Err(v2) => {
+                return {
+                    let v3 = app::errors::InternalError::into_response(&v2);
+                    let v4 = pavex::Error::new(v2);
+                    app::errors::log_error(&v4).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v3)
+                };
+            }
+        };
+        <pavex::Response as pavex::IntoResponse>::into_response(v2)
+    }
+    async fn post_processing_0(
+        v0: pavex::Response,
+        v1: pavex_session::Session<'_>,
+        v2: &mut pavex::cookie::ResponseCookies,
+        v3: &biscotti::Processor,
+    ) -> pavex::Response {
+        let v4 = pavex_session::finalize_session(v0, v2, v3, v1).await;
+        let v5 = match v4 {
+            Ok(ok) => ok,
+            Err(v5) => {
+                return {
+                    let v6 = pavex_session::errors::FinalizeError::into_response(&v5);
+                    let v7 = pavex::Error::new(v5);
+                    app::errors::log_error(&v7).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v6)
+                };
+            }
+        };
+        <pavex::Response as pavex::IntoResponse>::into_response(v5)
+    }
+    async fn post_processing_1(
+        v0: pavex::Response,
+        v1: pavex::cookie::ResponseCookies,
+        v2: &biscotti::Processor,
+    ) -> pavex::Response {
+        let v3 = pavex::cookie::inject_response_cookies(v0, v1, v2);
+        let v4 = match v3 {
+            Ok(ok) => ok,
+            Err(v4) => {
+                return {
+                    let v5 = pavex::cookie::errors::InjectResponseCookiesError::into_response(
+                        &v4,
+                    );
+                    let v6 = pavex::Error::new(v4);
+                    app::errors::log_error(&v6).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v5)
+                };
+            }
+        };
+        <pavex::Response as pavex::IntoResponse>::into_response(v4)
+    }
+    struct Next0<'a, 'b, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        s_0: pavex::cookie::ResponseCookies,
+        s_1: &'a biscotti::Processor,
+        s_2: pavex_session::Session<'b>,
+        next: fn(
+            pavex::cookie::ResponseCookies,
+            &'a biscotti::Processor,
+            pavex_session::Session<'b>,
+        ) -> T,
+    }
+    impl<'a, 'b, T> std::future::IntoFuture for Next0<'a, 'b, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        type Output = pavex::Response;
+        type IntoFuture = T;
+        fn into_future(self) -> Self::IntoFuture {
+            (self.next)(self.s_0, self.s_1, self.s_2)
+        }
+    }
+}
+pub mod route_4 {
+    pub async fn entrypoint<'a, 'b, 'c, 'd>(
+        s_0: &'a biscotti::Processor,
+        s_1: &'b pavex::request::RequestHead,
+        s_2: &'c pavex_session::SessionConfig,
+        s_3: &'d pavex_session::SessionStore,
+    ) -> pavex::Response {
+        let response = wrapping_0(s_0, s_1, s_2, s_3).await;
+        response
+    }
+    async fn stage_1<'a, 'b>(
+        mut s_0: pavex::cookie::ResponseCookies,
+        s_1: &'a biscotti::Processor,
+        mut s_2: pavex_session::Session<'b>,
+    ) -> pavex::Response {
+        let response = handler(&mut s_2).await;
+        let response = post_processing_0(response, s_2, &mut s_0, s_1).await;
+        let response = post_processing_1(response, s_0, s_1).await;
+        response
+    }
+    async fn wrapping_0(
+        v0: &biscotti::Processor,
+        v1: &pavex::request::RequestHead,
+        v2: &pavex_session::SessionConfig,
+        v3: &pavex_session::SessionStore,
+    ) -> pavex::Response {
+        let v4 = pavex::cookie::extract_request_cookies(v1, v0);
+        let v5 = match v4 {
+            Ok(ok) => ok,
+            Err(v5) => {
+                return {
+                    let v6 = pavex::cookie::errors::ExtractRequestCookiesError::into_response(
+                        &v5,
+                    );
+                    let v7 = pavex::Error::new(v5);
+                    app::errors::log_error(&v7).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v6)
+                };
+            }
+        };
+        let v6 = pavex_session::SessionConfig::cookie_config(v2);
+        let v7 = pavex_session::IncomingSession::extract(&v5, v6);
+        let v8 = pavex_session::Session::new(v3, v2, v7);
+        let v9 = pavex::cookie::ResponseCookies::new();
+        let v10 = crate::route_4::Next0 {
+            s_0: v9,
+            s_1: v0,
+            s_2: v8,
+            next: stage_1,
+        };
+        let v11 = pavex::middleware::Next::new(v10);
+        let v12 = pavex::middleware::wrap_noop(v11).await;
+        <pavex::Response as pavex::IntoResponse>::into_response(v12)
+    }
+    async fn handler(v0: &mut pavex_session::Session<'_>) -> pavex::Response {
         let v1 = app::routes::account::sign_out(v0);
         <pavex::Response as pavex::IntoResponse>::into_response(v1)
     }
@@ -953,7 +1132,7 @@ pub mod route_3 {
         }
     }
 }
-pub mod route_4 {
+pub mod route_5 {
     pub async fn entrypoint<'a, 'b, 'c, 'd, 'e, 'f>(
         s_0: &'a biscotti::Processor,
         s_1: &'b pavex::request::RequestHead,
@@ -1000,7 +1179,7 @@ pub mod route_4 {
         let v8 = pavex_session::IncomingSession::extract(&v6, v7);
         let v9 = pavex_session::Session::new(v4, v3, v8);
         let v10 = pavex::cookie::ResponseCookies::new();
-        let v11 = crate::route_4::Next0 {
+        let v11 = crate::route_5::Next0 {
             s_0: v10,
             s_1: v0,
             s_2: v9,
@@ -1110,24 +1289,27 @@ pub mod route_4 {
         }
     }
 }
-pub mod route_5 {
-    pub async fn entrypoint<'a, 'b, 'c, 'd, 'e>(
+pub mod route_6 {
+    pub async fn entrypoint<'a, 'b, 'c, 'd, 'e, 'f>(
         s_0: &'a biscotti::Processor,
         s_1: &'b pavex::request::RequestHead,
         s_2: &'c pavex_session::SessionConfig,
         s_3: &'d pavex_session::SessionStore,
-        s_4: &'e pavex_session_sea_orm::SeaOrmSessionStore,
+        s_4: &'e app::configuration::DevicesConfig,
+        s_5: &'f pavex_session_sea_orm::SeaOrmSessionStore,
     ) -> pavex::Response {
-        let response = wrapping_0(s_0, s_1, s_2, s_3, s_4).await;
+        let response = wrapping_0(s_0, s_1, s_2, s_3, s_4, s_5).await;
         response
     }
-    async fn stage_1<'a, 'b, 'c>(
+    async fn stage_1<'a, 'b, 'c, 'd, 'e>(
         mut s_0: pavex::cookie::ResponseCookies,
         s_1: &'a biscotti::Processor,
         s_2: pavex_session::Session<'b>,
-        s_3: &'c pavex_session_sea_orm::SeaOrmSessionStore,
+        s_3: &'c pavex::request::RequestHead,
+        s_4: &'d app::configuration::DevicesConfig,
+        s_5: &'e pavex_session_sea_orm::SeaOrmSessionStore,
     ) -> pavex::Response {
-        let response = handler(&s_2, s_3).await;
+        let response = handler(s_3, s_4, &s_2, s_5).await;
         let response = post_processing_0(response, s_2, &mut s_0, s_1).await;
         let response = post_processing_1(response, s_0, s_1).await;
         response
@@ -1137,54 +1319,73 @@ pub mod route_5 {
         v1: &pavex::request::RequestHead,
         v2: &pavex_session::SessionConfig,
         v3: &pavex_session::SessionStore,
-        v4: &pavex_session_sea_orm::SeaOrmSessionStore,
+        v4: &app::configuration::DevicesConfig,
+        v5: &pavex_session_sea_orm::SeaOrmSessionStore,
     ) -> pavex::Response {
-        let v5 = pavex::cookie::extract_request_cookies(v1, v0);
-        let v6 = match v5 {
+        let v6 = pavex::cookie::extract_request_cookies(v1, v0);
+        let v7 = match v6 {
             Ok(ok) => ok,
-            Err(v6) => {
+            Err(v7) => {
                 return {
-                    let v7 = pavex::cookie::errors::ExtractRequestCookiesError::into_response(
-                        &v6,
+                    let v8 = pavex::cookie::errors::ExtractRequestCookiesError::into_response(
+                        &v7,
                     );
-                    let v8 = pavex::Error::new(v6);
-                    app::errors::log_error(&v8).await;
-                    <pavex::Response as pavex::IntoResponse>::into_response(v7)
+                    let v9 = pavex::Error::new(v7);
+                    app::errors::log_error(&v9).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v8)
                 };
             }
         };
-        let v7 = pavex_session::SessionConfig::cookie_config(v2);
-        let v8 = pavex_session::IncomingSession::extract(&v6, v7);
-        let v9 = pavex_session::Session::new(v3, v2, v8);
-        let v10 = pavex::cookie::ResponseCookies::new();
-        let v11 = crate::route_5::Next0 {
-            s_0: v10,
+        let v8 = pavex_session::SessionConfig::cookie_config(v2);
+        let v9 = pavex_session::IncomingSession::extract(&v7, v8);
+        let v10 = pavex_session::Session::new(v3, v2, v9);
+        let v11 = pavex::cookie::ResponseCookies::new();
+        let v12 = crate::route_6::Next0 {
+            s_0: v11,
             s_1: v0,
-            s_2: v9,
-            s_3: v4,
+            s_2: v10,
+            s_3: v1,
+            s_4: v4,
+            s_5: v5,
             next: stage_1,
         };
-        let v12 = pavex::middleware::Next::new(v11);
-        let v13 = pavex::middleware::wrap_noop(v12).await;
-        <pavex::Response as pavex::IntoResponse>::into_response(v13)
+        let v13 = pavex::middleware::Next::new(v12);
+        let v14 = pavex::middleware::wrap_noop(v13).await;
+        <pavex::Response as pavex::IntoResponse>::into_response(v14)
     }
     async fn handler(
-        v0: &pavex_session::Session<'_>,
-        v1: &pavex_session_sea_orm::SeaOrmSessionStore,
+        v0: &pavex::request::RequestHead,
+        v1: &app::configuration::DevicesConfig,
+        v2: &pavex_session::Session<'_>,
+        v3: &pavex_session_sea_orm::SeaOrmSessionStore,
     ) -> pavex::Response {
-        let v2 = app::routes::devices::devices(v0, v1).await;
-        let v3 = match v2 {
+        let v4 = pavex::request::query::QueryParams::extract(v0);
+        let v5 = match v4 {
             Ok(ok) => ok,
-            Err(v3) => {
+            Err(v5) => {
                 return {
-                    let v4 = app::errors::InternalError::into_response(&v3);
-                    let v5 = pavex::Error::new(v3);
-                    app::errors::log_error(&v5).await;
-                    <pavex::Response as pavex::IntoResponse>::into_response(v4)
+                    let v6 = pavex::request::query::errors::ExtractQueryParamsError::into_response(
+                        &v5,
+                    );
+                    let v7 = pavex::Error::new(v5);
+                    app::errors::log_error(&v7).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v6)
                 };
             }
         };
-        <pavex::Response as pavex::IntoResponse>::into_response(v3)
+        let v6 = app::routes::devices::devices(&v5, v1, v2, v3).await;
+        let v7 = match v6 {
+            Ok(ok) => ok,
+            Err(v7) => {
+                return {
+                    let v8 = app::errors::InternalError::into_response(&v7);
+                    let v9 = pavex::Error::new(v7);
+                    app::errors::log_error(&v9).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v8)
+                };
+            }
+        };
+        <pavex::Response as pavex::IntoResponse>::into_response(v7)
     }
     async fn post_processing_0(
         v0: pavex::Response,
@@ -1227,33 +1428,37 @@ pub mod route_5 {
         };
         <pavex::Response as pavex::IntoResponse>::into_response(v4)
     }
-    struct Next0<'a, 'b, 'c, T>
+    struct Next0<'a, 'b, 'c, 'd, 'e, T>
     where
         T: std::future::Future<Output = pavex::Response>,
     {
         s_0: pavex::cookie::ResponseCookies,
         s_1: &'a biscotti::Processor,
         s_2: pavex_session::Session<'b>,
-        s_3: &'c pavex_session_sea_orm::SeaOrmSessionStore,
+        s_3: &'c pavex::request::RequestHead,
+        s_4: &'d app::configuration::DevicesConfig,
+        s_5: &'e pavex_session_sea_orm::SeaOrmSessionStore,
         next: fn(
             pavex::cookie::ResponseCookies,
             &'a biscotti::Processor,
             pavex_session::Session<'b>,
-            &'c pavex_session_sea_orm::SeaOrmSessionStore,
+            &'c pavex::request::RequestHead,
+            &'d app::configuration::DevicesConfig,
+            &'e pavex_session_sea_orm::SeaOrmSessionStore,
         ) -> T,
     }
-    impl<'a, 'b, 'c, T> std::future::IntoFuture for Next0<'a, 'b, 'c, T>
+    impl<'a, 'b, 'c, 'd, 'e, T> std::future::IntoFuture for Next0<'a, 'b, 'c, 'd, 'e, T>
     where
         T: std::future::Future<Output = pavex::Response>,
     {
         type Output = pavex::Response;
         type IntoFuture = T;
         fn into_future(self) -> Self::IntoFuture {
-            (self.next)(self.s_0, self.s_1, self.s_2, self.s_3)
+            (self.next)(self.s_0, self.s_1, self.s_2, self.s_3, self.s_4, self.s_5)
         }
     }
 }
-pub mod route_6 {
+pub mod route_7 {
     pub async fn entrypoint<'a, 'b, 'c, 'd, 'e, 'f, 'g>(
         s_0: &'a biscotti::Processor,
         s_1: &'b pavex::request::RequestHead,
@@ -1303,7 +1508,7 @@ pub mod route_6 {
         let v9 = pavex_session::IncomingSession::extract(&v7, v8);
         let v10 = pavex_session::Session::new(v4, v3, v9);
         let v11 = pavex::cookie::ResponseCookies::new();
-        let v12 = crate::route_6::Next0 {
+        let v12 = crate::route_7::Next0 {
             s_0: v11,
             s_1: v0,
             s_2: v10,
@@ -1417,7 +1622,7 @@ pub mod route_6 {
         }
     }
 }
-pub mod route_7 {
+pub mod route_8 {
     pub async fn entrypoint<'a, 'b, 'c, 'd, 'e>(
         s_0: &'a biscotti::Processor,
         s_1: &'b pavex::request::RequestHead,
@@ -1464,7 +1669,7 @@ pub mod route_7 {
         let v8 = pavex_session::IncomingSession::extract(&v6, v7);
         let v9 = pavex_session::Session::new(v3, v2, v8);
         let v10 = pavex::cookie::ResponseCookies::new();
-        let v11 = crate::route_7::Next0 {
+        let v11 = crate::route_8::Next0 {
             s_0: v10,
             s_1: v0,
             s_2: v9,
@@ -1560,7 +1765,7 @@ pub mod route_7 {
         }
     }
 }
-pub mod route_8 {
+pub mod route_9 {
     pub async fn entrypoint<'a, 'b, 'c, 'd, 'e>(
         s_0: &'a biscotti::Processor,
         s_1: &'b pavex::request::RequestHead,
@@ -1592,7 +1797,7 @@ pub mod route_8 {
         v4: &sea_orm::DatabaseConnection,
     ) -> pavex::Response {
         let v5 = pavex::cookie::ResponseCookies::new();
-        let v6 = crate::route_8::Next0 {
+        let v6 = crate::route_9::Next0 {
             s_0: v5,
             s_1: v0,
             s_2: v1,

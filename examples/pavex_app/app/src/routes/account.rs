@@ -1,5 +1,5 @@
 //! Sign in, read the session, sign out.
-use super::{CART, DEVICE, USER_ID, devices::DeviceMark};
+use super::{CART, DEVICE, SIGN_IN_ID, USER_ID, devices::DeviceMark};
 use crate::{configuration::AuthConfig, errors::InternalError};
 use pavex::{
     Response, get,
@@ -56,7 +56,8 @@ pub async fn me(session: &Session<'_>) -> Result<Response, InternalError> {
 
 /// Signs a user in: `401 Unauthorized` (and the session untouched) on wrong credentials;
 /// otherwise the session gets a new id, the user is stored under `user_id` (which the store
-/// copies into its subject index) and the device under `device`.
+/// copies into its subject index), a new random sign-in id under `sign_in_id` (which the store
+/// copies into its sign-in column) and the device under `device`.
 #[post(path = "/sign-in")]
 pub async fn sign_in(
     credentials: JsonBody<Credentials>,
@@ -76,9 +77,14 @@ pub async fn sign_in(
         .insert(USER_ID, username)
         .await
         .map_err(InternalError::new)?;
-    // How this session is recognised in the device list (see `routes::devices`).
+    // Names this sign-in: the device routes find the current session in the list by it, and
+    // once they end the sign-in the store refuses to create a session for it again.
+    session
+        .insert(SIGN_IN_ID, uuid::Uuid::new_v4().to_string())
+        .await
+        .map_err(InternalError::new)?;
+    // What the device list shows about this session (see `routes::devices`).
     let device = DeviceMark {
-        id: uuid::Uuid::new_v4().to_string(),
         user_agent: head
             .headers
             .get(USER_AGENT)
@@ -90,6 +96,18 @@ pub async fn sign_in(
         .await
         .map_err(InternalError::new)?;
     Account::of(session).await?.into_response()
+}
+
+/// Gives the session a new id, its state kept, as an app does when a session's privileges
+/// change; answers with the account, like `GET /me`. A session that no longer exists (signed
+/// out, here or from another device) stays gone: there is nothing to move, and a request that
+/// loaded the session just before it was ended cannot create it again under the new id (the
+/// store refuses a session of an ended sign-in).
+#[post(path = "/me/renew-id")]
+pub async fn renew_id(session: &mut Session<'_>) -> Result<Response, InternalError> {
+    let account = Account::of(session).await?;
+    session.cycle_id();
+    account.into_response()
 }
 
 /// Signs out: the server-side record is deleted and the cookie removed, whatever it held.

@@ -2,20 +2,28 @@
 //! subject index (`SeaOrmSessionStore::with_subject_key`, see `crate::database::session_store`).
 //!
 //! `pavex_session` does not tell a handler its own session's id, so the sign-in puts a random
-//! device id in the state (`super::DEVICE`); the current session is the one in the list whose
-//! state holds the same device id.
-use super::{DEVICE, USER_ID};
-use crate::errors::InternalError;
-use pavex::{Response, get, post, request::path::PathParams, response::body::Json};
+//! sign-in id in the state (`super::SIGN_IN_ID`); the current session is the one of the user's
+//! sessions whose state holds the same sign-in id. The store also records that id
+//! (`with_sign_in_key`): a sign-in that `end_session_of`/`end_sessions_of` ended is never
+//! created again, not even by a request that loaded it just before and then cycles its id.
+use super::{DEVICE, SIGN_IN_ID, USER_ID};
+use crate::{configuration::DevicesConfig, errors::InternalError};
+use pavex::{
+    Response, get,
+    http::{HeaderValue, header::LINK},
+    post,
+    request::{path::PathParams, query::QueryParams},
+    response::body::Json,
+};
 use pavex_session::Session;
-use pavex_session_sea_orm::{SeaOrmSessionStore, SessionHandle, SubjectSession};
+use pavex_session_sea_orm::{
+    MAX_PAGE_SIZE, PageCursor, SeaOrmSessionStore, SessionHandle, SessionsPage, SubjectSession,
+};
 
-/// What the sign-in stores under [`DEVICE`]: which device the session is on.
+/// What the sign-in stores under [`DEVICE`]: what the device list shows about the session.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct DeviceMark {
-    /// A random id, one per sign-in.
-    pub id: String,
-    /// The browser's `User-Agent` at sign-in, if it sent one, to show in the list.
+    /// The browser's `User-Agent` at sign-in, if it sent one.
     pub user_agent: Option<String>,
 }
 
@@ -28,12 +36,21 @@ pub struct Device {
     /// Whether this is the session of the request that asked.
     pub current: bool,
     pub user_agent: Option<String>,
-    /// RFC 3339, UTC.
+    /// When the session's record was created, at the sign-in (RFC 3339, UTC); the list is
+    /// sorted by it, newest first.
     pub signed_in_at: String,
     /// The last write of the session (RFC 3339, UTC).
     pub last_active_at: String,
     /// When the session ends unless it is used again (RFC 3339, UTC).
     pub expires_at: String,
+}
+
+/// The query of `GET /devices`.
+#[derive(serde::Deserialize, Debug)]
+pub struct DevicesQuery {
+    /// Where the page starts: the cursor of the previous page's `Link: <...>; rel="next"`.
+    /// Absent: the first page.
+    pub after: Option<String>,
 }
 
 /// The body of `POST /devices/sign-out-others`.
@@ -49,18 +66,29 @@ pub struct DeviceHandle {
     pub handle: String,
 }
 
-/// The signed-in user's sessions, most recently active first: `401` when anonymous.
+/// One page of the signed-in user's sessions, the most recently created first: at most
+/// `devices.page_size` of them, as a JSON array. When there are more, the response has a
+/// `Link: </devices?after=<cursor>>; rel="next"` header: the same request with that `after`
+/// gives the next page. `401` when anonymous, `400` for an `after` that is not a cursor.
 #[get(path = "/devices")]
 pub async fn devices(
+    query: &QueryParams<DevicesQuery>,
+    config: &DevicesConfig,
     session: &Session<'_>,
     store: &SeaOrmSessionStore,
 ) -> Result<Response, InternalError> {
     let Some(signed_in) = SignedIn::of(session).await? else {
         return Ok(Response::unauthorized());
     };
-    let devices: Vec<Device> = signed_in
-        .sessions(store)
-        .await?
+    let after = match query.0.after.as_deref().map(str::parse::<PageCursor>) {
+        None => None,
+        Some(Ok(cursor)) => Some(cursor),
+        Some(Err(_)) => return Ok(Response::bad_request()),
+    };
+    let page = signed_in
+        .page(store, config.page_size, after.as_ref())
+        .await?;
+    let devices: Vec<Device> = page
         .iter()
         .map(|s| Device {
             handle: s.handle.to_string(),
@@ -71,7 +99,18 @@ pub async fn devices(
             expires_at: s.expires_at.to_rfc3339(),
         })
         .collect();
-    json(devices)
+    let response = json(devices)?;
+    Ok(match &page.next {
+        // A cursor is `<digits>.<hex>`: nothing in it needs escaping in a URL or a header.
+        Some(next) => {
+            let link = format!("</devices?after={next}>; rel=\"next\"");
+            response.insert_header(
+                LINK,
+                HeaderValue::try_from(link).map_err(InternalError::new)?,
+            )
+        }
+        None => response,
+    })
 }
 
 /// "Sign out this device": ends one of the user's sessions by its handle (`204`); `404` if the
@@ -119,10 +158,10 @@ pub async fn sign_out_others(
     json(Ended { ended })
 }
 
-/// The user and device of a signed-in session.
+/// The user and sign-in of a signed-in session.
 struct SignedIn {
     user_id: String,
-    device: Option<DeviceMark>,
+    sign_in_id: Option<String>,
 }
 
 impl SignedIn {
@@ -130,35 +169,57 @@ impl SignedIn {
         let Some(user_id) = session.get(USER_ID).await.map_err(InternalError::new)? else {
             return Ok(None);
         };
-        let device = session.get(DEVICE).await.map_err(InternalError::new)?;
-        Ok(Some(Self { user_id, device }))
+        let sign_in_id = session.get(SIGN_IN_ID).await.map_err(InternalError::new)?;
+        Ok(Some(Self {
+            user_id,
+            sign_in_id,
+        }))
     }
 
-    async fn sessions(
+    /// One page of the user's sessions.
+    async fn page(
         &self,
         store: &SeaOrmSessionStore,
-    ) -> Result<Vec<SubjectSession>, InternalError> {
+        page_size: u32,
+        after: Option<&PageCursor>,
+    ) -> Result<SessionsPage, InternalError> {
         store
-            .sessions_of(&self.user_id)
+            .sessions_of_after(&self.user_id, page_size, after)
             .await
             .map_err(InternalError::new)
     }
 
-    /// The handle of the request's own session, found in the list by its device mark.
+    /// The handle of the request's own session, found among the user's sessions by its
+    /// sign-in id: page after page (of the largest size), so that it is found however many
+    /// sessions the user has and wherever the device list would show it.
     async fn current_handle(
         &self,
         store: &SeaOrmSessionStore,
     ) -> Result<Option<SessionHandle>, InternalError> {
-        let sessions = self.sessions(store).await?;
-        Ok(sessions
-            .iter()
-            .find(|s| self.is_current(s))
-            .map(|s| s.handle))
+        if self.sign_in_id.is_none() {
+            return Ok(None);
+        }
+        let mut after = None;
+        loop {
+            let page = self.page(store, MAX_PAGE_SIZE, after.as_ref()).await?;
+            if let Some(current) = page.iter().find(|s| self.is_current(s)) {
+                return Ok(Some(current.handle));
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(None),
+            }
+        }
     }
 
     fn is_current(&self, session: &SubjectSession) -> bool {
-        self.device.is_some() && mark_of(session) == self.device
+        self.sign_in_id.is_some() && sign_in_id_of(session) == self.sign_in_id
     }
+}
+
+fn sign_in_id_of(session: &SubjectSession) -> Option<String> {
+    let id = session.state.get(SIGN_IN_ID)?;
+    serde_json::from_value(id.clone()).ok()
 }
 
 fn mark_of(session: &SubjectSession) -> Option<DeviceMark> {

@@ -1,5 +1,6 @@
 //! Loads the configuration, builds the application state (the database pool, the sessions table
-//! if `database.migrate_on_start`, the session store) and serves HTTP until SIGINT or SIGTERM.
+//! if `database.migrate_on_start`, the session store, which checks the table) and serves HTTP
+//! until SIGINT or SIGTERM. A sessions table the store cannot use stops it before it listens.
 //!
 //! ```sh
 //! PX_PROFILE=dev cargo run          # in examples/pavex_app; SQLite file pavex_app.sqlite
@@ -9,7 +10,7 @@ use anyhow::Context;
 use pavex::config::ConfigLoader;
 use pavex::server::{Server, ServerHandle, ShutdownMode};
 use server::configuration::Profile;
-use server_sdk::{ApplicationConfig, ApplicationState, run};
+use server_sdk::{ApplicationConfig, ApplicationState, ApplicationStateError, run};
 use std::time::Duration;
 
 #[tokio::main]
@@ -29,9 +30,17 @@ async fn main() -> anyhow::Result<()> {
     let shutdown_timeout = Duration::from_secs(config.server.graceful_shutdown_seconds);
     let server_configuration = config.server.server_configuration();
 
-    let state = ApplicationState::new(config)
-        .await
-        .context("Failed to build the application state")?;
+    let state = match ApplicationState::new(config).await {
+        Ok(state) => state,
+        // `app::database::session_store` checked the sessions table and refused it.
+        Err(e @ ApplicationStateError::SessionStore(_)) => {
+            return Err(anyhow::Error::new(e)
+                .context("Refusing to start: the session store cannot use its sessions table"));
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context("Failed to build the application state"));
+        }
+    };
 
     let server = Server::new()
         .set_config(server_configuration)

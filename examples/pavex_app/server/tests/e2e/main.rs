@@ -34,6 +34,25 @@ const CONCURRENT_CLIENTS: usize = 50;
 async fn sign_in_flow(backend: Backend) {
     let database = TestDatabase::fresh(backend).await;
     let key = random_cookie_key();
+    // 0. The server checks the sessions table before it listens (the store's `checked()`):
+    // without `migrate_on_start`, a missing table, and a table of that name that is not the
+    // store's, stop it with the reason.
+    for table in [
+        None,
+        Some("CREATE TABLE sessions (id VARCHAR(64) PRIMARY KEY, data TEXT)"),
+    ] {
+        if let Some(create) = table {
+            database.execute(create).await;
+        }
+        let (status, stderr) = Server::refused(&database.url, &key);
+        assert!(!status.success(), "{status}: {stderr}");
+        assert!(
+            stderr.contains("Refusing to start: the session store cannot use its sessions table"),
+            "{stderr}"
+        );
+        eprintln!("[refused server] {stderr}");
+    }
+    database.execute("DROP TABLE sessions").await;
     // The server creates the table at start-up (`database.migrate_on_start`).
     let mut server = Server::start(&database.url, &key);
     assert_eq!(database.session_count().await, 0);
@@ -258,8 +277,8 @@ async fn sign_in_flow(backend: Backend) {
 }
 
 /// The device list and signing devices out (`GET /devices`, `POST /devices/{handle}/sign-out`,
-/// `POST /devices/sign-out-others`), for a user signed in on three browsers. `stranger` is
-/// another user's signed-in browser.
+/// `POST /devices/sign-out-others`), for a user signed in on three browsers, the list in pages
+/// of [`DEVICES_PAGE_SIZE`] (2). `stranger` is another user's signed-in browser.
 async fn devices(server: &Server, database: &TestDatabase, key: &str, stranger: &Browser) {
     let laptop = Browser::new();
     let phone = Browser::with_user_agent("Phone/1.0");
@@ -270,20 +289,57 @@ async fn devices(server: &Server, database: &TestDatabase, key: &str, stranger: 
     let id_of =
         |browser: &Browser| session_id(&browser.session_cookie(server).expect("a cookie"), key);
     let [laptop_id, phone_id, tablet_id] = [id_of(&laptop), id_of(&phone), id_of(&tablet)];
-    // The sign-in stored a device mark: a device id of its own per browser, and the User-Agent.
+    // The sign-in stored a device mark (the User-Agent) and a sign-in id of its own per browser,
+    // which the store copied into its `sign_in` column.
     let phone_mark = database.device_mark(phone_id).await.expect("a device mark");
-    assert_eq!(phone_mark["user_agent"], json!("Phone/1.0"));
+    assert_eq!(phone_mark, json!({ "user_agent": "Phone/1.0" }));
     let laptop_mark = database
         .device_mark(laptop_id)
         .await
         .expect("a device mark");
-    assert_eq!(laptop_mark["user_agent"], Value::Null);
-    assert_ne!(phone_mark["id"], laptop_mark["id"]);
+    assert_eq!(laptop_mark, json!({ "user_agent": null }));
+    let sign_in_ids = [
+        database.sign_in_id(laptop_id).await.expect("a sign-in id"),
+        database.sign_in_id(phone_id).await.expect("a sign-in id"),
+        database.sign_in_id(tablet_id).await.expect("a sign-in id"),
+    ];
+    assert!(sign_in_ids[0] != sign_in_ids[1] && sign_in_ids[1] != sign_in_ids[2]);
+    assert_eq!(
+        database.sign_in_column(phone_id).await,
+        Some(Some(sign_in_ids[1].clone()))
+    );
     // The sign-in wrote the subject: three rows of Carol's in the subject column.
     assert_eq!(database.rows_of_subject("carol").await, 3);
 
-    // Each browser sees the same three sessions, its own marked current; a handle is the
-    // store's handle of that session (the hash of its id, not the id).
+    // The list comes in pages of two, newest sign-in first: the first page names the next in
+    // its `Link` header, the second is the last. A cursor that is not one is a `400`.
+    let (first, next) = tablet.devices_page(server, None).await;
+    assert_eq!(first.len(), DEVICES_PAGE_SIZE);
+    let next = next.expect("a link to the second page");
+    let (second, last) = tablet.devices_page(server, Some(&next)).await;
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_eq!(last, None);
+    let response = tablet.get(server, "/devices?after=not-a-cursor").await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let signed_in_at = |device: &Value| {
+        chrono::DateTime::parse_from_rfc3339(device["signed_in_at"].as_str().expect("a time"))
+            .expect("RFC 3339")
+    };
+    let listed: Vec<&Value> = first.iter().chain(&second).collect();
+    assert!(
+        listed
+            .windows(2)
+            .all(|pair| signed_in_at(pair[0]) >= signed_in_at(pair[1])),
+        "{listed:?}"
+    );
+    // The tablet signed in last: it is on the first page, the laptop on the second.
+    assert_eq!(first[0]["handle"], json!(handle_of(tablet_id)));
+    assert_eq!(first[0]["current"], json!(true));
+    assert_eq!(second[0]["handle"], json!(handle_of(laptop_id)));
+
+    // Each browser sees the same three sessions across the pages, its own marked current
+    // (the laptop's on the second page); a handle is the store's handle of that session (the
+    // hash of its id, not the id).
     let expected_handles = {
         let mut handles = vec![
             handle_of(laptop_id),
@@ -359,13 +415,44 @@ async fn devices(server: &Server, database: &TestDatabase, key: &str, stranger: 
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(laptop.devices(server).await.len(), 2);
 
-    // "Sign out everywhere else", from the tablet: the laptop is signed out at once, the
-    // tablet stays signed in, alone in the list.
+    // "Sign out everywhere else", from the tablet, with requests in flight on the sessions it
+    // ends. Two are replayed here with pavex_session's own `Session`, so that they load their
+    // session before the sign-out and write after it: one only cycles its id (pavex_session's
+    // `change_id` finds nothing and falls back to `create`), one also adds to the cart (it
+    // deletes the old id, then `create`s the new one). And Carol has more sessions than one
+    // page of the store (`MAX_PAGE_SIZE`, 1 000) holds, all newer than the tablet's: the route
+    // finds the tablet's own session beyond the first page.
     let phone_again = Browser::with_user_agent("Phone/1.0");
     json_ok(phone_again.sign_in(server, "carol").await).await;
+    let phone_again_id = id_of(&phone_again);
+    let cycling = database.in_flight(laptop_id);
+    let mut shopping = database.in_flight(phone_again_id);
+    for request in [&cycling, &shopping] {
+        let user: Option<String> = request.get("user_id").await.expect("load the session");
+        assert_eq!(user.as_deref(), Some("carol"));
+    }
+    shopping
+        .insert("cart", vec!["late item"])
+        .await
+        .expect("change the state");
+    let extra = pavex_session_sea_orm::MAX_PAGE_SIZE as u64;
+    database.create_sessions_of("carol", extra as usize).await;
+    assert_eq!(database.rows_of_subject("carol").await, 3 + extra);
+
     let response = tablet.post(server, "/devices/sign-out-others").await;
-    assert_eq!(json_ok(response).await, json!({ "ended": 2 }));
+    assert_eq!(json_ok(response).await, json!({ "ended": 2 + extra }));
     assert_eq!(database.record(laptop_id).await, None);
+    assert_eq!(database.rows_of_subject("carol").await, 1);
+    // The requests in flight end: the store refuses to create their sessions again (the
+    // server's `finalize_session` would fail the same way).
+    for mut request in [cycling, shopping] {
+        request.cycle_id();
+        let finalized = request.finalize().await;
+        assert!(is_signed_out(&finalized), "{:?}", finalized.err());
+    }
+    assert_eq!(database.rows_of_subject("carol").await, 1);
+    // Over HTTP: the other browsers' next requests are anonymous, and a route that cycles the
+    // session id does not bring the laptop's session back either.
     assert_eq!(
         laptop.me(server).await,
         json!({ "user_id": null, "cart": [] })
@@ -374,20 +461,46 @@ async fn devices(server: &Server, database: &TestDatabase, key: &str, stranger: 
         phone_again.me(server).await,
         json!({ "user_id": null, "cart": [] })
     );
+    assert_eq!(
+        json_ok(laptop.post(server, "/me/renew-id").await).await,
+        json!({ "user_id": null, "cart": [] })
+    );
+    assert_eq!(
+        laptop.me(server).await,
+        json!({ "user_id": null, "cart": [] })
+    );
+    assert_eq!(database.rows_of_subject("carol").await, 1);
+    // The tablet stays signed in, alone in the list; it can renew its own id.
     assert_eq!(tablet.me(server).await["user_id"], json!("carol"));
     let left = tablet.devices(server).await;
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["handle"], json!(handle_of(tablet_id)));
-    assert_eq!(database.rows_of_subject("carol").await, 1);
     assert_eq!(
         stranger.devices(server).await.len(),
         1,
         "the other user is untouched"
     );
+    assert_eq!(
+        json_ok(tablet.post(server, "/me/renew-id").await).await,
+        json!({ "user_id": "carol", "cart": [] })
+    );
+    let tablet_id = id_of(&tablet);
+    assert_eq!(database.rows_of_subject("carol").await, 1);
+    assert_eq!(
+        tablet.devices(server).await[0]["handle"],
+        json!(handle_of(tablet_id))
+    );
+
+    // Signing in again on the laptop is a new sign-in: it is not refused.
+    json_ok(laptop.sign_in(server, "carol").await).await;
+    assert_eq!(laptop.me(server).await["user_id"], json!("carol"));
+    assert_eq!(tablet.devices(server).await.len(), 2);
 
     // The tablet signs itself out by its own handle: like `POST /sign-out`.
+    let tablet_path = format!("/devices/{}/sign-out", handle_of(tablet_id));
     let response = tablet.post(server, &tablet_path).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(tablet.session_cookie(server), None);
-    assert_eq!(database.rows_of_subject("carol").await, 0);
+    assert_eq!(database.rows_of_subject("carol").await, 1);
+    assert_eq!(laptop.devices(server).await.len(), 1);
 }

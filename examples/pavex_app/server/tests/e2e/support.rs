@@ -4,12 +4,16 @@ use pavex::cookie::{
     Key, Processor, ProcessorConfig, RequestCookies,
     config::{CryptoAlgorithm, CryptoRule},
 };
-use pavex_session::{SessionId, SessionStore};
-use pavex_session_sea_orm::{SeaOrmSessionStore, entity::sessions};
+use pavex_session::{
+    IncomingSession, Session, SessionConfig, SessionId, SessionStore,
+    errors::{FinalizeError, SyncError},
+    store::{SessionRecordRef, SessionStorageBackend, errors::CreateError},
+};
+use pavex_session_sea_orm::{SeaOrmSessionStore, SessionHandle, SignedOut, entity::sessions};
 use reqwest::{
     Client, Response, StatusCode,
     cookie::{CookieStore, Jar},
-    header::{COOKIE, SET_COOKIE},
+    header::{COOKIE, LINK, SET_COOKIE},
 };
 use sea_orm::{
     ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, PaginatorTrait,
@@ -17,7 +21,9 @@ use sea_orm::{
 };
 use serde_json::Value;
 use std::{
-    io::{BufRead, BufReader},
+    borrow::Cow,
+    collections::HashMap,
+    io::{BufRead, BufReader, Read},
     path::PathBuf,
     process::{Child, Command, ExitStatus, Stdio},
     sync::{Arc, mpsc},
@@ -26,6 +32,14 @@ use std::{
 
 /// The session cookie's name (`session.cookie.name` in configuration/base.yml).
 pub const COOKIE_NAME: &str = "id";
+
+/// The page size of `GET /devices` the test gives the server (`PX_DEVICES__PAGE_SIZE`; base.yml
+/// says 20): small, so that three browsers fill two pages.
+pub const DEVICES_PAGE_SIZE: usize = 2;
+
+/// The state keys the app's store copies into its columns (app/src/routes/mod.rs).
+const USER_ID: &str = "user_id";
+const SIGN_IN_ID: &str = "sign_in_id";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -42,6 +56,11 @@ pub struct TestDatabase {
     pub db: DatabaseConnection,
     /// A store on that connection, to read records as the server stores them.
     store: SessionStore,
+    /// A store built as the app builds its own (`app::database::session_store`: subject and
+    /// sign-in keys), to replay what a request in flight does, and its session settings.
+    app_backend: SeaOrmSessionStore,
+    app_store: SessionStore,
+    session_config: SessionConfig,
     cleanup: Cleanup,
 }
 
@@ -112,12 +131,27 @@ impl TestDatabase {
             .await
             .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
         let store = SeaOrmSessionStore::new(db.clone()).into();
+        let app_backend = SeaOrmSessionStore::new(db.clone())
+            .with_subject_key(USER_ID)
+            .with_sign_in_key(SIGN_IN_ID);
+        let app_store = app_backend.clone().into();
         Self {
             url,
             db,
             store,
+            app_backend,
+            app_store,
+            session_config: SessionConfig::default(),
             cleanup,
         }
+    }
+
+    /// Runs one SQL statement of the test's own (to set up a wrong table).
+    pub async fn execute(&self, sql: &str) {
+        self.db
+            .execute_unprepared(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     /// How many session records the table holds (live or not).
@@ -129,20 +163,40 @@ impl TestDatabase {
     }
 
     /// The server-side state stored for this session id, as a JSON object, if the record is
-    /// live (read through the library's own `load`), without the `device` mark the sign-in
-    /// adds (random; [`device_mark`](Self::device_mark) reads it).
+    /// live (read through the library's own `load`), without the `sign_in_id` and the `device`
+    /// mark the sign-in adds (random; [`sign_in_id`](Self::sign_in_id) and
+    /// [`device_mark`](Self::device_mark) read them).
     pub async fn record(&self, id: Uuid) -> Option<Value> {
         let mut state = self.full_record(id).await?;
-        state
-            .as_object_mut()
-            .expect("a JSON object")
-            .remove("device");
+        let object = state.as_object_mut().expect("a JSON object");
+        object.remove(SIGN_IN_ID);
+        object.remove("device");
         Some(state)
     }
 
     /// The `device` mark stored in this live session's state.
     pub async fn device_mark(&self, id: Uuid) -> Option<Value> {
         self.full_record(id).await?.get("device").cloned()
+    }
+
+    /// The `sign_in_id` stored in this live session's state.
+    pub async fn sign_in_id(&self, id: Uuid) -> Option<String> {
+        let state = self.full_record(id).await?;
+        Some(state.get(SIGN_IN_ID)?.as_str()?.to_owned())
+    }
+
+    /// The `sign_in` column of this session's row (the store's copy of its `sign_in_id`), read
+    /// through the entity; `None` if there is no row. The column holds the id's UTF-8 bytes.
+    pub async fn sign_in_column(&self, id: Uuid) -> Option<Option<String>> {
+        let handle = SessionHandle::of(&session_id_of(id));
+        let row = sessions::Entity::find_by_id(handle.as_bytes().to_vec())
+            .one(&self.db)
+            .await
+            .expect("read a session row")?;
+        Some(
+            row.sign_in
+                .map(|bytes| String::from_utf8(bytes).expect("UTF-8")),
+        )
     }
 
     async fn full_record(&self, id: Uuid) -> Option<Value> {
@@ -152,6 +206,52 @@ impl TestDatabase {
             .await
             .expect("load a session");
         record.map(|record| serde_json::to_value(record.state).expect("a JSON object"))
+    }
+
+    /// A request in flight on the session `id`, replayed here with pavex_session's own
+    /// `Session` (what the server's routes get) on a store built like the app's: the test
+    /// decides when it loads the state and when it writes (`finalize`, what the server's
+    /// `finalize_session` runs after the handler).
+    pub fn in_flight(&self, id: Uuid) -> Session<'_> {
+        let incoming = IncomingSession::from_parts(session_id_of(id), HashMap::new());
+        Session::new(&self.app_store, &self.session_config, Some(incoming))
+    }
+
+    /// Creates `n` sessions of `user` through a store built like the app's, each with a
+    /// sign-in id of its own (what `POST /sign-in` stores, without the HTTP round trips),
+    /// 16 at a time.
+    pub async fn create_sessions_of(&self, user: &str, n: usize) {
+        let mut creates = tokio::task::JoinSet::new();
+        for i in 0..n {
+            if i >= 16 {
+                creates
+                    .join_next()
+                    .await
+                    .expect("a create")
+                    .expect("a create task");
+            }
+            let (store, user) = (self.app_backend.clone(), user.to_owned());
+            creates.spawn(async move {
+                let state = HashMap::from([
+                    (Cow::Borrowed(USER_ID), Value::from(user)),
+                    (
+                        Cow::Borrowed(SIGN_IN_ID),
+                        Value::from(Uuid::new_v4().to_string()),
+                    ),
+                ]);
+                let record = SessionRecordRef {
+                    state: Cow::Owned(state),
+                    ttl: Duration::from_secs(3600),
+                };
+                store
+                    .create(&SessionId::random(), record)
+                    .await
+                    .expect("create a session");
+            });
+        }
+        while let Some(done) = creates.join_next().await {
+            done.expect("a create task");
+        }
     }
 
     /// How many rows hold `subject` in the store's subject column, read through the entity.
@@ -211,15 +311,16 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the server on `database_url` with the dev profile and the given cookie key, on a
-    /// port the operating system picks (`PX_SERVER__PORT=0`), and waits until it listens.
-    pub fn start(database_url: &str, cookie_key: &str) -> Self {
+    /// The server binary's command: the dev profile, `database_url`, the given cookie key, a
+    /// port the operating system picks (`PX_SERVER__PORT=0`), [`DEVICES_PAGE_SIZE`].
+    fn command(database_url: &str, cookie_key: &str) -> Command {
         // The server reads `configuration/` from its working directory: the workspace root.
         let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
         let crypto_rules = format!(
             r#"[{{cookie_names=["{COOKIE_NAME}"],algorithm="encryption",key="{cookie_key}"}}]"#
         );
-        let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
+        command
             .current_dir(workspace)
             .env("PX_PROFILE", "dev")
             .env("PX_SERVER__IP", "127.0.0.1")
@@ -227,6 +328,49 @@ impl Server {
             .env("PX_SERVER__GRACEFUL_SHUTDOWN_SECONDS", "5")
             .env("PX_DATABASE__URL", database_url)
             .env("PX_COOKIES__CRYPTO_RULES", crypto_rules)
+            .env("PX_DEVICES__PAGE_SIZE", DEVICES_PAGE_SIZE.to_string());
+        command
+    }
+
+    /// Starts the server with `migrate_on_start: false` on a database whose sessions table it
+    /// must refuse, and returns its exit status and what it wrote on stderr. Panics if it
+    /// listens instead, or runs on for 30 s.
+    pub fn refused(database_url: &str, cookie_key: &str) -> (ExitStatus, String) {
+        let mut child = Self::command(database_url, cookie_key)
+            .env("PX_DATABASE__MIGRATE_ON_START", "false")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the server binary");
+        let mut stderr = child.stderr.take().expect("the server's stderr");
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        for _ in 0..300 {
+            if let Some(status) = child.try_wait().expect("wait for the server") {
+                let mut stdout = String::new();
+                if let Some(mut out) = child.stdout.take() {
+                    let _ = out.read_to_string(&mut stdout);
+                }
+                assert!(
+                    !stdout.contains("listening on"),
+                    "the server listened: {stdout}"
+                );
+                return (status, reader.join().expect("the stderr reader"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the server neither refused to start nor exited within 30 s");
+    }
+
+    /// Starts the server on `database_url` with the dev profile and the given cookie key, on a
+    /// port the operating system picks (`PX_SERVER__PORT=0`), and waits until it listens.
+    pub fn start(database_url: &str, cookie_key: &str) -> Self {
+        let mut child = Self::command(database_url, cookie_key)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -365,11 +509,45 @@ impl Browser {
         self.post_json(server, "/sign-in", &body).await
     }
 
-    /// `GET /devices`, which must answer 200: the signed-in user's sessions.
+    /// `GET /devices`, page after page (each must answer 200): all the signed-in user's
+    /// sessions, in the order the pages list them.
     pub async fn devices(&self, server: &impl Target) -> Vec<Value> {
-        match json_ok(self.get(server, "/devices").await).await {
-            Value::Array(devices) => devices,
-            other => panic!("GET /devices answered {other}, not an array"),
+        let mut devices = Vec::new();
+        let mut after = None;
+        loop {
+            let (page, next) = self.devices_page(server, after.as_deref()).await;
+            assert!(page.len() <= DEVICES_PAGE_SIZE, "{page:?}");
+            devices.extend(page);
+            match next {
+                Some(next) => after = Some(next),
+                None => return devices,
+            }
+        }
+    }
+
+    /// One page of `GET /devices` (`?after=<cursor>` when given), which must answer 200: its
+    /// devices, and the cursor of the next page if its `Link` header names one.
+    pub async fn devices_page(
+        &self,
+        server: &impl Target,
+        after: Option<&str>,
+    ) -> (Vec<Value>, Option<String>) {
+        let path = match after {
+            Some(cursor) => format!("/devices?after={cursor}"),
+            None => "/devices".to_owned(),
+        };
+        let response = self.get(server, &path).await;
+        let next = response.headers().get(LINK).map(|link| {
+            let link = link.to_str().expect("an ASCII Link header");
+            let cursor = link
+                .strip_prefix("</devices?after=")
+                .and_then(|rest| rest.strip_suffix(">; rel=\"next\""))
+                .unwrap_or_else(|| panic!("not a link to the next page: {link}"));
+            cursor.to_owned()
+        });
+        match json_ok(response).await {
+            Value::Array(devices) => (devices, next),
+            other => panic!("GET {path} answered {other}, not an array"),
         }
     }
 
@@ -449,6 +627,18 @@ pub fn session_id(cookie_value: &str, cookie_key: &str) -> Uuid {
     let wire: Value = serde_json::from_str(cookie.value()).expect("the cookie holds JSON");
     let id = wire["0"].as_str().expect("the session id, under \"0\"");
     Uuid::parse_str(id).expect("a UUID")
+}
+
+/// Whether `finalize` failed because the store refused to create the session again: its
+/// sign-in was ended (`pavex_session_sea_orm::SignedOut`, the cause of `CreateError::Other`).
+pub fn is_signed_out(
+    result: &Result<Option<pavex::cookie::ResponseCookie<'static>>, FinalizeError>,
+) -> bool {
+    matches!(
+        result,
+        Err(FinalizeError::SyncErr(SyncError::CreateError(CreateError::Other(e))))
+            if e.is::<SignedOut>()
+    )
 }
 
 /// The same cookie value with one character changed (still valid base64url).
