@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A smoke run of the benchmark workspace (benches/, its own lock file with pavex_session_sqlx's
-# sqlx 0.8), so that it keeps building and running: both binaries on every backend, with tiny
+# sqlx 0.8), so that it keeps building and running: every binary on every backend, with tiny
 # sizes. It measures nothing worth reading; every call's outcome and the final row counts are
 # still checked, so a broken store or benchmark fails it.
 #
@@ -17,4 +17,7 @@ cargo run "$@" --manifest-path benches/Cargo.toml -- \
 jq -e '[.runs[] | .rows_at_end[]] | length == 6 and all(. == 330)' "$json" > /dev/null
 cargo run "$@" --manifest-path benches/Cargo.toml --bin expiry_scale -- \
   --sizes 1000 --batch 100 > /dev/null
-echo "benches: both binaries ran on every backend"
+# Exits non-zero if a load call or a schema step fails.
+cargo run "$@" --manifest-path benches/Cargo.toml --bin ddl_locks -- \
+  --rows 2000 --tasks 2 --baseline-secs 1 --gap-secs 0.2 > /dev/null
+echo "benches: every binary ran on every backend"

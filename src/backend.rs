@@ -83,7 +83,15 @@ impl SessionStorageBackend for SeaOrmSessionStore {
             .map_err(|e| UpdateError::Other(unusable(e)))?;
         // A store that does not know the subject key leaves the subject as it is (its statement
         // has no place for it), and likewise the sign-in.
-        let update = statements.update.bind(self.record_values(id, &record)?);
+        let [key, state, subject, sign_in, ttl_ms] = self.record_values(id, &record)?;
+        let update = statements.update.bind([
+            key,
+            state,
+            subject,
+            sign_in,
+            ttl_ms,
+            self.lifetime_ms().into(),
+        ]);
         let done = self
             .execute(&update)
             .await
@@ -101,9 +109,11 @@ impl SessionStorageBackend for SeaOrmSessionStore {
             .statements()
             .await
             .map_err(|e| UpdateTtlError::Other(unusable(e)))?;
-        let update = statements
-            .update_ttl
-            .bind([key(id).into(), ttl_millis(ttl).into()]);
+        let update = statements.update_ttl.bind([
+            key(id).into(),
+            ttl_millis(ttl).into(),
+            self.lifetime_ms().into(),
+        ]);
         let done = self
             .execute(&update)
             .await
@@ -255,7 +265,9 @@ impl SeaOrmSessionStore {
         let sign_in = self
             .value_of(self.sign_in_key.as_deref(), &record.state)?
             .map(String::into_bytes);
-        let ttl_ms = ttl_millis(record.ttl);
+        // A new session's deadline is capped here (its `created_at` is now); an existing one's
+        // by the statement, against its `created_at`.
+        let ttl_ms = ttl_millis(record.ttl).min(self.lifetime_ms());
         Ok([
             key(id).into(),
             state.into(),
@@ -263,6 +275,13 @@ impl SeaOrmSessionStore {
             sign_in.into(),
             ttl_ms.into(),
         ])
+    }
+}
+
+impl SeaOrmSessionStore {
+    /// The absolute lifetime in milliseconds ([`MAX_TTL_MILLIS`] without one).
+    fn lifetime_ms(&self) -> i64 {
+        self.absolute_lifetime.map_or(MAX_TTL_MILLIS, ttl_millis)
     }
 }
 

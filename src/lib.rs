@@ -214,6 +214,8 @@ pub struct SeaOrmSessionStore {
     subject_key: Option<Arc<str>>,
     /// The state key whose value is copied into the `sign_in` column.
     sign_in_key: Option<Arc<str>>,
+    /// How long a session may live after its creation, however often it is extended.
+    absolute_lifetime: Option<std::time::Duration>,
     /// Rendered on first use, once the table has passed [`check_table`](Self::check_table), then shared by clones.
     statements: Arc<OnceCell<Statements>>,
     /// Told about each statement (see [`with_metric_callback`](Self::with_metric_callback)).
@@ -239,6 +241,7 @@ impl SeaOrmSessionStore {
             table: SessionsTable::default(),
             subject_key: None,
             sign_in_key: None,
+            absolute_lifetime: None,
             statements: Arc::default(),
             metric_callback: None,
         }
@@ -322,6 +325,29 @@ impl SeaOrmSessionStore {
     pub fn with_sign_in_key(self, key: impl Into<String>) -> Self {
         Self {
             sign_in_key: Some(Arc::from(key.into())),
+            statements: Arc::default(),
+            ..self
+        }
+    }
+
+    /// The same store, under an absolute lifetime (OWASP ASVS 5.0, 7.3.2; Keycloak's "SSO
+    /// Session Max"): however often a session is used, extended or renamed, it never lives past
+    /// its `created_at + lifetime`. Every write sets the deadline to the earlier of `now + ttl`
+    /// and that instant, in the same statement and by the database's clock (`update`,
+    /// `update_ttl`; `change_id` keeps the deadline and `created_at`), so `load` reports the TTL
+    /// that is really left. A lifetime longer than [`MAX_TTL_MILLIS`] is clamped to it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # async fn build(db: sea_orm::DatabaseConnection) {
+    /// let store = pavex_session_sea_orm::SeaOrmSessionStore::new(db)
+    ///     .with_absolute_lifetime(Duration::from_secs(30 * 24 * 3600)); // 30 days
+    /// # }
+    /// ```
+    pub fn with_absolute_lifetime(self, lifetime: std::time::Duration) -> Self {
+        Self {
+            absolute_lifetime: Some(lifetime),
             statements: Arc::default(),
             ..self
         }
@@ -456,6 +482,7 @@ impl SeaOrmSessionStore {
                 let writes = Writes {
                     subject: self.subject_key.is_some(),
                     sign_in: self.sign_in_key.is_some(),
+                    lifetime_capped: self.absolute_lifetime.is_some(),
                 };
                 Ok(Statements::new(
                     backend_of(&self.db)?,
@@ -515,6 +542,10 @@ impl From<SeaOrmSessionStore> for SessionStore {
 }
 
 // The Markdown documentation's Rust snippets, compiled (and run) by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/asvs.md")]
+mod docs_asvs {}
+
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 mod readme {}

@@ -15,6 +15,7 @@ use std::num::NonZeroUsize;
 /// Stand-ins for the values of one call, distinct from each other so that each can be found
 /// among the rendered parameters.
 const TTL_MS_MARKER: i64 = 0x7061_7665_785f_7474;
+const LIFETIME_MS_MARKER: i64 = 0x7061_7665_785f_6c66;
 
 fn id_marker() -> Key {
     b"pavex_session_sea_orm: an id....".to_vec()
@@ -111,11 +112,11 @@ pub(crate) struct Statements {
     pub(crate) insert: Prepared<5>,
     /// `id, state, subject, sign_in, ttl_ms`
     pub(crate) overwrite_expired: Prepared<5>,
-    /// `id, state, subject, sign_in, ttl_ms`, the subject and sign-in only where the store
-    /// knows their keys
-    pub(crate) update: Prepared<5>,
-    /// `id, ttl_ms`
-    pub(crate) update_ttl: Prepared<2>,
+    /// `id, state, subject, sign_in, ttl_ms, lifetime_ms`, the subject and sign-in only where the
+    /// store knows their keys, the lifetime only under an absolute lifetime
+    pub(crate) update: Prepared<6>,
+    /// `id, ttl_ms, lifetime_ms` (the lifetime only under an absolute lifetime)
+    pub(crate) update_ttl: Prepared<3>,
     /// `id`
     pub(crate) load: Prepared<1>,
     /// `id, new_id`
@@ -144,6 +145,7 @@ impl Statements {
             ..
         } = record_marker();
         let ttl = Value::from(TTL_MS_MARKER);
+        let lifetime = Value::from(LIFETIME_MS_MARKER);
         let record = || {
             [
                 id.clone(),
@@ -167,13 +169,21 @@ impl Statements {
             )?,
             update: Prepared::render(
                 backend,
-                &queries.update(id_marker(), record_marker(), writes),
-                record(),
+                &queries.update(id_marker(), record_marker(), writes, LIFETIME_MS_MARKER),
+                {
+                    let [id, state, subject, sign_in, ttl] = record();
+                    [id, state, subject, sign_in, ttl, lifetime.clone()]
+                },
             )?,
             update_ttl: Prepared::render(
                 backend,
-                &queries.update_ttl(id_marker(), TTL_MS_MARKER),
-                [id.clone(), ttl.clone()],
+                &queries.update_ttl(
+                    id_marker(),
+                    TTL_MS_MARKER,
+                    writes.lifetime_capped,
+                    LIFETIME_MS_MARKER,
+                ),
+                [id.clone(), ttl.clone(), lifetime.clone()],
             )?,
             load: Prepared::render(backend, &queries.load(id_marker()), [id.clone()])?,
             live_among: Prepared::render(

@@ -8,8 +8,8 @@ use pavex_session_sea_orm_migration::{SessionsTable, now_millis};
 use sea_orm::{
     DbBackend, DbErr, Iterable,
     sea_query::{
-        Alias, Cond, Condition, DeleteStatement, Expr, ExprTrait, InsertStatement, IntoColumnRef,
-        LockBehavior, LockType, OnConflict, Order, Query, SelectStatement, TableRef,
+        Alias, Cond, Condition, DeleteStatement, Expr, ExprTrait, Func, InsertStatement,
+        IntoColumnRef, LockBehavior, LockType, OnConflict, Order, Query, SelectStatement, TableRef,
         UpdateStatement,
     },
 };
@@ -118,12 +118,19 @@ impl Queries {
     /// Replace the state and deadline of the record `id` if it is live, and its subject and
     /// sign-in where the store knows their keys (`writes`): a store that does not know a key
     /// leaves that column as it is.
-    pub(crate) fn update(&self, id: Key, record: Record, writes: Writes) -> UpdateStatement {
+    pub(crate) fn update(
+        &self,
+        id: Key,
+        record: Record,
+        writes: Writes,
+        lifetime_ms: i64,
+    ) -> UpdateStatement {
+        let deadline = self.capped_deadline(record.ttl_ms, writes.lifetime_capped, lifetime_ms);
         let mut update = Query::update();
         update
             .table(self.table.clone())
             .value(Column::State, record.state)
-            .value(Column::Deadline, self.deadline_in(record.ttl_ms))
+            .value(Column::Deadline, deadline)
             .value(Column::UpdatedAt, self.now.clone());
         if writes.subject {
             update.value(Column::Subject, record.subject);
@@ -138,10 +145,22 @@ impl Queries {
     }
 
     /// Move the deadline of the live record `id`, leaving its state alone.
-    pub(crate) fn update_ttl(&self, id: Key, ttl_ms: i64) -> UpdateStatement {
+    ///
+    /// With `capped`, the new deadline is never after `created_at + lifetime_ms` (the absolute
+    /// lifetime), as in [`update`](Self::update).
+    pub(crate) fn update_ttl(
+        &self,
+        id: Key,
+        ttl_ms: i64,
+        capped: bool,
+        lifetime_ms: i64,
+    ) -> UpdateStatement {
         Query::update()
             .table(self.table.clone())
-            .value(Column::Deadline, self.deadline_in(ttl_ms))
+            .value(
+                Column::Deadline,
+                self.capped_deadline(ttl_ms, capped, lifetime_ms),
+            )
             .value(Column::UpdatedAt, self.now.clone())
             .and_where(id_is(id))
             .and_where(self.live())
@@ -385,6 +404,23 @@ impl Queries {
         self.now.clone().add(ttl_ms)
     }
 
+    /// `now + ttl_ms`, or with `capped` the earlier of that and `created_at + lifetime_ms`: the
+    /// deadline of a write to an existing session under an absolute lifetime, decided by the
+    /// database in the statement that writes it.
+    fn capped_deadline(&self, ttl_ms: i64, capped: bool, lifetime_ms: i64) -> Expr {
+        let deadline = self.deadline_in(ttl_ms);
+        if !capped {
+            return deadline;
+        }
+        let cap = Expr::col(Column::CreatedAt).add(lifetime_ms);
+        // PostgreSQL and MySQL spell the two-argument minimum LEAST, SQLite MIN.
+        let least = match self.backend {
+            DbBackend::Sqlite => "MIN",
+            _ => "LEAST",
+        };
+        Func::cust(least).args([deadline, cap]).into()
+    }
+
     fn live(&self) -> Expr {
         Expr::col(Column::Deadline).gt(self.now.clone())
     }
@@ -412,11 +448,13 @@ pub(crate) struct Record {
     pub(crate) ttl_ms: i64,
 }
 
-/// Which of the columns taken from the state a store writes: those whose key it knows.
+/// What a store's writes do beyond the contract: the columns taken from the state whose keys it
+/// knows, and whether an absolute lifetime caps the deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Writes {
     pub(crate) subject: bool,
     pub(crate) sign_in: bool,
+    pub(crate) lifetime_capped: bool,
 }
 
 /// How long a revoked sign-in is kept after the deadline of the session it ended (one hour).
