@@ -388,7 +388,7 @@ impl Queries {
             .to_owned()
     }
 
-    /// The live sessions of `subject`: all of them, or the one `only`, or all but `except`.
+    /// The live sessions of `subject` that `which` names.
     fn live_of(&self, subject: Vec<u8>, which: &Which) -> Condition {
         let of_subject = Cond::all()
             .add(Expr::col(Column::Subject).eq(subject))
@@ -397,6 +397,9 @@ impl Queries {
             Which::All => of_subject,
             Which::Only(id) => of_subject.add(id_is(id.clone())),
             Which::AllBut(id) => of_subject.add(Expr::col(Column::Id).ne(id.clone())),
+            Which::CreatedBefore(instant) => {
+                of_subject.add(Expr::col(Column::CreatedAt).lt(*instant))
+            }
         }
     }
 
@@ -465,6 +468,8 @@ pub(crate) enum Which {
     All,
     Only(Key),
     AllBut(Key),
+    /// Those created before this instant (Unix epoch milliseconds).
+    CreatedBefore(i64),
 }
 
 /// The alias under which [`Queries::count_of`] returns its count.

@@ -369,6 +369,29 @@ impl SeaOrmSessionStore {
         self.end(subject, which).await
     }
 
+    /// Ends every live session of `subject` created before `instant` ("sign out everyone who
+    /// signed in before the password change", OWASP ASVS 7.4.3), in one statement on the
+    /// subject index; returns how many were ended. Sessions created since (the sign-in that
+    /// changed the password, say) stay. With a sign-in key their sign-ins are revoked, as with
+    /// [`end_sessions_of`](Self::end_sessions_of).
+    ///
+    /// ```
+    /// # use pavex_session_sea_orm::{SeaOrmSessionStore, SubjectError};
+    /// # async fn password_changed(store: &SeaOrmSessionStore) -> Result<(), SubjectError> {
+    /// let changed_at = chrono::Utc::now();
+    /// let ended = store.end_sessions_of_created_before("42", changed_at).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn end_sessions_of_created_before(
+        &self,
+        subject: &str,
+        instant: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, SubjectError> {
+        self.end(subject, Which::CreatedBefore(instant.timestamp_millis()))
+            .await
+    }
+
     /// Ends the live sessions of `subject` that `which` names. Their sign-ins are revoked first
     /// (where the sessions have one), so that a request still in flight on one of them cannot
     /// bring it back under a new id: a session created between the two statements is either

@@ -111,6 +111,35 @@ async fn the_device_list_shows_a_subjects_live_sessions(backend: Backend) {
     assert_eq!(list[0].created_at, first.created_at);
 }
 
+/// "Sign out everyone who signed in before the password change": the sessions of the subject
+/// created before the instant end, the ones created since and other subjects' stay.
+async fn ending_the_sessions_created_before_an_instant(backend: Backend) {
+    let (db, store) = subject_store(backend).await;
+    let old = sign_in(&store, json!(9), "old laptop").await;
+    let other = sign_in(&store, json!(10), "someone else").await;
+    next_millisecond(&db).await;
+    let changed_at = chrono::DateTime::from_timestamp_millis(db.db_now_millis().await).unwrap();
+    next_millisecond(&db).await;
+    let new = sign_in(&store, json!(9), "the device that changed it").await;
+    assert_eq!(
+        store
+            .end_sessions_of_created_before("9", changed_at)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.load(&old).await.unwrap().is_none());
+    assert!(store.load(&new).await.unwrap().is_some());
+    assert!(store.load(&other).await.unwrap().is_some());
+    assert_eq!(
+        store
+            .end_sessions_of_created_before("9", changed_at)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
 /// Waits until the database clock has moved past its current millisecond.
 async fn next_millisecond(db: &TestDb) {
     let now = db.db_now_millis().await;
@@ -451,6 +480,7 @@ on_every_backend!(and_galera:
     ending_all_racing_writes_leaves_nothing_alive,
     subjects_compare_exactly,
     the_device_list_comes_in_pages,
+    ending_the_sessions_created_before_an_instant,
     a_store_without_the_key_leaves_the_subject_alone,
     another_unique_index_is_not_a_taken_id,
 );
