@@ -9,7 +9,8 @@
 //! `SeaOrmSessionStore::migrate()`, filled by the server (`INSERT ... SELECT`) with `--rows`
 //! live sessions less the `--known` ones created through the store (whose session ids the load
 //! tasks know, the table keeping only their SHA-256), then `--tasks` tasks call `store.load` in
-//! a loop while, one after the other:
+//! a loop, on a pool of their own, while the steps run one after the other from a second pool
+//! (as from a newly deployed instance; `migrate()` through a second store on it):
 //!
 //! 1. `store.migrate()` runs on the up-to-date table (it only reads);
 //! 2. `idx_sessions_subject` is dropped by hand (a set-up for the next step, not a migration);
@@ -24,8 +25,9 @@
 //! The statements of steps 4 and 5 are written here by hand: this measures, it is not the
 //! library. Each load call that overlaps a step's window counts for that step (a call blocked by
 //! the step counts, even if it ends after it). One Markdown table per backend goes to stdout,
-//! progress to stderr. A failed load call (an error, or no session for a known id) or a failed
-//! step makes the run exit non-zero, after the database is dropped.
+//! progress to stderr. A failed load call (an error, or no session for a known id), a failed
+//! step, or a step that rewrote the table (its storage changed: PostgreSQL's file node, InnoDB's
+//! table id, SQLite's root page) makes the run exit non-zero, after the database is dropped.
 
 use anyhow::{Context as _, bail, ensure};
 use clap::Parser;
@@ -47,6 +49,9 @@ use std::{
     },
     time::{Duration, Instant},
 };
+
+/// Connections of the pool the steps run from, all opened before the load starts.
+const DDL_CONNECTIONS: u32 = 3;
 
 /// Rows the server inserts per statement while filling (progress is shown between them).
 const FILL_CHUNK: u64 = 100_000;
@@ -123,6 +128,8 @@ struct Window {
     start: Duration,
     end: Duration,
     error: Option<String>,
+    /// Whether the table's storage changed during the step (a rewrite); none for the baseline.
+    rewritten: Option<bool>,
 }
 
 /// What one backend's run found.
@@ -254,13 +261,15 @@ async fn connect(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConn
 
 async fn run(backend: Backend, url: String, args: Arc<Args>) -> anyhow::Result<Outcome> {
     let name = backend.name();
-    // The load tasks, and a connection to spare for `migrate()`.
-    let db = connect(&url, args.tasks as u32 + 2).await?;
-    // The hand-written DDL: PostgreSQL's future migration holds its turn on one connection while
-    // it works on the other.
-    let ddl = connect(&url, 2).await?;
+    // The load tasks' pool, one connection each.
+    let db = connect(&url, args.tasks as u32).await?;
     let store = SeaOrmSessionStore::new(db.clone());
-    store.migrate().await.context("creating the table")?;
+    // The steps run from a pool of their own, as from a newly deployed instance while the running
+    // ones serve: `migrate()` through a second store on it, and the hand-written DDL
+    // (PostgreSQL's future migration holds its turn on one connection while it works on another).
+    let ddl = connect(&url, DDL_CONNECTIONS).await?;
+    let migrator = SeaOrmSessionStore::new(ddl.clone());
+    migrator.migrate().await.context("creating the table")?;
     let version = scalar_text(
         &ddl,
         match backend {
@@ -303,6 +312,11 @@ async fn run(backend: Backend, url: String, args: Arc<Args>) -> anyhow::Result<O
         args.rows
     );
     eprintln!("{name}: {rows} rows in {:.1} s", fill.as_secs_f64());
+    // Every connection of the steps' pool open now, not during a step.
+    let open = futures::future::try_join_all((0..DDL_CONNECTIONS).map(|_| ddl.begin())).await?;
+    for transaction in open {
+        transaction.commit().await?;
+    }
 
     // The load, until `stop` (or, whatever happens, once every step could have timed out).
     let stop = Arc::new(AtomicBool::new(false));
@@ -339,6 +353,9 @@ async fn run(backend: Backend, url: String, args: Arc<Args>) -> anyhow::Result<O
         })
         .collect();
 
+    let gap = Duration::from_secs_f64(args.gap_secs);
+    // The load's connections open before the baseline.
+    tokio::time::sleep(gap).await;
     let mut windows = Vec::new();
     let baseline_start = t0.elapsed();
     tokio::time::sleep(Duration::from_secs_f64(args.baseline_secs)).await;
@@ -348,13 +365,13 @@ async fn run(backend: Backend, url: String, args: Arc<Args>) -> anyhow::Result<O
         start: baseline_start,
         end: t0.elapsed(),
         error: None,
+        rewritten: None,
     });
     let steps = Steps {
         backend,
-        store: &store,
+        migrator: &migrator,
         ddl: &ddl,
     };
-    let gap = Duration::from_secs_f64(args.gap_secs);
     let timeout = Duration::from_secs(args.step_timeout_secs);
     // The future migration's turn (PostgreSQL): taken before its first step, released after its
     // last, as `AddLastSeenIp::up` does.
@@ -365,6 +382,7 @@ async fn run(backend: Backend, url: String, args: Arc<Args>) -> anyhow::Result<O
             turn = Some(steps.take_turn().await?);
         }
         eprintln!("{name}: {}", step.label());
+        let storage = steps.storage().await?;
         let start = t0.elapsed();
         let result = tokio::time::timeout(timeout, steps.run(step)).await;
         let end = t0.elapsed();
@@ -383,12 +401,14 @@ async fn run(backend: Backend, url: String, args: Arc<Args>) -> anyhow::Result<O
         if let Some(error) = &error {
             eprintln!("{name}: {} failed: {error}", step.label());
         }
+        let rewritten = steps.storage().await? != storage;
         windows.push(Window {
             step: step.label(),
             what,
             start,
             end,
             error,
+            rewritten: Some(rewritten),
         });
     }
     if let Some(turn) = turn {
@@ -408,6 +428,7 @@ async fn run(backend: Backend, url: String, args: Arc<Args>) -> anyhow::Result<O
         rows_at_end == rows,
         "{rows_at_end} rows after the steps, not {rows}"
     );
+    drop((store, migrator));
     db.close().await?;
     ddl.close().await?;
     Ok(Outcome {
@@ -523,7 +544,8 @@ impl Step {
 /// The steps, on one backend.
 struct Steps<'a> {
     backend: Backend,
-    store: &'a SeaOrmSessionStore,
+    /// A store on the steps' pool, for `migrate()`.
+    migrator: &'a SeaOrmSessionStore,
     ddl: &'a DatabaseConnection,
 }
 
@@ -586,7 +608,7 @@ impl Steps<'_> {
     async fn run(&self, step: Step) -> anyhow::Result<String> {
         match step {
             Step::MigrateUpToDate | Step::MigrateRecreatesIndex => {
-                self.store.migrate().await?;
+                self.migrator.migrate().await?;
             }
             Step::AddColumn if self.backend == Backend::Postgres => {
                 let transaction = self.ddl.begin().await?;
@@ -648,6 +670,22 @@ impl Steps<'_> {
         Ok(())
     }
 
+    /// What identifies the table's storage, which a rewrite changes: PostgreSQL's file node,
+    /// InnoDB's table id, SQLite's root page.
+    async fn storage(&self) -> anyhow::Result<i64> {
+        let sql = match self.backend {
+            Backend::Postgres => "SELECT pg_relation_filenode('sessions')::bigint AS n",
+            Backend::Mysql => {
+                "SELECT CAST(TABLE_ID AS SIGNED) AS n FROM information_schema.INNODB_SYS_TABLES \
+                 WHERE NAME = CONCAT(DATABASE(), '/sessions')"
+            }
+            Backend::Sqlite => {
+                "SELECT rootpage AS n FROM sqlite_master WHERE type = 'table' AND name = 'sessions'"
+            }
+        };
+        scalar_i64(self.ddl, sql).await
+    }
+
     /// Whether the index exists (and, on PostgreSQL, is valid).
     async fn index_valid(&self, name: &str) -> anyhow::Result<bool> {
         let sql = match self.backend {
@@ -707,9 +745,9 @@ fn print(backend: Backend, args: &Args, outcome: &Outcome) -> Vec<String> {
         outcome.version, outcome.rows, args.tasks
     );
     println!(
-        "| step | what runs | duration ms | load calls | failed | load p50 ms | load p99 ms | load max ms |"
+        "| step | what runs | table rewritten | duration ms | load calls | failed | load p50 ms | load p99 ms | load max ms |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
     for window in &outcome.windows {
         let during: Vec<&Call> = outcome
             .calls
@@ -733,8 +771,16 @@ fn print(backend: Backend, args: &Args, outcome: &Outcome) -> Vec<String> {
             }
             None => window.what.clone(),
         };
+        let rewritten = match window.rewritten {
+            None => "",
+            Some(false) => "no",
+            Some(true) => {
+                failures.push(format!("{name}: {}: the table was rewritten", window.step));
+                "**yes**"
+            }
+        };
         println!(
-            "| {} | {what} | {:.1} | {} | {failed} | {} | {} | {} |",
+            "| {} | {what} | {rewritten} | {:.1} | {} | {failed} | {} | {} | {} |",
             window.step,
             (window.end - window.start).as_secs_f64() * 1e3,
             during.len(),
