@@ -205,6 +205,26 @@ async fn huge_states(backend: Backend) {
     }
 }
 
+/// A new session whose stored state is then overwritten by hand with `bytes`.
+async fn session_with_stored_state(
+    db: &common::TestDb,
+    store: &pavex_session_sea_orm::SeaOrmSessionStore,
+    bytes: Vec<u8>,
+) -> SessionId {
+    let id = SessionId::random();
+    store
+        .create(&id, record(&state(json!({})), HOUR))
+        .await
+        .unwrap();
+    sessions::Entity::update_many()
+        .col_expr(sessions::Column::State, Expr::val(bytes))
+        .filter(sessions::Column::Id.eq(common::key(&id)))
+        .exec(&db.db)
+        .await
+        .unwrap();
+    id
+}
+
 /// Stored states that are not JSON objects are `DeserializationError`s, and the record can
 /// still be overwritten or deleted.
 async fn states_that_are_not_objects(backend: Backend) {
@@ -217,20 +237,7 @@ async fn states_that_are_not_objects(backend: Backend) {
         json!("s"),
         json!({"a": null}),
     ] {
-        let id = SessionId::random();
-        store
-            .create(&id, record(&state(json!({})), HOUR))
-            .await
-            .unwrap();
-        sessions::Entity::update_many()
-            .col_expr(
-                sessions::Column::State,
-                Expr::val(bad.to_string().into_bytes()),
-            )
-            .filter(sessions::Column::Id.eq(common::key(&id)))
-            .exec(&db.db)
-            .await
-            .unwrap();
+        let id = session_with_stored_state(&db, &store, bad.to_string().into_bytes()).await;
         let loaded = store.load(&id).await;
         match bad.is_object() {
             true => assert_eq!(loaded.unwrap().unwrap().state, state(bad)),
@@ -245,17 +252,7 @@ async fn states_that_are_not_objects(backend: Backend) {
     }
     // Bytes that are not JSON, or not UTF-8, written by hand: an error, and the row stays.
     for bad in [&b"{oops"[..], &[0xff, 0xfe, b'{', b'}'][..]] {
-        let id = SessionId::random();
-        store
-            .create(&id, record(&state(json!({})), HOUR))
-            .await
-            .unwrap();
-        sessions::Entity::update_many()
-            .col_expr(sessions::Column::State, Expr::val(bad.to_vec()))
-            .filter(sessions::Column::Id.eq(common::key(&id)))
-            .exec(&db.db)
-            .await
-            .unwrap();
+        let id = session_with_stored_state(&db, &store, bad.to_vec()).await;
         assert!(matches!(
             store.load(&id).await,
             Err(LoadError::DeserializationError(_))
