@@ -8,14 +8,14 @@
 #      by building with 1.94;
 #   2. each member ships its README and both license files, identical to the root's;
 #   3. `cargo package --workspace --locked` packages the members together (cargo resolves their
-#      path dependencies against each other, not crates.io) and verifies each tarball by
+#      path dependencies against each other, not the published versions) and verifies each tarball by
 #      building it; the files of each package are listed.
 #
 # Usage: scripts/check-package.sh [--no-verify]   (extra arguments go to `cargo package`)
 #
 # On the project's 2-core machine: the first run builds every dependency once more, in
 # target/check-package/ (25 min while other builds shared the cores; 9.5 min of CPU); later runs
-# rebuild only our four crates there (about 70 s). --no-verify skips the builds (about 15 s). `cargo package` asks the crates.io index for the packaged crates' lock files, so it
+# rebuild only our four crates there (about 70 s). --no-verify skips the builds (about 15 s). `cargo package` asks the registry's index for the packaged crates' lock files, so it
 # needs the network (or a filled cache and --offline).
 #
 # `--allow-dirty` is always passed: this checks what would be packaged, including edits not yet

@@ -20,4 +20,6 @@ cargo run "$@" --manifest-path benches/Cargo.toml --bin expiry_scale -- \
 # Exits non-zero if a load call or a schema step fails.
 cargo run "$@" --manifest-path benches/Cargo.toml --bin ddl_locks -- \
   --rows 2000 --tasks 2 --baseline-secs 1 --gap-secs 0.2 > /dev/null
+cargo run "$@" --manifest-path benches/Cargo.toml --bin adoption_load -- \
+  --rows 4000 --known 200 > /dev/null
 echo "benches: every binary ran on every backend"

@@ -6,7 +6,9 @@ use serde::Serialize;
 use std::{path::PathBuf, time::Duration};
 
 /// Benchmarks `pavex_session_sea_orm` ("ours") against `pavex_session_sqlx` 0.2.10 ("theirs")
-/// on PostgreSQL, MariaDB/MySQL and SQLite, in alternating rounds, in one process.
+/// on PostgreSQL, MariaDB/MySQL and SQLite, in alternating rounds, in one process. A third side,
+/// "raw", runs theirs' statements on sqlx 0.9 (ours' driver), to split the difference between
+/// the store's share and the driver's.
 ///
 /// The Markdown report goes to stdout, progress to stderr, and every number to a JSON file.
 #[derive(Debug, Parser)]
@@ -16,8 +18,9 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = BackendChoice::All)]
     pub backend: BackendChoice,
 
-    /// `ab`: ours against theirs. `aa`: theirs against itself (two fresh databases), to show
-    /// the machine's noise band. `both`: `ab` then `aa`.
+    /// `ab`: ours (A) against theirs (B). `aa`: theirs against itself (two fresh databases), to
+    /// show the machine's noise band. `ac`: ours against raw (C: theirs' statements on sqlx 0.9).
+    /// `cb`: raw against theirs. `both`: `ab` then `aa`. `all`: `ab`, `ac`, `cb`.
     #[arg(long, value_enum, default_value_t = Mode::Ab)]
     pub mode: Mode,
 
@@ -53,19 +56,19 @@ pub struct Args {
     #[arg(long)]
     pub full: bool,
 
-    /// Pool: maximum connections (both sides).
+    /// Pool: maximum connections (every side).
     #[arg(long, default_value_t = 16)]
     pub max_connections: u32,
 
-    /// Pool: minimum idle connections kept open (both sides).
+    /// Pool: minimum idle connections kept open (every side).
     #[arg(long, default_value_t = 0)]
     pub min_connections: u32,
 
-    /// Pool: acquire timeout in seconds (both sides).
+    /// Pool: acquire timeout in seconds (every side).
     #[arg(long, default_value_t = 30)]
     pub acquire_timeout_secs: u64,
 
-    /// Pool: ping every connection before handing it out (both sides). Off by default.
+    /// Pool: ping every connection before handing it out (every side). Off by default.
     #[arg(long)]
     pub test_before_acquire: bool,
 
@@ -135,8 +138,26 @@ pub enum Mode {
     Ab,
     /// Theirs against theirs.
     Aa,
+    /// Ours against raw (theirs' statements on sqlx 0.9): the store's share, same driver.
+    Ac,
+    /// Raw against theirs: the driver's share (sqlx 0.9 vs 0.8), same statements.
+    Cb,
     /// `Ab`, then `Aa`.
     Both,
+    /// `Ab`, `Ac`, then `Cb`.
+    All,
+}
+
+impl Mode {
+    /// The letters of its two sides in the report: A ours, B theirs, C raw (in `aa`, both
+    /// theirs, called A and B).
+    pub fn letters(self) -> [&'static str; 2] {
+        match self {
+            Mode::Ac => ["A", "C"],
+            Mode::Cb => ["C", "B"],
+            _ => ["A", "B"],
+        }
+    }
 }
 
 /// Everything a run needs, with defaults resolved.
@@ -174,6 +195,7 @@ impl Config {
         };
         let modes = match args.mode {
             Mode::Both => vec![Mode::Ab, Mode::Aa],
+            Mode::All => vec![Mode::Ab, Mode::Ac, Mode::Cb],
             one => vec![one],
         };
         let rows = args

@@ -14,6 +14,9 @@ use anyhow::{Context as _, anyhow, bail};
 use futures::FutureExt as _;
 use std::{panic::AssertUnwindSafe, sync::Arc, time::Instant};
 
+/// The raw side's label: theirs' statements, on sqlx 0.9.
+const RAW: &str = "raw (their SQL, sqlx 0.9)";
+
 /// The two sides of a mode: labels, store kinds and database tags.
 fn sides_of(mode: Mode) -> anyhow::Result<[(&'static str, Kind, &'static str); 2]> {
     match mode {
@@ -25,7 +28,9 @@ fn sides_of(mode: Mode) -> anyhow::Result<[(&'static str, Kind, &'static str); 2
             ("theirs A", Kind::Theirs, "theirs_a"),
             ("theirs B", Kind::Theirs, "theirs_b"),
         ]),
-        Mode::Both => bail!("`both` is expanded into `ab` and `aa` before running"),
+        Mode::Ac => Ok([("ours", Kind::Ours, "ours"), (RAW, Kind::Raw, "raw")]),
+        Mode::Cb => Ok([(RAW, Kind::Raw, "raw"), ("theirs", Kind::Theirs, "theirs")]),
+        Mode::Both | Mode::All => bail!("`both` and `all` are expanded before running"),
     }
 }
 

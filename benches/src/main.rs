@@ -8,6 +8,7 @@ mod ids;
 mod payload;
 mod pool;
 mod prefill;
+mod raw;
 mod report;
 mod scratch;
 mod secs;

@@ -1,9 +1,10 @@
-//! The pool settings, applied identically to sea-orm's pool (sqlx 0.9) and to sqlx 0.8's.
+//! The pool settings, applied identically to sea-orm's pool (sqlx 0.9), to sqlx 0.8's (theirs)
+//! and to the raw side's sqlx 0.9 pool.
 
 use serde::Serialize;
 use std::time::Duration;
 
-/// Pool settings shared by both sides. Statement logging is always off.
+/// Pool settings shared by every side. Statement logging is always off.
 #[derive(Debug, Clone, Serialize)]
 pub struct PoolSettings {
     pub max_connections: u32,
@@ -45,12 +46,24 @@ impl PoolSettings {
             .test_before_acquire(self.test_before_acquire)
     }
 
+    /// sqlx 0.9's pool options (the raw side's), with these settings (statement logging is
+    /// switched off on the connect options, in `raw.rs`).
+    pub fn sqlx09<DB: sqlx09::Database>(&self) -> sqlx09::pool::PoolOptions<DB> {
+        sqlx09::pool::PoolOptions::new()
+            .max_connections(self.max_connections)
+            .min_connections(self.min_connections)
+            .acquire_timeout(self.acquire_timeout)
+            .idle_timeout(self.idle_timeout)
+            .max_lifetime(self.max_lifetime)
+            .test_before_acquire(self.test_before_acquire)
+    }
+
     /// One line for the report.
     pub fn describe(&self) -> String {
         format!(
             "max_connections={}, min_connections={}, acquire_timeout={}s, idle_timeout={}s, \
              max_lifetime={}s, test_before_acquire={}, statement logging {}; \
-             prepared-statement cache: sqlx default (100 per connection) on both sides",
+             prepared-statement cache: sqlx default (100 per connection) on every side",
             self.max_connections,
             self.min_connections,
             self.acquire_timeout.as_secs_f64(),
@@ -62,8 +75,8 @@ impl PoolSettings {
     }
 }
 
-/// SQLite connection settings, set explicitly on both sides (sqlx 0.8 and 0.9 leave the journal
-/// mode alone unless asked, so without this both would run in SQLite's rollback journal).
+/// SQLite connection settings, set explicitly on every side (sqlx 0.8 and 0.9 leave the journal
+/// mode alone unless asked, so without this they would run in SQLite's rollback journal).
 pub mod sqlite {
     use std::time::Duration;
 
@@ -78,7 +91,7 @@ pub mod sqlite {
         )
     }
 
-    /// Applies the settings to sea-orm's (sqlx 0.9) connect options.
+    /// Applies the settings to sqlx 0.9's connect options (sea-orm's, and the raw side's).
     pub fn sqlx09(
         options: sea_orm::sqlx::sqlite::SqliteConnectOptions,
     ) -> sea_orm::sqlx::sqlite::SqliteConnectOptions {

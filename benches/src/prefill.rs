@@ -7,7 +7,8 @@
 //! inserted with sea-query; `subject` is left null (anonymous sessions).
 //! Theirs (`pavex_session_sqlx`'s `migration_query()`): PostgreSQL `uuid`,
 //! `timestamptz`, `jsonb`; MySQL `CHAR(36)`, epoch seconds, `JSON`; SQLite `TEXT` id, epoch
-//! seconds, JSON text.
+//! seconds, JSON text. The raw side (theirs' statements on sqlx 0.9) has theirs' table and gets
+//! the same rows, written through sqlx 0.9.
 
 use crate::{
     args::Backend,
@@ -90,13 +91,37 @@ fn mixed(
     rows
 }
 
+/// Inserts `$chunk` into theirs' schema through `$sqlx`'s `QueryBuilder`: `sqlx` (0.8) for
+/// theirs, `sqlx09` for the raw side, which thus gets the very same rows. `uuid_id`: the
+/// PostgreSQL table (`uuid` id, `timestamptz` deadline); `text_id`: MySQL and SQLite (id as
+/// text, deadline in epoch seconds). Evaluates to the number of rows inserted.
+macro_rules! insert_theirs {
+    ($sqlx:ident, $db:expr, $id:ident, $chunk:expr, $state:expr) => {{
+        let mut insert = $sqlx::QueryBuilder::new("INSERT INTO sessions (id, deadline, state) ");
+        insert.push_values($chunk, |mut row, (id, deadline)| {
+            let secs = i64::try_from(deadline.as_secs()).unwrap_or(i64::MAX);
+            insert_theirs!(@row $id, row, id, secs);
+            row.push_bind($state);
+        });
+        insert.build().execute($db).await?.rows_affected()
+    }};
+    (@row uuid_id, $row:ident, $id:ident, $secs:ident) => {
+        $row.push_bind($id.inner())
+            .push("to_timestamp(")
+            .push_bind_unseparated($secs as f64)
+            .push_unseparated(")")
+    };
+    (@row text_id, $row:ident, $id:ident, $secs:ident) => {
+        $row.push_bind($id.inner().to_string()).push_bind($secs)
+    };
+}
+
 /// Inserts one chunk of ids, each with the Unix time at which its row expires.
 async fn insert_chunk(
     side: &Side,
     chunk: &[(SessionId, Duration)],
     state: &serde_json::Value,
 ) -> anyhow::Result<()> {
-    let secs = |deadline: &Duration| i64::try_from(deadline.as_secs()).unwrap_or(i64::MAX);
     let millis = |deadline: &Duration| i64::try_from(deadline.as_millis()).unwrap_or(i64::MAX);
     let inserted = match &side.conn {
         Conn::SeaOrm(db) => {
@@ -126,35 +151,12 @@ async fn insert_chunk(
             }
             db.execute(&insert).await?.rows_affected()
         }
-        Conn::Postgres(db) => {
-            let mut insert = sqlx::QueryBuilder::new("INSERT INTO sessions (id, deadline, state) ");
-            insert.push_values(chunk, |mut row, (id, deadline)| {
-                row.push_bind(id.inner())
-                    .push("to_timestamp(")
-                    .push_bind_unseparated(secs(deadline) as f64)
-                    .push_unseparated(")")
-                    .push_bind(state);
-            });
-            insert.build().execute(db).await?.rows_affected()
-        }
-        Conn::Mysql(db) => {
-            let mut insert = sqlx::QueryBuilder::new("INSERT INTO sessions (id, deadline, state) ");
-            insert.push_values(chunk, |mut row, (id, deadline)| {
-                row.push_bind(id.inner().to_string())
-                    .push_bind(secs(deadline))
-                    .push_bind(state);
-            });
-            insert.build().execute(db).await?.rows_affected()
-        }
-        Conn::Sqlite(db) => {
-            let mut insert = sqlx::QueryBuilder::new("INSERT INTO sessions (id, deadline, state) ");
-            insert.push_values(chunk, |mut row, (id, deadline)| {
-                row.push_bind(id.inner().to_string())
-                    .push_bind(secs(deadline))
-                    .push_bind(state);
-            });
-            insert.build().execute(db).await?.rows_affected()
-        }
+        Conn::Postgres(db) => insert_theirs!(sqlx, db, uuid_id, chunk, state),
+        Conn::Mysql(db) => insert_theirs!(sqlx, db, text_id, chunk, state),
+        Conn::Sqlite(db) => insert_theirs!(sqlx, db, text_id, chunk, state),
+        Conn::RawPostgres(db) => insert_theirs!(sqlx09, db, uuid_id, chunk, state),
+        Conn::RawMysql(db) => insert_theirs!(sqlx09, db, text_id, chunk, state),
+        Conn::RawSqlite(db) => insert_theirs!(sqlx09, db, text_id, chunk, state),
     };
     ensure!(
         inserted == chunk.len() as u64,

@@ -49,11 +49,17 @@ fn write_report(
         cfg.ttl.as_secs(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     )?;
-    writeln!(out, "- pool (both sides): {}", cfg.pool.describe())?;
-    writeln!(out, "- SQLite (both sides): {}", sqlite::describe())?;
+    writeln!(out, "- pool (every side): {}", cfg.pool.describe())?;
+    writeln!(out, "- SQLite (every side): {}", sqlite::describe())?;
     writeln!(
         out,
-        "- ratio = A ops/s / B ops/s within one round pair, median over rounds (> 1: A faster); \
+        "- sides: A = ours, B = theirs, C = raw (theirs' statements on sqlx 0.9, ours' driver: \
+         A/C is the store's share, C/B the driver's)"
+    )?;
+    writeln!(
+        out,
+        "- ratio = first side's ops/s / second side's ops/s within one round pair, median over \
+         rounds (> 1: the first side faster); \
          p50/p99 over every call of every measured round; x floor = p50 / the same side's \
          `SELECT 1` p50 at the same concurrency"
     )?;
@@ -62,11 +68,14 @@ fn write_report(
     for run in runs {
         let mode = match run.mode {
             Mode::Aa => "A/A (noise band)",
+            Mode::Ac => "A/C (the store's share: same driver)",
+            Mode::Cb => "C/B (the driver's share: same statements)",
             _ => "A/B",
         };
+        let [x, y] = run.mode.letters();
         writeln!(
             out,
-            "## {} ({}), {mode}: A = {}, B = {}\n",
+            "## {} ({}), {mode}: {x} = {}, {y} = {}\n",
             run.backend.name(),
             run.server_version,
             run.sides[0].label,
@@ -74,8 +83,8 @@ fn write_report(
         )?;
         writeln!(
             out,
-            "A = {}: {}; B = {}: {}. Prefill of both tables: {:.1} s, then analyze + flush: {:.1} s; \
-             rows at the end: {} / {}; run time {:.0} s.\n",
+            "{x} = {}: {}; {y} = {}: {}. Prefill of both tables: {:.1} s, then analyze + flush: \
+             {:.1} s; rows at the end: {} / {}; run time {:.0} s.\n",
             run.sides[0].label,
             run.sides[0].driver,
             run.sides[1].label,
@@ -93,7 +102,7 @@ fn write_report(
 
     writeln!(
         out,
-        "## Geometric mean of A/B over the 7 session operations\n"
+        "## Geometric mean of the ratios (first side / second side) over the 7 session operations\n"
     )?;
     write!(out, "| backend | mode |")?;
     for c in &cfg.concurrency {

@@ -1,12 +1,13 @@
 //! A side of the comparison: a session store, the pool under it, and the floor query.
 
-use crate::{args::Backend, pool::PoolSettings, pool::sqlite};
+use crate::{args::Backend, pool::PoolSettings, pool::sqlite, raw};
 use anyhow::{Context as _, bail};
 use pavex_session::store::SessionStorageBackend;
 use pavex_session_sea_orm::SeaOrmSessionStore;
 use pavex_session_sqlx::{MySqlSessionStore, PostgresSessionStore, SqliteSessionStore};
 use sea_orm::{ConnectionTrait as _, DatabaseConnection, Statement};
 use sqlx::{ConnectOptions as _, MySqlPool, PgPool, SqlitePool};
+use sqlx09::AssertSqlSafe;
 use std::{str::FromStr as _, sync::Arc};
 
 /// Which store a side runs.
@@ -16,6 +17,9 @@ pub enum Kind {
     Ours,
     /// The matching store of `pavex_session_sqlx` 0.2.10 (sqlx 0.8).
     Theirs,
+    /// Theirs' statements re-run on sqlx 0.9 (`raw.rs`), to tell the driver's share from the
+    /// store's.
+    Raw,
 }
 
 /// The pool under a side's store, kept to run the floor query, the prefill and clean-up.
@@ -25,12 +29,16 @@ pub enum Conn {
     Postgres(PgPool),
     Mysql(MySqlPool),
     Sqlite(SqlitePool),
+    /// The raw side's sqlx 0.9 pools.
+    RawPostgres(sqlx09::PgPool),
+    RawMysql(sqlx09::MySqlPool),
+    RawSqlite(sqlx09::SqlitePool),
 }
 
 /// One side: a store plus its pool. Cheap to clone (everything is shared).
 #[derive(Debug, Clone)]
 pub struct Side {
-    /// Label in the report: "ours", "theirs", "theirs A", "theirs B".
+    /// Label in the report: "ours", "theirs", "raw (their SQL, sqlx 0.9)", "theirs A", "theirs B".
     pub label: String,
     pub kind: Kind,
     pub backend: Backend,
@@ -63,9 +71,18 @@ impl Side {
                 store.migrate().await.with_context(context)?;
                 (Arc::new(store), Conn::SeaOrm(db))
             }
+            (Kind::Raw, _) => raw::connect(backend, url, pool)
+                .await
+                .with_context(context)?,
             (Kind::Theirs, Backend::Postgres) => {
+                // pavex_session_sqlx turns on sqlx 0.8's TLS, and with the default
+                // `sslmode=prefer` its connections would be encrypted where the server offers
+                // TLS, while ours and the raw side (sqlx 0.9 without a TLS feature) talk plain
+                // TCP: measured that way, theirs paid for TLS and we looked 20% faster than we
+                // are. Every side talks plain TCP.
                 let options = sqlx::postgres::PgConnectOptions::from_str(url)
                     .with_context(context)?
+                    .ssl_mode(sqlx::postgres::PgSslMode::Disable)
                     .disable_statement_logging();
                 let db = pool
                     .sqlx()
@@ -119,11 +136,12 @@ impl Side {
         match self.kind {
             Kind::Ours => "pavex_session_sea_orm (sea-orm 2.0.4, sqlx 0.9)",
             Kind::Theirs => "pavex_session_sqlx 0.2.10 (sqlx 0.8)",
+            Kind::Raw => "pavex_session_sqlx 0.2.10's statements on sqlx 0.9 (benches/src/raw.rs)",
         }
     }
 
     /// The floor: a bare `SELECT 1` through the side's own pool (sea-orm's connection for ours,
-    /// the sqlx 0.8 pool for theirs), checking that one row came back.
+    /// the sqlx 0.8 pool for theirs, the sqlx 0.9 pool for raw), checking that one row came back.
     pub async fn select_one(&self) -> anyhow::Result<()> {
         const SQL: &str = "SELECT 1";
         let found = match &self.conn {
@@ -134,6 +152,9 @@ impl Side {
             Conn::Postgres(db) => sqlx::query(SQL).fetch_optional(db).await?.is_some(),
             Conn::Mysql(db) => sqlx::query(SQL).fetch_optional(db).await?.is_some(),
             Conn::Sqlite(db) => sqlx::query(SQL).fetch_optional(db).await?.is_some(),
+            Conn::RawPostgres(db) => sqlx09::query(SQL).fetch_optional(db).await?.is_some(),
+            Conn::RawMysql(db) => sqlx09::query(SQL).fetch_optional(db).await?.is_some(),
+            Conn::RawSqlite(db) => sqlx09::query(SQL).fetch_optional(db).await?.is_some(),
         };
         if !found {
             bail!("SELECT 1 returned no row");
@@ -166,6 +187,9 @@ impl Side {
             Conn::Postgres(pool) => hold08(pool, n).await.with_context(context),
             Conn::Mysql(pool) => hold08(pool, n).await.with_context(context),
             Conn::Sqlite(pool) => hold08(pool, n).await.with_context(context),
+            Conn::RawPostgres(pool) => hold(pool, n).await.with_context(context),
+            Conn::RawMysql(pool) => hold(pool, n).await.with_context(context),
+            Conn::RawSqlite(pool) => hold(pool, n).await.with_context(context),
         }
     }
 
@@ -186,6 +210,21 @@ impl Side {
             Conn::Sqlite(db) => {
                 db.execute(sql).await.with_context(context)?;
             }
+            Conn::RawPostgres(db) => {
+                sqlx09::Executor::execute(db, AssertSqlSafe(sql))
+                    .await
+                    .with_context(context)?;
+            }
+            Conn::RawMysql(db) => {
+                sqlx09::Executor::execute(db, AssertSqlSafe(sql))
+                    .await
+                    .with_context(context)?;
+            }
+            Conn::RawSqlite(db) => {
+                sqlx09::Executor::execute(db, AssertSqlSafe(sql))
+                    .await
+                    .with_context(context)?;
+            }
         }
         Ok(())
     }
@@ -205,6 +244,9 @@ impl Side {
             Conn::Postgres(db) => sqlx::query_scalar(SQL).fetch_one(db).await?,
             Conn::Mysql(db) => sqlx::query_scalar(SQL).fetch_one(db).await?,
             Conn::Sqlite(db) => sqlx::query_scalar(SQL).fetch_one(db).await?,
+            Conn::RawPostgres(db) => sqlx09::query_scalar(SQL).fetch_one(db).await?,
+            Conn::RawMysql(db) => sqlx09::query_scalar(SQL).fetch_one(db).await?,
+            Conn::RawSqlite(db) => sqlx09::query_scalar(SQL).fetch_one(db).await?,
         };
         Ok(n)
     }
@@ -225,6 +267,9 @@ impl Side {
             Conn::Postgres(db) => sqlx::query_scalar(sql).fetch_one(db).await?,
             Conn::Mysql(db) => sqlx::query_scalar(sql).fetch_one(db).await?,
             Conn::Sqlite(db) => sqlx::query_scalar(sql).fetch_one(db).await?,
+            Conn::RawPostgres(db) => sqlx09::query_scalar(sql).fetch_one(db).await?,
+            Conn::RawMysql(db) => sqlx09::query_scalar(sql).fetch_one(db).await?,
+            Conn::RawSqlite(db) => sqlx09::query_scalar(sql).fetch_one(db).await?,
         };
         Ok(version)
     }
@@ -239,11 +284,15 @@ impl Side {
             Conn::Postgres(db) => db.close().await,
             Conn::Mysql(db) => db.close().await,
             Conn::Sqlite(db) => db.close().await,
+            Conn::RawPostgres(db) => db.close().await,
+            Conn::RawMysql(db) => db.close().await,
+            Conn::RawSqlite(db) => db.close().await,
         }
     }
 }
 
-/// Acquires `n` connections of a sqlx 0.9 pool (sea-orm's) at once, then releases them.
+/// Acquires `n` connections of a sqlx 0.9 pool (sea-orm's or the raw side's) at once, then
+/// releases them.
 async fn hold<DB: sea_orm::sqlx::Database>(
     pool: &sea_orm::sqlx::Pool<DB>,
     n: usize,

@@ -30,9 +30,10 @@ pub struct SideStats {
 pub struct OpRow {
     pub op: Op,
     pub name: &'static str,
-    /// Side A (ours, or theirs A in A/A mode) then side B.
+    /// The mode's first side (ours in `ab`/`ac`, theirs A in `aa`, raw in `cb`), then its second.
     pub sides: [SideStats; 2],
-    /// Median over rounds of (A ops/s) / (B ops/s) in the same round pair: above 1, A is faster.
+    /// Median over rounds of (first side's ops/s) / (second side's ops/s) in the same round
+    /// pair: above 1, the first side is faster.
     pub ratio_median: f64,
     pub ratio_rounds: Vec<f64>,
 }

@@ -5,14 +5,18 @@
 use crate::{
     MIGRATION_TABLE, MismatchKind, STORED_ID_LEN, SessionsMigrator, SessionsTable,
     clock::now_millis,
+    is_recorded,
+    m20261206_000001_create_sessions_table::Sessions as Ours,
     migrations, stored_id,
     subject::subject_of,
-    verify::{TableState, inspect, read_definition, table_exists},
+    verify::{TableState, inspect, read_definition},
 };
 use sea_orm_migration::{
     MigratorTraitSelf, SchemaManagerConnection,
     prelude::*,
-    sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, TransactionTrait, prelude::Uuid},
+    sea_orm::{
+        ConnectionTrait, DatabaseConnection, DbBackend, SqlErr, TransactionTrait, prelude::Uuid,
+    },
 };
 use std::{collections::HashSet, num::NonZeroU64};
 
@@ -152,57 +156,41 @@ impl AdoptPavexSessionSqlxTable {
                 .values([self.name.clone().into(), Expr::val(now_seconds())])
                 .map_err(|e| DbErr::Custom(e.to_string()))?
                 .to_owned();
-            match db.execute(&record).await {
-                Err(e) if !is_unique_violation(&e) => return Err(e),
-                _ => {}
+            // Another instance recorded it first: done all the same.
+            if let Err(e) = db.execute(&record).await
+                && !matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+            {
+                return Err(e);
             }
         }
         Ok(report)
     }
 
-    /// Whether an earlier run finished (recorded in [`MIGRATION_TABLE`]).
-    async fn finished_before<C: ConnectionTrait>(&self, db: &C) -> Result<bool, DbErr> {
-        if !table_exists(db, MIGRATION_TABLE).await? {
-            return Ok(false);
-        }
-        let select = Query::select()
-            .expr(Expr::val(1))
-            .from(MIGRATION_TABLE)
-            .and_where(Expr::col("version").eq(self.name.as_str()))
-            .to_owned();
-        Ok(db.query_one(&select).await?.is_some())
-    }
-
     async fn adopt(&self, manager: &SchemaManager<'_>) -> Result<AdoptionReport, DbErr> {
         let db = manager.get_connection();
         let source = SessionsTable::default();
-        let mut report = AdoptionReport::default();
-        if self.finished_before(db).await? {
-            report.nothing_to_do = true;
-            return Ok(report);
+        let nothing_to_do = AdoptionReport {
+            nothing_to_do: true,
+            ..AdoptionReport::default()
+        };
+        // An earlier run finished (recorded in the migration table).
+        if is_recorded(db, &[Box::new(self.clone())]).await? {
+            return Ok(nothing_to_do);
         }
         match inspect(db, &source).await? {
-            TableState::Missing | TableState::Ours(_) => {
-                report.nothing_to_do = true;
-                return Ok(report);
-            }
+            TableState::Missing | TableState::Ours(_) => return Ok(nothing_to_do),
             TableState::Refused(mismatch) if mismatch.kind() == MismatchKind::PavexSessionSqlx => {}
             TableState::Refused(mismatch) => return Err(DbErr::Migration(mismatch.to_string())),
         }
         let renaming = self.target == source;
         let staging = match renaming {
-            true => SessionsTable::new(ADOPTION_STAGING_TABLE)
-                .map_err(|e| DbErr::Migration(e.to_string()))?,
+            true => named(ADOPTION_STAGING_TABLE)?,
             false => self.target.clone(),
         };
         if renaming
-            && read_definition(
-                db,
-                &SessionsTable::new(SQLX_BACKUP_TABLE)
-                    .map_err(|e| DbErr::Migration(e.to_string()))?,
-            )
-            .await?
-            .is_some()
+            && read_definition(db, &named(SQLX_BACKUP_TABLE)?)
+                .await?
+                .is_some()
         {
             return Err(DbErr::Migration(format!(
                 "cannot adopt pavex_session_sqlx's table: {SQLX_BACKUP_TABLE}, where it would be \
@@ -214,6 +202,7 @@ impl AdoptPavexSessionSqlxTable {
             migration.up(manager).await?;
         }
 
+        let mut report = AdoptionReport::default();
         let seen = self.copy(db, &staging, renaming, &mut report).await?;
         if self.copy_only || !renaming {
             return Ok(report);
@@ -238,18 +227,13 @@ impl AdoptPavexSessionSqlxTable {
         let mut seen = HashSet::new();
         let mut after: Option<String> = None;
         loop {
-            let rows = db
-                .query_all(&their_live_sessions(
-                    backend,
-                    after.as_deref(),
-                    self.batch_size,
-                )?)
-                .await?;
+            let select = their_live_sessions(backend, after.as_deref(), self.batch_size)?;
+            let rows = db.query_all(&select).await?;
             let Some(last) = rows.last() else {
                 break;
             };
             after = Some(last.try_get::<String>("", "their_id")?);
-            let mut batch = Batch::new(staging, refresh);
+            let (mut batch, mut bytes) = (Vec::new(), 0_usize);
             for row in &rows {
                 let read = (
                     row.try_get::<String>("", "their_id"),
@@ -268,100 +252,84 @@ impl AdoptPavexSessionSqlxTable {
                     continue;
                 };
                 let key = stored_id(&uuid);
-                let subject = match self.subject_key.as_deref() {
-                    None => None,
-                    Some(subject_key) => match subject_of(subject_key, map.get(subject_key)) {
-                        Ok(subject) => subject,
-                        Err(e) => {
-                            report.subject_refused = report.subject_refused.saturating_add(1);
-                            tracing::warn!(
-                                handle = %hex(&key),
-                                reason = %e,
-                                "A session of pavex_session_sqlx's table was not adopted: its \
-                                 subject cannot be stored"
-                            );
-                            continue;
-                        }
-                    },
+                let subject = self
+                    .subject_key
+                    .as_deref()
+                    .map(|k| subject_of(k, map.get(k)));
+                let subject = match subject.transpose() {
+                    Ok(subject) => subject.flatten(),
+                    Err(e) => {
+                        report.subject_refused = report.subject_refused.saturating_add(1);
+                        tracing::warn!(
+                            // The handle a device list shows (the stored id in lowercase hex).
+                            handle = %key.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                            reason = %e,
+                            "A session of pavex_session_sqlx's table was not adopted: its \
+                             subject cannot be stored"
+                        );
+                        continue;
+                    }
                 };
                 seen.insert(key);
-                let bytes = state.len();
-                batch.add(
-                    [
-                        Expr::val(key.to_vec()),
-                        Expr::val(deadline),
-                        Expr::val(state.into_bytes()),
-                        Expr::val(subject.map(String::into_bytes)),
-                        now.clone(),
-                        now.clone(),
-                    ],
-                    bytes,
-                )?;
-                if batch.bytes >= MAX_BATCH_BYTES {
-                    report.copied = report.copied.saturating_add(batch.write(db).await?);
-                    batch = Batch::new(staging, refresh);
+                bytes = bytes.saturating_add(state.len());
+                batch.push([
+                    Expr::val(key.to_vec()),
+                    Expr::val(deadline),
+                    Expr::val(state.into_bytes()),
+                    Expr::val(subject.map(String::into_bytes)),
+                    now.clone(),
+                    now.clone(),
+                ]);
+                if bytes >= MAX_BATCH_BYTES {
+                    let written = write_batch(db, staging, refresh, std::mem::take(&mut batch));
+                    report.copied = report.copied.saturating_add(written.await?);
+                    bytes = 0;
                 }
             }
-            report.copied = report.copied.saturating_add(batch.write(db).await?);
+            let written = write_batch(db, staging, refresh, batch).await?;
+            report.copied = report.copied.saturating_add(written);
         }
         Ok(seen)
     }
 }
 
-/// Copies waiting to be written in one `INSERT ... ON CONFLICT DO UPDATE`.
-struct Batch {
-    insert: InsertStatement,
-    rows: u64,
-    bytes: usize,
-}
-
-impl Batch {
-    /// A batch into `staging`: a session already there is refreshed from theirs if `refresh`
-    /// (the staging table, which no store uses yet), else left as it is.
-    fn new(staging: &SessionsTable, refresh: bool) -> Self {
-        let mut insert = Query::insert();
-        let on_conflict = match refresh {
-            true => OnConflict::column(Ours::Id)
-                .update_columns([Ours::Deadline, Ours::State, Ours::Subject])
-                .to_owned(),
-            false => OnConflict::column(Ours::Id)
-                .do_nothing_on([Ours::Id])
-                .to_owned(),
-        };
+/// Writes `rows` into `staging` in one `INSERT ... ON CONFLICT`: a session already there is
+/// refreshed from theirs if `refresh` (the staging table, which no store uses yet), else left as
+/// it is. Returns how many sessions it held.
+async fn write_batch(
+    db: &SchemaManagerConnection<'_>,
+    staging: &SessionsTable,
+    refresh: bool,
+    rows: Vec<[Expr; 6]>,
+) -> Result<u64, DbErr> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let count = <u64 as TryFrom<usize>>::try_from(rows.len()).unwrap_or(u64::MAX);
+    let mut on_conflict = OnConflict::column(Ours::Id);
+    match refresh {
+        true => on_conflict.update_columns([Ours::Deadline, Ours::State, Ours::Subject]),
+        false => on_conflict.do_nothing_on([Ours::Id]),
+    };
+    let mut insert = Query::insert();
+    insert
+        .into_table(staging.table_ref())
+        .columns([
+            Ours::Id,
+            Ours::Deadline,
+            Ours::State,
+            Ours::Subject,
+            Ours::CreatedAt,
+            Ours::UpdatedAt,
+        ])
+        .on_conflict(on_conflict);
+    for row in rows {
         insert
-            .into_table(staging.table_ref())
-            .columns([
-                Ours::Id,
-                Ours::Deadline,
-                Ours::State,
-                Ours::Subject,
-                Ours::CreatedAt,
-                Ours::UpdatedAt,
-            ])
-            .on_conflict(on_conflict);
-        Self {
-            insert,
-            rows: 0,
-            bytes: 0,
-        }
-    }
-
-    fn add(&mut self, values: [Expr; 6], bytes: usize) -> Result<(), DbErr> {
-        self.insert
-            .values(values)
+            .values(row)
             .map_err(|e| DbErr::Custom(e.to_string()))?;
-        self.rows += 1;
-        self.bytes = self.bytes.saturating_add(bytes);
-        Ok(())
     }
-
-    /// Writes the batch; returns how many sessions it held.
-    async fn write(self, db: &SchemaManagerConnection<'_>) -> Result<u64, DbErr> {
-        if self.rows > 0 {
-            db.execute(&self.insert).await?;
-        }
-        Ok(self.rows)
-    }
+    db.execute(&insert).await?;
+    Ok(count)
 }
 
 /// The next `limit` live sessions of their table after `after`, in primary-key order: `id` (as
@@ -372,23 +340,19 @@ fn their_live_sessions(
     after: Option<&str>,
     limit: NonZeroU64,
 ) -> Result<SelectStatement, DbErr> {
-    let (id, deadline_ms, state) = match backend {
-        DbBackend::Postgres => (
-            Expr::col(Theirs::Id).cast_as("text"),
-            Expr::cust("CAST(FLOOR(EXTRACT(EPOCH FROM \"deadline\") * 1000) AS BIGINT)"),
-            Expr::col(Theirs::State).cast_as("text"),
-        ),
-        DbBackend::MySql => (
-            Expr::col(Theirs::Id),
-            Expr::col(Theirs::Deadline).mul(1000),
-            Expr::col(Theirs::State).cast_as("char"),
-        ),
+    let deadline_ms = match backend {
+        DbBackend::Postgres => {
+            Expr::cust("CAST(FLOOR(EXTRACT(EPOCH FROM \"deadline\") * 1000) AS BIGINT)")
+        }
+        _ => Expr::col("deadline").mul(1000),
+    };
+    let (id, state) = match backend {
+        DbBackend::MySql => (Expr::col("id"), Expr::col("state").cast_as("char")),
         // SQLite keeps whatever a row holds: the casts make every value text, and a state that
         // is not JSON text then fails to parse (an unreadable session) instead of to decode.
         _ => (
-            Expr::col(Theirs::Id).cast_as("text"),
-            Expr::col(Theirs::Deadline).mul(1000),
-            Expr::col(Theirs::State).cast_as("text"),
+            Expr::col("id").cast_as("text"),
+            Expr::col("state").cast_as("text"),
         ),
     };
     let mut select = Query::select();
@@ -398,61 +362,28 @@ fn their_live_sessions(
         .expr_as(state, "state")
         .from(SQLX_SESSIONS_TABLE)
         .and_where(deadline_ms.gt(now_millis(backend)?))
-        .order_by(Theirs::Id, Order::Asc)
+        .order_by("id", Order::Asc)
         .limit(limit.get());
     if let Some(after) = after {
         let after = match backend {
             DbBackend::Postgres => Expr::val(after).cast_as("uuid"),
             _ => Expr::val(after),
         };
-        select.and_where(Expr::col(Theirs::Id).gt(after));
+        select.and_where(Expr::col("id").gt(after));
     }
     Ok(select)
-}
-
-/// The next `limit` stored ids of `table` after `after`, in primary-key order: one step of a walk
-/// over the whole table that costs O(limit) per step.
-async fn stored_ids_after<C: ConnectionTrait>(
-    db: &C,
-    table: &SessionsTable,
-    after: Option<&[u8]>,
-    limit: u64,
-) -> Result<Vec<Vec<u8>>, DbErr> {
-    let mut select = Query::select();
-    select
-        .column(Ours::Id)
-        .from(table.table_ref())
-        .order_by(Ours::Id, Order::Asc)
-        .limit(limit);
-    if let Some(after) = after {
-        select.and_where(Expr::col(Ours::Id).gt(after.to_vec()));
-    }
-    db.query_all(&select)
-        .await?
-        .iter()
-        .map(|row| row.try_get::<Vec<u8>>("", "id"))
-        .collect()
-}
-
-/// The stored id as the handle a device list shows (lowercase hex).
-fn hex(key: &[u8]) -> String {
-    key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The time now in whole seconds since the Unix epoch, as sea-orm-migration records it.
 fn now_seconds() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| {
-            <i64 as TryFrom<u64>>::try_from(d.as_secs()).unwrap_or(i64::MAX)
-        })
+        .map_or(0, |d| TryFrom::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-fn is_unique_violation(e: &DbErr) -> bool {
-    matches!(
-        e.sql_err(),
-        Some(sea_orm_migration::sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
+/// One of this module's own tables (its name is a valid constant).
+fn named(name: &str) -> Result<SessionsTable, DbErr> {
+    SessionsTable::new(name).map_err(|e| DbErr::Migration(e.to_string()))
 }
 
 /// Deletes the sessions of `staging` whose key is not in `keep`, walking its primary key.
@@ -465,7 +396,22 @@ async fn prune(
     let mut pruned = 0_u64;
     let mut after: Option<Vec<u8>> = None;
     loop {
-        let ids = stored_ids_after(db, staging, after.as_deref(), batch_size.get()).await?;
+        // The next batch of stored ids: a walk over the whole table that costs O(batch) a step.
+        let mut select = Query::select();
+        select
+            .column(Ours::Id)
+            .from(staging.table_ref())
+            .order_by(Ours::Id, Order::Asc)
+            .limit(batch_size.get());
+        if let Some(after) = after.take() {
+            select.and_where(Expr::col(Ours::Id).gt(after));
+        }
+        let ids = db
+            .query_all(&select)
+            .await?
+            .iter()
+            .map(|row| row.try_get::<Vec<u8>>("", "id"))
+            .collect::<Result<Vec<_>, _>>()?;
         let Some(last) = ids.last().cloned() else {
             break;
         };
@@ -488,31 +434,22 @@ async fn prune(
 }
 
 /// Their table becomes [`SQLX_BACKUP_TABLE`] and the staging table `sessions` (with its revoked
-/// sign-ins), at once: in one
-/// transaction (PostgreSQL, SQLite) or one `RENAME TABLE` (MySQL), so that no request finds no
-/// `sessions` table.
+/// sign-ins), at once: in one transaction (PostgreSQL, SQLite) or one `RENAME TABLE` (MySQL), so
+/// that no request finds no `sessions` table.
 async fn rename(db: &SchemaManagerConnection<'_>) -> Result<(), DbErr> {
-    let staging = SessionsTable::new(ADOPTION_STAGING_TABLE)
-        .map_err(|e| DbErr::Migration(e.to_string()))?
-        .revoked();
+    let staging = named(ADOPTION_STAGING_TABLE)?.revoked();
     let ours = SessionsTable::default().revoked();
     let renames = [
-        (SQLX_SESSIONS_TABLE.to_owned(), SQLX_BACKUP_TABLE.to_owned()),
-        (
-            ADOPTION_STAGING_TABLE.to_owned(),
-            SQLX_SESSIONS_TABLE.to_owned(),
-        ),
-        (staging.name().to_owned(), ours.name().to_owned()),
+        (SQLX_SESSIONS_TABLE, SQLX_BACKUP_TABLE),
+        (ADOPTION_STAGING_TABLE, SQLX_SESSIONS_TABLE),
+        (staging.name(), ours.name()),
     ];
     match db.get_database_backend() {
         DbBackend::MySql => {
             // sea-query renders one table per RENAME; MySQL renames a list atomically. The names
             // are this module's constants and validated table names.
-            let list = renames
-                .iter()
-                .map(|(from, to)| format!("`{from}` TO `{to}`"))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let list = renames.map(|(from, to)| format!("`{from}` TO `{to}`"));
+            let list = list.join(", ");
             db.execute_unprepared(&format!("RENAME TABLE {list}"))
                 .await?;
         }
@@ -531,23 +468,6 @@ async fn rename(db: &SchemaManagerConnection<'_>) -> Result<(), DbErr> {
         }
     }
     Ok(())
-}
-
-#[derive(DeriveIden, Clone, Copy)]
-enum Theirs {
-    Id,
-    Deadline,
-    State,
-}
-
-#[derive(DeriveIden, Clone, Copy)]
-enum Ours {
-    Id,
-    Deadline,
-    State,
-    Subject,
-    CreatedAt,
-    UpdatedAt,
 }
 
 impl MigrationName for AdoptPavexSessionSqlxTable {

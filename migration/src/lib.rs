@@ -41,7 +41,7 @@ pub use sea_orm_migration;
 use sea_orm_migration::{
     MigratorTraitSelf,
     prelude::*,
-    sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult},
+    sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, Statement},
     seaql_migrations,
 };
 
@@ -117,8 +117,7 @@ impl MigratorTrait for Migrator {
     where
         C: ConnectionTrait,
     {
-        <Self as MigratorTrait>::install(db).await?;
-        own_history(db, &<Self as MigratorTrait>::migrations()).await
+        SessionsMigrator::default().get_migration_models(db).await
     }
 }
 
@@ -168,13 +167,15 @@ impl SessionsMigrator {
         match verify::inspect(db, &self.table).await? {
             verify::TableState::Refused(mismatch) => return Err(mismatch.into()),
             verify::TableState::Ours(definition) => {
-                if verify::missing_index(&definition).is_some() || definition.revoked_missing {
+                if verify::missing_indexes(&definition).next().is_some()
+                    || definition.revoked_missing
+                {
                     // The history may say it ran: recreate what went missing since.
                     let manager = SchemaManager::new(db);
                     let create = CreateSessionsTable::new(self.table.clone());
                     retrying(|| create.up(&manager)).await?;
                 }
-                if self.is_recorded(db).await? {
+                if is_recorded(db, &self.migrations()).await? {
                     return Ok(());
                 }
             }
@@ -188,18 +189,6 @@ impl SessionsMigrator {
                 _ => Err(e.into()),
             },
         }
-    }
-
-    /// Whether the history table records every migration of this migrator (read only).
-    async fn is_recorded(&self, db: &DatabaseConnection) -> Result<bool, DbErr> {
-        if !verify::table_exists(db, MIGRATION_TABLE).await? {
-            return Ok(false);
-        }
-        let migrations = self.migrations();
-        let history = own_history(db, &migrations).await?;
-        Ok(migrations
-            .iter()
-            .all(|m| history.iter().any(|row| row.version == m.name())))
     }
 }
 
@@ -247,6 +236,20 @@ impl MigratorTraitSelf for SessionsMigrator {
     }
 }
 
+/// Whether [`MIGRATION_TABLE`] records every one of `migrations` (read only).
+pub(crate) async fn is_recorded<C: ConnectionTrait>(
+    db: &C,
+    migrations: &[Box<dyn MigrationTrait>],
+) -> Result<bool, DbErr> {
+    if !verify::table_exists(db, MIGRATION_TABLE).await? {
+        return Ok(false);
+    }
+    let history = own_history(db, migrations).await?;
+    Ok(migrations
+        .iter()
+        .all(|m| history.iter().any(|row| row.version == m.name())))
+}
+
 /// The rows of [`MIGRATION_TABLE`] that record `migrations`.
 ///
 /// The history table is shared by the migrators of every sessions table in the database, so each
@@ -255,16 +258,9 @@ async fn own_history<C: ConnectionTrait>(
     db: &C,
     migrations: &[Box<dyn MigrationTrait>],
 ) -> Result<Vec<seaql_migrations::Model>, DbErr> {
-    let select = Query::select()
-        .columns([
-            seaql_migrations::Column::Version,
-            seaql_migrations::Column::AppliedAt,
-        ])
-        .from(MIGRATION_TABLE)
-        .order_by(seaql_migrations::Column::Version, Order::Asc)
-        .to_owned();
+    let select = format!("SELECT version, applied_at FROM {MIGRATION_TABLE} ORDER BY version");
     let mut history = db
-        .query_all(&select)
+        .query_all_raw(Statement::from_string(db.get_database_backend(), select))
         .await?
         .iter()
         .map(|row| seaql_migrations::Model::from_query_result(row, ""))

@@ -1,8 +1,6 @@
 use crate::{
     SessionsTable, marker,
-    verify::{
-        INDEXES, NeededIndex, TableDefinition, TableState, inspect, is_missing as missing_index,
-    },
+    verify::{INDEXES, NeededIndex, TableDefinition, TableState, inspect, missing_indexes},
 };
 use sea_orm_migration::{
     prelude::*,
@@ -73,9 +71,9 @@ impl Default for CreateSessionsTable {
     }
 }
 
-/// The columns of the sessions table, for the migration's statements.
+/// The columns of the sessions table, for the statements of the migrations.
 #[derive(DeriveIden, Clone, Copy)]
-enum Sessions {
+pub(crate) enum Sessions {
     Id,
     Deadline,
     State,
@@ -211,21 +209,14 @@ impl CreateSessionsTable {
             create_marked(&transaction, &mut self.revoked_table(), &revoked).await?;
             transaction.commit().await?;
         }
-        for needed in &INDEXES {
-            if !missing_index(definition, needed) {
-                continue;
-            }
+        for needed in missing_indexes(definition) {
             let mut index = self.index(needed, backend);
             let name = index
                 .get_index_spec()
                 .get_name()
                 .unwrap_or_default()
                 .to_owned();
-            let leftover = definition
-                .indexes
-                .iter()
-                .find(|existing| existing.name == name);
-            match leftover {
+            match definition.indexes.iter().find(|index| index.name == name) {
                 Some(existing) if existing.valid => continue,
                 Some(_) => {
                     tracing::warn!(index = %name, "Dropping an invalid index left by a failed build");

@@ -18,7 +18,7 @@ use clap::Parser;
 use pavex_session_sea_orm_migration::{SessionsMigrator, SessionsTable, retrying};
 use sea_orm_migration::{
     MigratorTraitSelf,
-    sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr},
+    sea_orm::{ConnectOptions, Database, DbErr},
 };
 use std::process::ExitCode;
 
@@ -109,19 +109,13 @@ async fn run(cli: Cli) -> Result<(), DbErr> {
     }
     let db = Database::connect(options).await?;
     let migrator = SessionsMigrator::new(cli.table);
-    let command = cli.command.unwrap_or(Command::Up { num: None });
-    retrying(|| execute(&migrator, &db, command)).await
-}
-
-async fn execute(
-    migrator: &SessionsMigrator,
-    db: &DatabaseConnection,
-    command: Command,
-) -> Result<(), DbErr> {
-    match command {
-        Command::Up { num: None } => migrator.migrate(db).await.map_err(DbErr::from),
-        Command::Up { num } => migrator.up(db, num).await,
-        Command::Down { num } => migrator.down(db, Some(num)).await,
-        Command::Status => migrator.status(db).await,
-    }
+    retrying(|| async {
+        match cli.command.unwrap_or(Command::Up { num: None }) {
+            Command::Up { num: None } => migrator.migrate(&db).await.map_err(DbErr::from),
+            Command::Up { num } => migrator.up(&db, num).await,
+            Command::Down { num } => migrator.down(&db, Some(num)).await,
+            Command::Status => migrator.status(&db).await,
+        }
+    })
+    .await
 }

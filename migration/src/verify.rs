@@ -9,8 +9,7 @@
 
 use crate::{SessionsTable, marker};
 use sea_orm_migration::sea_orm::{
-    ConnectionTrait, DbBackend, DbErr, QueryResult,
-    sea_query::{Alias, Expr, ExprTrait, Func, JoinType, Order, Query, SelectStatement},
+    ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value,
 };
 use std::fmt;
 
@@ -180,35 +179,22 @@ pub async fn check_table<C: ConnectionTrait>(
     db: &C,
     table: &SessionsTable,
 ) -> Result<CheckedTable, SchemaCheckError> {
-    match inspect(db, table).await? {
-        TableState::Missing => Err(SchemaMismatch::new(
-            table,
-            MismatchKind::Missing,
-            "a table",
-            "no such table".to_owned(),
-        )
-        .into()),
-        TableState::Ours(definition) if definition.revoked_missing => Err(SchemaMismatch::new(
-            table,
-            MismatchKind::Altered,
-            &format!("the table {} beside it", table.revoked()),
-            "no such table".to_owned(),
-        )
-        .into()),
-        TableState::Ours(definition) => match missing_index(&definition) {
-            None => Ok(CheckedTable {
-                primary_key: definition.primary_key_name.unwrap_or_default(),
-            }),
-            Some(index) => Err(SchemaMismatch::new(
-                table,
-                MismatchKind::Altered,
-                index.what,
-                "no such index".to_owned(),
-            )
-            .into()),
+    let (kind, expected, found) = match inspect(db, table).await? {
+        TableState::Refused(mismatch) => return Err(mismatch.into()),
+        TableState::Missing => (MismatchKind::Missing, "a table".to_owned(), "no such table"),
+        TableState::Ours(definition) if definition.revoked_missing => {
+            let expected = format!("the table {} beside it", table.revoked());
+            (MismatchKind::Altered, expected, "no such table")
+        }
+        TableState::Ours(definition) => match missing_indexes(&definition).next() {
+            Some(index) => (MismatchKind::Altered, index.what.into(), "no such index"),
+            None => {
+                let primary_key = definition.primary_key_name.clone().unwrap_or_default();
+                return Ok(CheckedTable { primary_key });
+            }
         },
-        TableState::Refused(mismatch) => Err(mismatch.into()),
-    }
+    };
+    Err(SchemaMismatch::new(table, kind, &expected, found.to_owned()).into())
 }
 
 /// What a table is, as far as the migrations are concerned (indexes aside: a migration creates
@@ -229,66 +215,54 @@ pub(crate) async fn inspect<C: ConnectionTrait>(
     let Some(definition) = read_definition(db, table).await? else {
         return Ok(TableState::Missing);
     };
+    let refused = |kind, expected: &str, found: String| {
+        Ok(TableState::Refused(SchemaMismatch::new(
+            table, kind, expected, found,
+        )))
+    };
     if let Some(kind) = &definition.not_plain {
-        return Ok(TableState::Refused(SchemaMismatch::new(
-            table,
-            MismatchKind::NotAPlainTable,
-            "a plain table",
-            kind.clone(),
-        )));
+        return refused(MismatchKind::NotAPlainTable, "a plain table", kind.clone());
     }
-    let found_marker = || match &definition.marker {
+    let text = definition.marker.as_deref();
+    let expected = "the marker our migration writes on the table it creates";
+    match text.and_then(marker::version) {
+        None if is_pavex_session_sqlx(&definition, backend) => {
+            return refused(MismatchKind::PavexSessionSqlx, expected, found_marker(text));
+        }
+        None => return refused(MismatchKind::Foreign, expected, found_marker(text)),
+        Some(version) if version > marker::SCHEMA_VERSION => {
+            let expected = format!("schema {} at most", marker::SCHEMA_VERSION);
+            return refused(MismatchKind::NewerSchema, &expected, found_marker(text));
+        }
+        Some(_) => {}
+    }
+    if let Some(mismatch) = column_mismatch(&definition, backend, table) {
+        return Ok(TableState::Refused(mismatch));
+    }
+    let revoked = table.revoked();
+    let revoked_missing = match read_definition(db, &revoked).await? {
+        None => true,
+        Some(found) if found.not_plain.is_none() && found.marker == definition.marker => false,
+        Some(found) => {
+            return Ok(TableState::Refused(SchemaMismatch::new(
+                &revoked,
+                MismatchKind::Foreign,
+                "the marker our migration writes on the tables it creates",
+                found_marker(found.marker.as_deref()),
+            )));
+        }
+    };
+    Ok(TableState::Ours(TableDefinition {
+        revoked_missing,
+        ..definition
+    }))
+}
+
+/// What a refused table has where our marker would be.
+fn found_marker(marker: Option<&str>) -> String {
+    match marker {
         Some(text) => format!("the marker {text:?}"),
         None => "no marker".to_owned(),
-    };
-    match definition.marker.as_deref().and_then(marker::version) {
-        None => {
-            let kind = match is_pavex_session_sqlx(&definition, backend) {
-                true => MismatchKind::PavexSessionSqlx,
-                false => MismatchKind::Foreign,
-            };
-            Ok(TableState::Refused(SchemaMismatch::new(
-                table,
-                kind,
-                "the marker our migration writes on the table it creates",
-                found_marker(),
-            )))
-        }
-        Some(version) if version > marker::SCHEMA_VERSION => {
-            Ok(TableState::Refused(SchemaMismatch::new(
-                table,
-                MismatchKind::NewerSchema,
-                &format!("schema {} at most", marker::SCHEMA_VERSION),
-                found_marker(),
-            )))
-        }
-        Some(_) => {
-            if let Some(mismatch) = column_mismatch(&definition, backend, table) {
-                return Ok(TableState::Refused(mismatch));
-            }
-            let revoked = table.revoked();
-            let revoked_missing = match read_definition(db, &revoked).await? {
-                None => true,
-                Some(found) if found.not_plain.is_none() && found.marker == definition.marker => {
-                    false
-                }
-                Some(found) => {
-                    return Ok(TableState::Refused(SchemaMismatch::new(
-                        &revoked,
-                        MismatchKind::Foreign,
-                        "the marker our migration writes on the tables it creates",
-                        match found.marker {
-                            Some(text) => format!("the marker {text:?}"),
-                            None => "no marker".to_owned(),
-                        },
-                    )));
-                }
-            };
-            Ok(TableState::Ours(TableDefinition {
-                revoked_missing,
-                ..definition
-            }))
-        }
     }
 }
 
@@ -378,21 +352,17 @@ pub(crate) const INDEXES: [NeededIndex; 2] = [
     },
 ];
 
-/// The first of [`INDEXES`] that no valid index of `definition` serves.
-pub(crate) fn missing_index(definition: &TableDefinition) -> Option<&'static NeededIndex> {
-    INDEXES.iter().find(|needed| is_missing(definition, needed))
-}
-
-/// Whether no valid index of `definition` serves `needed`.
-pub(crate) fn is_missing(definition: &TableDefinition, needed: &NeededIndex) -> bool {
-    !definition
-        .indexes
-        .iter()
-        .any(|index| index.valid && index.columns.starts_with(&owned(needed.columns)))
-}
-
-fn owned(columns: &[&str]) -> Vec<String> {
-    columns.iter().map(|c| (*c).to_owned()).collect()
+/// The [`INDEXES`] that no valid index of `definition` serves (one whose columns start with
+/// theirs), in order.
+pub(crate) fn missing_indexes(
+    definition: &TableDefinition,
+) -> impl Iterator<Item = &'static NeededIndex> + '_ {
+    INDEXES.iter().filter(|needed| {
+        !definition.indexes.iter().any(|index| {
+            let prefix = index.columns.iter().take(needed.columns.len());
+            index.valid && prefix.eq(needed.columns)
+        })
+    })
 }
 
 /// The first difference in columns or primary key between `definition` and the schema.
@@ -426,29 +396,21 @@ fn column_mismatch(
         let nullable_ok = column.nullable == needed.nullable
             || (backend == DbBackend::Sqlite && needed.name == "id");
         if !accepted.contains(&column.data_type.as_str()) || !nullable_ok {
+            let null = if column.nullable { "NULL" } else { "NOT NULL" };
             return Some(differs(
                 needed.name,
                 format!("{} ({})", needed.what, accepted.join(" or ")),
-                format!(
-                    "{} {}",
-                    column.data_type,
-                    match column.nullable {
-                        true => "NULL",
-                        false => "NOT NULL",
-                    }
-                ),
+                format!("{} {null}", column.data_type),
             ));
         }
     }
     if definition.primary_key != ["id"] {
-        return Some(SchemaMismatch {
-            column: None,
-            ..differs(
-                "id",
-                "the primary key (id)".to_owned(),
-                format!("the primary key ({})", definition.primary_key.join(", ")),
-            )
-        });
+        return Some(SchemaMismatch::new(
+            table,
+            MismatchKind::Altered,
+            "the primary key (id)",
+            format!("the primary key ({})", definition.primary_key.join(", ")),
+        ));
     }
     None
 }
@@ -522,24 +484,8 @@ pub(crate) async fn read_definition<C: ConnectionTrait>(
     table: &SessionsTable,
 ) -> Result<Option<TableDefinition>, DbErr> {
     let backend = db.get_database_backend();
-    let (relation, columns, indexes) = match backend {
-        DbBackend::Postgres => (
-            postgres_relation(table),
-            postgres_columns(table),
-            postgres_indexes(table),
-        ),
-        DbBackend::MySql => (
-            mysql_relation(table),
-            mysql_columns(table),
-            mysql_indexes(table),
-        ),
-        _ => (
-            sqlite_relation(table),
-            sqlite_columns(table),
-            sqlite_indexes(table),
-        ),
-    };
-    let Some(relation) = db.query_one(&relation).await? else {
+    let [relation, columns, indexes] = catalog(backend, table);
+    let Some(relation) = db.query_one_raw(relation).await? else {
         return Ok(None);
     };
     let kind = text(&relation, "kind")?;
@@ -566,17 +512,17 @@ pub(crate) async fn read_definition<C: ConnectionTrait>(
         not_plain,
         ..TableDefinition::default()
     };
-    for row in db.query_all(&columns).await? {
+    for row in db.query_all_raw(columns).await? {
         definition.columns.push(CatalogColumn {
             name: text(&row, "name")?,
             data_type: text(&row, "data_type")?.to_lowercase(),
             nullable: text(&row, "nullable")?.eq_ignore_ascii_case("yes"),
         });
-        if integer(&row, "pk")? > 0 && backend == DbBackend::Sqlite {
+        if backend == DbBackend::Sqlite && integer(&row, "pk")? > 0 {
             definition.primary_key.push(text(&row, "name")?);
         }
     }
-    for row in db.query_all(&indexes).await? {
+    for row in db.query_all_raw(indexes).await? {
         let name = text(&row, "index_name")?;
         let column = text(&row, "column_name")?;
         if text(&row, "kind")? == "primary" {
@@ -600,12 +546,8 @@ pub(crate) async fn read_definition<C: ConnectionTrait>(
 /// query.
 pub(crate) async fn table_exists<C: ConnectionTrait>(db: &C, name: &str) -> Result<bool, DbErr> {
     let table = SessionsTable::new(name).map_err(|e| DbErr::Custom(e.to_string()))?;
-    let relation = match db.get_database_backend() {
-        DbBackend::Postgres => postgres_relation(&table),
-        DbBackend::MySql => mysql_relation(&table),
-        _ => sqlite_relation(&table),
-    };
-    Ok(db.query_one(&relation).await?.is_some())
+    let [relation, ..] = catalog(db.get_database_backend(), &table);
+    Ok(db.query_one_raw(relation).await?.is_some())
 }
 
 fn optional_text(row: &QueryResult, column: &str) -> Result<Option<String>, DbErr> {
@@ -623,206 +565,91 @@ fn text(row: &QueryResult, column: &str) -> Result<String, DbErr> {
         .ok_or_else(|| DbErr::Custom(format!("the catalog's `{column}` is NULL")))
 }
 
+/// A numeric column of [`catalog`]'s queries, each selected as a signed 64-bit integer (on
+/// MySQL, as a signed integer of any width, which reads as one).
 fn integer(row: &QueryResult, column: &str) -> Result<i64, DbErr> {
     row.try_get::<i64>("", column)
-        .or_else(|_| row.try_get::<i32>("", column).map(i64::from))
-        .or_else(|_| row.try_get::<bool>("", column).map(i64::from))
-        .or_else(|_| {
-            row.try_get::<u64>("", column)
-                .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
-        })
         .map_err(|e| DbErr::Custom(format!("the catalog's `{column}`: {e}")))
 }
 
-fn postgres_schema(table: &SessionsTable) -> Expr {
-    match table.schema() {
-        Some(schema) => Expr::val(schema),
-        None => Expr::cust("current_schema()"),
-    }
+/// The catalog queries that describe `table` on `backend`, which read:
+///
+/// 1. the relation: `kind` (PostgreSQL's `relkind`, MySQL's `TABLE_TYPE`, SQLite's `type`),
+///    `comment` (SQLite: the whole `CREATE TABLE` text, which keeps the comment our migration
+///    put in it) and, on PostgreSQL, whether it takes part in inheritance (`inherited`);
+/// 2. its columns, in order: `name`, `data_type`, `nullable` ("YES"/"NO") and, on SQLite, `pk`
+///    (the column's position in the primary key, 0 outside it);
+/// 3. one row per column of each index, in index order: `kind` ("primary" or "index"),
+///    `index_name`, whether it is `valid` (1 or 0), `column_name`. SQLite's own indexes for the
+///    primary key (`origin = 'pk'`) are left out: the primary key is read from the columns' `pk`.
+fn catalog(backend: DbBackend, table: &SessionsTable) -> [Statement; 3] {
+    let (queries, values): (_, Vec<Value>) = match backend {
+        // Without a schema, the connection's default one.
+        DbBackend::Postgres => (
+            POSTGRES_CATALOG,
+            vec![
+                table.schema().map(str::to_owned).into(),
+                table.name().into(),
+            ],
+        ),
+        DbBackend::MySql => (MYSQL_CATALOG, vec![table.name().into()]),
+        _ => (SQLITE_CATALOG, vec![table.name().into()]),
+    };
+    queries.map(|sql| Statement::from_sql_and_values(backend, sql, values.clone()))
 }
 
-/// `kind` (`relkind`), `comment` and whether it takes part in inheritance (`inherited`).
-fn postgres_relation(table: &SessionsTable) -> SelectStatement {
-    Query::select()
-        .expr_as(Expr::cust("CAST(c.relkind AS text)"), "kind")
-        .expr_as(Expr::cust("obj_description(c.oid, 'pg_class')"), "comment")
-        .expr_as(
-            Expr::cust(
-                "CAST(EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = c.oid \
-                 OR h.inhparent = c.oid) AS INTEGER)",
-            ),
-            "inherited",
-        )
-        .from_as("pg_class", "c")
-        .join_as(
-            JoinType::InnerJoin,
-            "pg_namespace",
-            "n",
-            Expr::col(("n", "oid")).equals(("c", "relnamespace")),
-        )
-        .and_where(Expr::col(("n", "nspname")).eq(postgres_schema(table)))
-        .and_where(Expr::col(("c", "relname")).eq(table.name()))
-        .to_owned()
-}
+/// [`catalog`]'s queries on PostgreSQL: `$1` is the schema (NULL for `current_schema()`), `$2`
+/// the table's name.
+const POSTGRES_CATALOG: [&str; 3] = [
+    "SELECT CAST(c.relkind AS text) AS kind, obj_description(c.oid, 'pg_class') AS comment, \
+       CAST(CASE WHEN EXISTS (SELECT 1 FROM pg_inherits h \
+         WHERE h.inhrelid = c.oid OR h.inhparent = c.oid) THEN 1 ELSE 0 END AS BIGINT) \
+         AS inherited \
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE n.nspname = COALESCE($1, current_schema()) AND c.relname = $2",
+    "SELECT column_name AS name, data_type, is_nullable AS nullable \
+     FROM information_schema.columns \
+     WHERE table_schema = COALESCE($1, current_schema()) AND table_name = $2 \
+     ORDER BY ordinal_position",
+    // `indkey` is an `int2vector`; as an array its positions follow the index's columns.
+    "SELECT CASE WHEN i.indisprimary THEN 'primary' ELSE 'index' END AS kind, \
+       ic.relname AS index_name, \
+       CAST(CASE WHEN i.indisvalid THEN 1 ELSE 0 END AS BIGINT) AS valid, \
+       a.attname AS column_name \
+     FROM pg_index i \
+       JOIN pg_class c ON c.oid = i.indrelid \
+       JOIN pg_class ic ON ic.oid = i.indexrelid \
+       JOIN pg_namespace n ON n.oid = c.relnamespace \
+       JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey) \
+     WHERE n.nspname = COALESCE($1, current_schema()) AND c.relname = $2 \
+     ORDER BY i.indexrelid, array_position(CAST(i.indkey AS int2[]), a.attnum)",
+];
 
-/// `name`, `data_type`, `nullable` ("YES"/"NO") and `pk` (0 here) of each column.
-fn postgres_columns(table: &SessionsTable) -> SelectStatement {
-    Query::select()
-        .expr_as(Expr::col("column_name"), "name")
-        .expr_as(Expr::col("data_type"), "data_type")
-        .expr_as(Expr::col("is_nullable"), "nullable")
-        .expr_as(Expr::val(0), "pk")
-        .from(("information_schema", "columns"))
-        .and_where(Expr::col("table_schema").eq(postgres_schema(table)))
-        .and_where(Expr::col("table_name").eq(table.name()))
-        .order_by("ordinal_position", Order::Asc)
-        .to_owned()
-}
+/// [`catalog`]'s queries on MySQL/MariaDB, in the connection's database (`?`: the table's name).
+/// MySQL and MariaDB have no invalid indexes.
+const MYSQL_CATALOG: [&str; 3] = [
+    "SELECT TABLE_TYPE AS kind, TABLE_COMMENT AS comment FROM information_schema.TABLES \
+     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+    "SELECT COLUMN_NAME AS name, COLUMN_TYPE AS data_type, IS_NULLABLE AS nullable \
+     FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? \
+     ORDER BY ORDINAL_POSITION",
+    "SELECT CASE WHEN INDEX_NAME = 'PRIMARY' THEN 'primary' ELSE 'index' END AS kind, \
+       INDEX_NAME AS index_name, 1 AS valid, COLUMN_NAME AS column_name \
+     FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? \
+     ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+];
 
-/// One row per column of each index: `kind` ("primary" or "index"), `index_name`, whether it
-/// is `valid` (1 or 0), `column_name`, in index order.
-fn postgres_indexes(table: &SessionsTable) -> SelectStatement {
-    Query::select()
-        .expr_as(
-            Expr::cust("CASE WHEN i.indisprimary THEN 'primary' ELSE 'index' END"),
-            "kind",
-        )
-        .expr_as(Expr::col(("ic", "relname")), "index_name")
-        .expr_as(
-            Expr::cust("CAST(CASE WHEN i.indisvalid THEN 1 ELSE 0 END AS BIGINT)"),
-            "valid",
-        )
-        .expr_as(Expr::col(("a", "attname")), "column_name")
-        .from_as("pg_index", "i")
-        .join_as(
-            JoinType::InnerJoin,
-            "pg_class",
-            "c",
-            Expr::col(("c", "oid")).equals(("i", "indrelid")),
-        )
-        .join_as(
-            JoinType::InnerJoin,
-            "pg_class",
-            "ic",
-            Expr::col(("ic", "oid")).equals(("i", "indexrelid")),
-        )
-        .join_as(
-            JoinType::InnerJoin,
-            "pg_namespace",
-            "n",
-            Expr::col(("n", "oid")).equals(("c", "relnamespace")),
-        )
-        .join_as(
-            JoinType::InnerJoin,
-            "pg_attribute",
-            "a",
-            Expr::col(("a", "attrelid"))
-                .equals(("c", "oid"))
-                .and(Expr::cust("a.attnum = ANY(i.indkey)")),
-        )
-        .and_where(Expr::col(("n", "nspname")).eq(postgres_schema(table)))
-        .and_where(Expr::col(("c", "relname")).eq(table.name()))
-        .order_by_expr(Expr::cust("i.indexrelid"), Order::Asc)
-        // `indkey` is an `int2vector`; as an array its positions follow the index's columns.
-        .order_by_expr(
-            Expr::cust("array_position(CAST(i.indkey AS int2[]), a.attnum)"),
-            Order::Asc,
-        )
-        .to_owned()
-}
-
-fn mysql_relation(table: &SessionsTable) -> SelectStatement {
-    Query::select()
-        .expr_as(Expr::col("TABLE_TYPE"), "kind")
-        .expr_as(Expr::col("TABLE_COMMENT"), "comment")
-        .from(("information_schema", "TABLES"))
-        .and_where(Expr::col("TABLE_SCHEMA").eq(Expr::cust("DATABASE()")))
-        .and_where(Expr::col("TABLE_NAME").eq(table.name()))
-        .to_owned()
-}
-
-fn mysql_columns(table: &SessionsTable) -> SelectStatement {
-    Query::select()
-        .expr_as(Expr::col("COLUMN_NAME"), "name")
-        .expr_as(Expr::col("COLUMN_TYPE"), "data_type")
-        .expr_as(Expr::col("IS_NULLABLE"), "nullable")
-        .expr_as(Expr::val(0), "pk")
-        .from(("information_schema", "COLUMNS"))
-        .and_where(Expr::col("TABLE_SCHEMA").eq(Expr::cust("DATABASE()")))
-        .and_where(Expr::col("TABLE_NAME").eq(table.name()))
-        .order_by("ORDINAL_POSITION", Order::Asc)
-        .to_owned()
-}
-
-fn mysql_indexes(table: &SessionsTable) -> SelectStatement {
-    Query::select()
-        .expr_as(
-            Expr::case(Expr::col("INDEX_NAME").eq("PRIMARY"), "primary").finally("index"),
-            "kind",
-        )
-        .expr_as(Expr::col("INDEX_NAME"), "index_name")
-        // MySQL and MariaDB have no invalid indexes.
-        .expr_as(Expr::val(1), "valid")
-        .expr_as(Expr::col("COLUMN_NAME"), "column_name")
-        .from(("information_schema", "STATISTICS"))
-        .and_where(Expr::col("TABLE_SCHEMA").eq(Expr::cust("DATABASE()")))
-        .and_where(Expr::col("TABLE_NAME").eq(table.name()))
-        .order_by("INDEX_NAME", Order::Asc)
-        .order_by("SEQ_IN_INDEX", Order::Asc)
-        .to_owned()
-}
-
-/// `kind` (`table` or `view`) and `comment`: the whole `CREATE TABLE` text, which keeps the
-/// comment our migration put in it.
-fn sqlite_relation(table: &SessionsTable) -> SelectStatement {
-    Query::select()
-        .expr_as(Expr::col("type"), "kind")
-        .expr_as(Expr::col("sql"), "comment")
-        .from("sqlite_master")
-        .and_where(Expr::col("type").is_in(["table", "view"]))
-        .and_where(Expr::col("name").eq(table.name()))
-        .to_owned()
-}
-
-fn sqlite_columns(table: &SessionsTable) -> SelectStatement {
-    Query::select()
-        .expr_as(Expr::col("name"), "name")
-        .expr_as(Expr::col("type"), "data_type")
-        .expr_as(
-            Expr::case(Expr::col("notnull").eq(0), "YES").finally("NO"),
-            "nullable",
-        )
-        .expr_as(Expr::col("pk"), "pk")
-        .from_function(
-            Func::cust("pragma_table_info").arg(table.name()),
-            Alias::new("t"),
-        )
-        .order_by("pk", Order::Asc)
-        .order_by("cid", Order::Asc)
-        .to_owned()
-}
-
-/// The indexes SQLite made for the primary key (`origin = 'pk'`) are left out: the primary key
-/// is read from `pragma_table_info`.
-fn sqlite_indexes(table: &SessionsTable) -> SelectStatement {
-    Query::select()
-        .expr_as(Expr::val("index"), "kind")
-        .expr_as(Expr::col(("il", "name")), "index_name")
-        .expr_as(Expr::val(1), "valid")
-        .expr_as(Expr::col(("ii", "name")), "column_name")
-        .from_function(
-            Func::cust("pragma_index_list").arg(table.name()),
-            Alias::new("il"),
-        )
-        .from_function(
-            Func::cust("pragma_index_info").arg(Expr::col(("il", "name"))),
-            Alias::new("ii"),
-        )
-        .and_where(Expr::col(("il", "origin")).ne("pk"))
-        .order_by(("il", "name"), Order::Asc)
-        .order_by(("ii", "seqno"), Order::Asc)
-        .to_owned()
-}
+/// [`catalog`]'s queries on SQLite (`?`: the table's name).
+const SQLITE_CATALOG: [&str; 3] = [
+    "SELECT type AS kind, sql AS comment FROM sqlite_master \
+     WHERE type IN ('table', 'view') AND name = ?",
+    "SELECT name, type AS data_type, \
+       CASE WHEN \"notnull\" = 0 THEN 'YES' ELSE 'NO' END AS nullable, pk \
+     FROM pragma_table_info(?) ORDER BY pk, cid",
+    "SELECT 'index' AS kind, il.name AS index_name, 1 AS valid, ii.name AS column_name \
+     FROM pragma_index_list(?) AS il, pragma_index_info(il.name) AS ii \
+     WHERE il.origin <> 'pk' ORDER BY il.name, ii.seqno",
+];
 
 impl fmt::Display for MismatchKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
