@@ -30,7 +30,8 @@ pub struct Args {
     pub rows: Option<usize>,
 
     /// Expired rows prefilled in each side's table beside the live ones, as a table that is
-    /// cleaned up now and then holds [default: 20000; 200000 with --full].
+    /// cleaned up now and then holds (an independent benchmark used 147 400 beside 100 000 live)
+    /// [default: 147400; 1474000 with --full].
     #[arg(long)]
     pub expired: Option<usize>,
 
@@ -39,7 +40,7 @@ pub struct Args {
     pub ops: Option<usize>,
 
     /// Measured rounds per side and concurrency (ours, theirs, ours, theirs, ...)
-    /// [default: 5; 7 with --full].
+    /// [default: 6; 7 with --full].
     #[arg(long)]
     pub rounds: Option<usize>,
 
@@ -203,9 +204,9 @@ impl Config {
             .unwrap_or(if args.full { 1_000_000 } else { 100_000 });
         let expired = args
             .expired
-            .unwrap_or(if args.full { 200_000 } else { 20_000 });
+            .unwrap_or(if args.full { 1_474_000 } else { 147_400 });
         let ops = args.ops.unwrap_or(if args.full { 2_000 } else { 500 });
-        let rounds = args.rounds.unwrap_or(if args.full { 7 } else { 5 });
+        let rounds = args.rounds.unwrap_or(if args.full { 7 } else { 6 });
         anyhow::ensure!(ops > 0, "--ops must be at least 1");
         anyhow::ensure!(rounds > 0, "--rounds must be at least 1");
         anyhow::ensure!(

@@ -146,6 +146,7 @@ async fn measure_sides(
         LiveIds::new(ids_b, cfg.seed.wrapping_add(1)),
     ];
     let server_version = sides[0].server_version().await?;
+    let table_bytes = [sides[0].table_bytes().await?, sides[1].table_bytes().await?];
 
     let mut tables = Vec::with_capacity(cfg.concurrency.len());
     for &concurrency in &cfg.concurrency {
@@ -216,6 +217,7 @@ async fn measure_sides(
         rows: cfg.rows,
         expired: cfg.expired,
         rows_at_end,
+        table_bytes,
         prefill_secs,
         settle_secs,
         elapsed_secs: started.elapsed().as_secs_f64(),

@@ -84,13 +84,20 @@ fn write_report(
         writeln!(
             out,
             "{x} = {}: {}; {y} = {}: {}. Prefill of both tables: {:.1} s, then analyze + flush: \
-             {:.1} s; rows at the end: {} / {}; run time {:.0} s.\n",
+             {:.1} s; table + indexes after it: {} {:.1} MiB, {} {:.1} MiB ({:.1} / {:.1} MiB per \
+             100 000 sessions); rows at the end: {} / {}; run time {:.0} s.\n",
             run.sides[0].label,
             run.sides[0].driver,
             run.sides[1].label,
             run.sides[1].driver,
             run.prefill_secs,
             run.settle_secs,
+            run.sides[0].label,
+            mib(run.table_bytes[0]),
+            run.sides[1].label,
+            mib(run.table_bytes[1]),
+            mib(run.table_bytes[0]) * 100_000.0 / (run.rows + run.expired) as f64,
+            mib(run.table_bytes[1]) * 100_000.0 / (run.rows + run.expired) as f64,
             run.rows_at_end[0],
             run.rows_at_end[1],
             run.elapsed_secs
@@ -163,4 +170,9 @@ fn write_table(out: &mut String, run: &BackendRun, table: &Table) -> std::fmt::R
         )?;
     }
     writeln!(out)
+}
+
+/// Bytes as MiB.
+fn mib(bytes: i64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
 }

@@ -251,6 +251,40 @@ impl Side {
         Ok(n)
     }
 
+    /// Bytes the side's `sessions` table takes with its indexes: PostgreSQL
+    /// `pg_total_relation_size` (heap, TOAST, indexes), InnoDB's `data_length + index_length`
+    /// (its estimate, refreshed by the `ANALYZE TABLE` of the settle step), SQLite the whole
+    /// database file (`page_count * page_size`, one file per side, after the checkpoint).
+    pub async fn table_bytes(&self) -> anyhow::Result<i64> {
+        let sql = match self.backend {
+            Backend::Postgres => "SELECT CAST(pg_total_relation_size('sessions') AS BIGINT)",
+            Backend::Mysql => {
+                "SELECT CAST(data_length + index_length AS SIGNED) FROM information_schema.tables \
+                 WHERE table_schema = DATABASE() AND table_name = 'sessions'"
+            }
+            Backend::Sqlite => {
+                "SELECT p.page_count * s.page_size FROM pragma_page_count() p, pragma_page_size() s"
+            }
+        };
+        let context = || format!("`{sql}` on {}", self.label);
+        let n = match &self.conn {
+            Conn::SeaOrm(db) => db
+                .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+                .await
+                .with_context(context)?
+                .context("no size row")?
+                .try_get_by_index::<i64>(0)
+                .with_context(context)?,
+            Conn::Postgres(db) => sqlx::query_scalar(sql).fetch_one(db).await?,
+            Conn::Mysql(db) => sqlx::query_scalar(sql).fetch_one(db).await?,
+            Conn::Sqlite(db) => sqlx::query_scalar(sql).fetch_one(db).await?,
+            Conn::RawPostgres(db) => sqlx09::query_scalar(sql).fetch_one(db).await?,
+            Conn::RawMysql(db) => sqlx09::query_scalar(sql).fetch_one(db).await?,
+            Conn::RawSqlite(db) => sqlx09::query_scalar(sql).fetch_one(db).await?,
+        };
+        Ok(n)
+    }
+
     /// The server's version string.
     pub async fn server_version(&self) -> anyhow::Result<String> {
         let sql = match self.backend {

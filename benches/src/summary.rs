@@ -67,6 +67,9 @@ pub struct BackendRun {
     pub expired: usize,
     /// Rows in each table at the end: `rows + expired`, checked.
     pub rows_at_end: [i64; 2],
+    /// Bytes of each side's table with its indexes after the prefill and settle
+    /// ([`crate::side::Side::table_bytes`]).
+    pub table_bytes: [i64; 2],
     /// Seconds to prefill both sides' tables (their inserts alternate).
     pub prefill_secs: f64,
     /// Seconds to refresh both tables' statistics and write their dirty pages after the
