@@ -252,6 +252,7 @@ impl SeaOrmSessionStore {
     /// # Ok(())
     /// # }
     /// ```
+    #[tracing::instrument(name = "List the sessions of a subject", level = tracing::Level::INFO, skip_all)]
     pub async fn sessions_of(&self, subject: &str) -> Result<SessionsPage, SubjectError> {
         self.sessions_of_after(subject, DEFAULT_PAGE_SIZE, None)
             .await
@@ -276,6 +277,7 @@ impl SeaOrmSessionStore {
     /// # Ok(())
     /// # }
     /// ```
+    #[tracing::instrument(name = "List a page of the sessions of a subject", level = tracing::Level::INFO, skip_all)]
     pub async fn sessions_of_after(
         &self,
         subject: &str,
@@ -324,6 +326,7 @@ impl SeaOrmSessionStore {
     }
 
     /// How many live sessions `subject` has.
+    #[tracing::instrument(name = "Count the sessions of a subject", level = tracing::Level::INFO, skip_all)]
     pub async fn count_sessions_of(&self, subject: &str) -> Result<u64, SubjectError> {
         let statements = self.statements().await?;
         let select = statements.queries().count_of(subject.as_bytes().to_vec());
@@ -338,6 +341,7 @@ impl SeaOrmSessionStore {
     /// Ends the live session `handle` if it belongs to `subject` ("sign out this device");
     /// returns whether there was one. Taking the subject too means a handle from one user's page
     /// can never end another user's session.
+    #[tracing::instrument(name = "End a session of a subject", level = tracing::Level::INFO, skip_all)]
     pub async fn end_session_of(
         &self,
         subject: &str,
@@ -357,6 +361,7 @@ impl SeaOrmSessionStore {
     /// `pavex_session` does not tell a request handler its session's id, so a Pavex app finds
     /// its own handle in [`sessions_of`](Self::sessions_of) by a value it put in the state at
     /// sign-in (a random device id, say); with the id at hand, use [`SessionHandle::of`].
+    #[tracing::instrument(name = "End the sessions of a subject", level = tracing::Level::INFO, skip_all)]
     pub async fn end_sessions_of(
         &self,
         subject: &str,
@@ -383,6 +388,7 @@ impl SeaOrmSessionStore {
     /// # Ok(())
     /// # }
     /// ```
+    #[tracing::instrument(name = "End the sessions of a subject created before an instant", level = tracing::Level::INFO, skip_all)]
     pub async fn end_sessions_of_created_before(
         &self,
         subject: &str,
