@@ -2040,7 +2040,15 @@ impl Fixture {
         let pool = match backend {
             Backend::Postgres => Pool::Postgres(sqlx::PgPool::connect(&url).await.expect(&url)),
             Backend::MySql => Pool::MySql(sqlx::MySqlPool::connect(&url).await.expect(&url)),
-            Backend::Sqlite => Pool::Sqlite(sqlx::SqlitePool::connect(&url).await.expect(&url)),
+            // Their store's writes run 8 at a time here; sqlx's default 5 s busy timeout was
+            // once too short for them on a loaded 2-core CI machine ("database is locked").
+            Backend::Sqlite => {
+                let options =
+                    <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+                        .expect(&url)
+                        .busy_timeout(std::time::Duration::from_secs(60));
+                Pool::Sqlite(sqlx::SqlitePool::connect_with(options).await.expect(&url))
+            }
         };
         let mut fixture = Self {
             backend,
