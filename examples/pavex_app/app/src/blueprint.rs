@@ -21,6 +21,9 @@ pub fn blueprint() -> Blueprint {
         // `QueryParams`, for `GET /devices?after=<cursor>`.
         pavex::request::query,
     ]);
+    // First, so that it wraps everything below: one log line per request, with the status the
+    // client gets (after the post-processing middlewares) and the whole duration.
+    bp.wrap(crate::request_log::LOG_REQUEST);
     // Order matters: `finalize_session` writes the session record and adds the session cookie
     // to `ResponseCookies`; `inject_response_cookies` then turns them into `Set-Cookie` headers.
     // The store is ours (`database::session_store`: its subject and sign-in keys, checked at

@@ -5,8 +5,10 @@
 //! keys live in the same files.
 use pavex::config;
 use pavex::server::{IncomingStream, ServerConfiguration};
+use pavex_session_sea_orm::CleanupConfig;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroUsize;
+use std::time::Duration;
 
 /// Where the HTTP server listens.
 #[derive(serde::Deserialize, Debug, Clone)]
@@ -76,4 +78,45 @@ pub struct DevicesConfig {
     /// How many sessions one page of `GET /devices` lists (`PX_DEVICES__PAGE_SIZE`); the store
     /// brings it into 1 to `pavex_session_sea_orm::MAX_PAGE_SIZE` (1 000).
     pub page_size: u32,
+}
+
+/// How the server's expired-session cleaner (`pavex_session_sea_orm::ExpiredSessionCleaner`,
+/// started by `server/src/bin/server.rs`) paces itself. Every field may be left out: the
+/// defaults are `CleanupConfig::default()`'s. No component uses it (the server binary reads it),
+/// hence `include_if_unused`, so that it stays in `ApplicationConfig`.
+#[derive(serde::Deserialize, Debug, Clone)]
+#[config(key = "session_cleanup", default_if_missing, include_if_unused)]
+#[serde(default)]
+pub struct SessionCleanupConfig {
+    /// Expired sessions deleted per statement (`PX_SESSION_CLEANUP__BATCH_SIZE`).
+    pub batch_size: NonZeroUsize,
+    /// The pause after a full batch, in milliseconds, so that a backlog does not monopolise
+    /// the database.
+    pub pause_between_batches_ms: u64,
+    /// The pause once nothing expired is left, in seconds.
+    pub pause_between_rounds_seconds: u64,
+}
+
+impl Default for SessionCleanupConfig {
+    fn default() -> Self {
+        let defaults = CleanupConfig::default();
+        Self {
+            batch_size: defaults.batch_size,
+            pause_between_batches_ms: defaults.pause_between_batches.as_millis() as u64,
+            pause_between_rounds_seconds: defaults.pause_between_rounds.as_secs(),
+        }
+    }
+}
+
+impl SessionCleanupConfig {
+    /// The cleaner's settings: these fields, the library's defaults for the rest (jitter,
+    /// backoff after a database error).
+    pub fn cleanup_config(&self) -> CleanupConfig {
+        CleanupConfig {
+            batch_size: self.batch_size,
+            pause_between_batches: Duration::from_millis(self.pause_between_batches_ms),
+            pause_between_rounds: Duration::from_secs(self.pause_between_rounds_seconds),
+            ..CleanupConfig::default()
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! The database pool: one `DatabaseConnection` for the whole app, built once at start-up.
+//! The database pool: one `DatabaseConnection` for the whole app, built once at start-up; and
+//! the expired-session cleaner's own one-connection pool.
 use crate::{
     configuration::DatabaseConfig,
     routes::{SIGN_IN_ID, USER_ID},
@@ -72,4 +73,25 @@ pub async fn session_store(db: &DatabaseConnection) -> Result<SeaOrmSessionStore
         .checked()
         .await?;
     Ok(store)
+}
+
+/// The store the server's expired-session cleaner deletes through: the app's table (`sessions`,
+/// as [`session_store`]'s), on a pool of its own with one connection, built with [`database`]'s
+/// settings (busy timeout and WAL on SQLite, acquire timeout, idle ping).
+///
+/// Its own pool rather than the app's: the cleaner runs one statement at a time, so one
+/// connection is all it uses, and its batches never hold one of the connections requests wait
+/// for (`database.max_connections`), so that under load a request never waits, or times out,
+/// because of it. It costs one more
+/// connection per instance. (docs/connection-options.md's "more than one" is for request pools:
+/// with one connection a statement may wait for the previous one's return ping, microseconds
+/// next to the cleaner's pauses.) Call it after `ApplicationState::new`, which has created (if asked)
+/// and checked the table; it does not migrate.
+pub async fn cleaner_store(config: &DatabaseConfig) -> Result<SeaOrmSessionStore, DbErr> {
+    let config = DatabaseConfig {
+        max_connections: 1,
+        migrate_on_start: false,
+        ..config.clone()
+    };
+    Ok(SeaOrmSessionStore::new(database(&config).await?))
 }

@@ -8,6 +8,7 @@ mod blueprint;
 pub mod configuration;
 pub mod database;
 pub mod errors;
+pub mod request_log;
 pub mod routes;
 
 pub use blueprint::blueprint;

@@ -16,6 +16,8 @@ pub struct ApplicationConfig {
     pub server: app::configuration::ServerConfig,
     #[serde(default)]
     pub session: pavex_session::SessionConfig,
+    #[serde(default)]
+    pub session_cleanup: app::configuration::SessionCleanupConfig,
 }
 pub struct ApplicationState {
     pub auth_config: app::configuration::AuthConfig,
@@ -166,9 +168,9 @@ impl Router {
                 match &request_head.method {
                     &pavex::http::Method::POST => {
                         route_5::entrypoint(
+                                url_params,
                                 &state.processor,
                                 &request_head,
-                                url_params,
                                 &state.session_config,
                                 &state.session_store,
                             )
@@ -196,10 +198,10 @@ impl Router {
                         route_6::entrypoint(
                                 &state.processor,
                                 &request_head,
-                                &state.session_config,
-                                &state.session_store,
                                 &state.devices_config,
                                 &state.sea_orm_session_store,
+                                &state.session_config,
+                                &state.session_store,
                             )
                             .await
                     }
@@ -224,10 +226,10 @@ impl Router {
                     &pavex::http::Method::POST => {
                         route_8::entrypoint(
                                 &state.processor,
+                                &state.sea_orm_session_store,
                                 &request_head,
                                 &state.session_config,
                                 &state.session_store,
-                                &state.sea_orm_session_store,
                             )
                             .await
                     }
@@ -251,12 +253,12 @@ impl Router {
                 match &request_head.method {
                     &pavex::http::Method::POST => {
                         route_7::entrypoint(
-                                &state.processor,
-                                &request_head,
                                 url_params,
+                                &state.processor,
+                                &state.sea_orm_session_store,
+                                &request_head,
                                 &state.session_config,
                                 &state.session_store,
-                                &state.sea_orm_session_store,
                             )
                             .await
                     }
@@ -362,12 +364,12 @@ impl Router {
                 match &request_head.method {
                     &pavex::http::Method::POST => {
                         route_2::entrypoint(
+                                request_body,
                                 &state.processor,
                                 &request_head,
-                                request_body,
+                                &state.auth_config,
                                 &state.session_config,
                                 &state.session_store,
-                                &state.auth_config,
                             )
                             .await
                     }
@@ -430,6 +432,16 @@ pub mod route_0 {
         response
     }
     async fn stage_1<'a, 'b, 'c, 'd, 'e>(
+        s_0: &'a biscotti::Processor,
+        s_1: &'b pavex::request::RequestHead,
+        s_2: &'c pavex_session::SessionConfig,
+        s_3: &'d pavex_session::SessionStore,
+        s_4: &'e pavex::router::AllowedMethods,
+    ) -> pavex::Response {
+        let response = wrapping_1(s_1, s_0, s_2, s_3, s_4).await;
+        response
+    }
+    async fn stage_2<'a, 'b, 'c, 'd, 'e>(
         mut s_0: pavex::cookie::ResponseCookies,
         s_1: &'a biscotti::Processor,
         s_2: &'b pavex::request::RequestHead,
@@ -449,18 +461,37 @@ pub mod route_0 {
         v3: &pavex_session::SessionStore,
         v4: &pavex::router::AllowedMethods,
     ) -> pavex::Response {
+        let v5 = crate::route_0::Next0 {
+            s_0: v0,
+            s_1: v1,
+            s_2: v2,
+            s_3: v3,
+            s_4: v4,
+            next: stage_1,
+        };
+        let v6 = pavex::middleware::Next::new(v5);
+        let v7 = pavex::middleware::wrap_noop(v6).await;
+        <pavex::Response as pavex::IntoResponse>::into_response(v7)
+    }
+    async fn wrapping_1(
+        v0: &pavex::request::RequestHead,
+        v1: &biscotti::Processor,
+        v2: &pavex_session::SessionConfig,
+        v3: &pavex_session::SessionStore,
+        v4: &pavex::router::AllowedMethods,
+    ) -> pavex::Response {
         let v5 = pavex::cookie::ResponseCookies::new();
-        let v6 = crate::route_0::Next0 {
+        let v6 = crate::route_0::Next1 {
             s_0: v5,
-            s_1: v0,
-            s_2: v1,
+            s_1: v1,
+            s_2: v0,
             s_3: v2,
             s_4: v3,
             s_5: v4,
-            next: stage_1,
+            next: stage_2,
         };
         let v7 = pavex::middleware::Next::new(v6);
-        let v8 = pavex::middleware::wrap_noop(v7).await;
+        let v8 = app::request_log::log_request(v7, v0).await;
         <pavex::Response as pavex::IntoResponse>::into_response(v8)
     }
     async fn handler(v0: &pavex::router::AllowedMethods) -> pavex::Response {
@@ -531,6 +562,33 @@ pub mod route_0 {
     where
         T: std::future::Future<Output = pavex::Response>,
     {
+        s_0: &'a biscotti::Processor,
+        s_1: &'b pavex::request::RequestHead,
+        s_2: &'c pavex_session::SessionConfig,
+        s_3: &'d pavex_session::SessionStore,
+        s_4: &'e pavex::router::AllowedMethods,
+        next: fn(
+            &'a biscotti::Processor,
+            &'b pavex::request::RequestHead,
+            &'c pavex_session::SessionConfig,
+            &'d pavex_session::SessionStore,
+            &'e pavex::router::AllowedMethods,
+        ) -> T,
+    }
+    impl<'a, 'b, 'c, 'd, 'e, T> std::future::IntoFuture for Next0<'a, 'b, 'c, 'd, 'e, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        type Output = pavex::Response;
+        type IntoFuture = T;
+        fn into_future(self) -> Self::IntoFuture {
+            (self.next)(self.s_0, self.s_1, self.s_2, self.s_3, self.s_4)
+        }
+    }
+    struct Next1<'a, 'b, 'c, 'd, 'e, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
         s_0: pavex::cookie::ResponseCookies,
         s_1: &'a biscotti::Processor,
         s_2: &'b pavex::request::RequestHead,
@@ -546,7 +604,7 @@ pub mod route_0 {
             &'e pavex::router::AllowedMethods,
         ) -> T,
     }
-    impl<'a, 'b, 'c, 'd, 'e, T> std::future::IntoFuture for Next0<'a, 'b, 'c, 'd, 'e, T>
+    impl<'a, 'b, 'c, 'd, 'e, T> std::future::IntoFuture for Next1<'a, 'b, 'c, 'd, 'e, T>
     where
         T: std::future::Future<Output = pavex::Response>,
     {
@@ -567,7 +625,16 @@ pub mod route_1 {
         let response = wrapping_0(s_0, s_1, s_2, s_3).await;
         response
     }
-    async fn stage_1<'a, 'b>(
+    async fn stage_1<'a, 'b, 'c, 'd>(
+        s_0: &'a biscotti::Processor,
+        s_1: &'b pavex::request::RequestHead,
+        s_2: &'c pavex_session::SessionConfig,
+        s_3: &'d pavex_session::SessionStore,
+    ) -> pavex::Response {
+        let response = wrapping_1(s_1, s_0, s_2, s_3).await;
+        response
+    }
+    async fn stage_2<'a, 'b>(
         mut s_0: pavex::cookie::ResponseCookies,
         s_1: &'a biscotti::Processor,
         s_2: pavex_session::Session<'b>,
@@ -583,7 +650,24 @@ pub mod route_1 {
         v2: &pavex_session::SessionConfig,
         v3: &pavex_session::SessionStore,
     ) -> pavex::Response {
-        let v4 = pavex::cookie::extract_request_cookies(v1, v0);
+        let v4 = crate::route_1::Next0 {
+            s_0: v0,
+            s_1: v1,
+            s_2: v2,
+            s_3: v3,
+            next: stage_1,
+        };
+        let v5 = pavex::middleware::Next::new(v4);
+        let v6 = pavex::middleware::wrap_noop(v5).await;
+        <pavex::Response as pavex::IntoResponse>::into_response(v6)
+    }
+    async fn wrapping_1(
+        v0: &pavex::request::RequestHead,
+        v1: &biscotti::Processor,
+        v2: &pavex_session::SessionConfig,
+        v3: &pavex_session::SessionStore,
+    ) -> pavex::Response {
+        let v4 = pavex::cookie::extract_request_cookies(v0, v1);
         let v5 = match v4 {
             Ok(ok) => ok,
             Err(v5) => {
@@ -601,14 +685,14 @@ pub mod route_1 {
         let v7 = pavex_session::IncomingSession::extract(&v5, v6);
         let v8 = pavex_session::Session::new(v3, v2, v7);
         let v9 = pavex::cookie::ResponseCookies::new();
-        let v10 = crate::route_1::Next0 {
+        let v10 = crate::route_1::Next1 {
             s_0: v9,
-            s_1: v0,
+            s_1: v1,
             s_2: v8,
-            next: stage_1,
+            next: stage_2,
         };
         let v11 = pavex::middleware::Next::new(v10);
-        let v12 = pavex::middleware::wrap_noop(v11).await;
+        let v12 = app::request_log::log_request(v11, v0).await;
         <pavex::Response as pavex::IntoResponse>::into_response(v12)
     }
     async fn handler(v0: &pavex_session::Session<'_>) -> pavex::Response {
@@ -667,7 +751,32 @@ pub mod route_1 {
         };
         <pavex::Response as pavex::IntoResponse>::into_response(v4)
     }
-    struct Next0<'a, 'b, T>
+    struct Next0<'a, 'b, 'c, 'd, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        s_0: &'a biscotti::Processor,
+        s_1: &'b pavex::request::RequestHead,
+        s_2: &'c pavex_session::SessionConfig,
+        s_3: &'d pavex_session::SessionStore,
+        next: fn(
+            &'a biscotti::Processor,
+            &'b pavex::request::RequestHead,
+            &'c pavex_session::SessionConfig,
+            &'d pavex_session::SessionStore,
+        ) -> T,
+    }
+    impl<'a, 'b, 'c, 'd, T> std::future::IntoFuture for Next0<'a, 'b, 'c, 'd, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        type Output = pavex::Response;
+        type IntoFuture = T;
+        fn into_future(self) -> Self::IntoFuture {
+            (self.next)(self.s_0, self.s_1, self.s_2, self.s_3)
+        }
+    }
+    struct Next1<'a, 'b, T>
     where
         T: std::future::Future<Output = pavex::Response>,
     {
@@ -680,7 +789,7 @@ pub mod route_1 {
             pavex_session::Session<'b>,
         ) -> T,
     }
-    impl<'a, 'b, T> std::future::IntoFuture for Next0<'a, 'b, T>
+    impl<'a, 'b, T> std::future::IntoFuture for Next1<'a, 'b, T>
     where
         T: std::future::Future<Output = pavex::Response>,
     {
@@ -693,17 +802,28 @@ pub mod route_1 {
 }
 pub mod route_2 {
     pub async fn entrypoint<'a, 'b, 'c, 'd, 'e>(
-        s_0: &'a biscotti::Processor,
-        s_1: &'b pavex::request::RequestHead,
-        s_2: pavex::request::body::RawIncomingBody,
-        s_3: &'c pavex_session::SessionConfig,
-        s_4: &'d pavex_session::SessionStore,
-        s_5: &'e app::configuration::AuthConfig,
+        s_0: pavex::request::body::RawIncomingBody,
+        s_1: &'a biscotti::Processor,
+        s_2: &'b pavex::request::RequestHead,
+        s_3: &'c app::configuration::AuthConfig,
+        s_4: &'d pavex_session::SessionConfig,
+        s_5: &'e pavex_session::SessionStore,
     ) -> pavex::Response {
         let response = wrapping_0(s_0, s_1, s_2, s_3, s_4, s_5).await;
         response
     }
-    async fn stage_1<'a, 'b, 'c, 'd>(
+    async fn stage_1<'a, 'b, 'c, 'd, 'e>(
+        s_0: &'a biscotti::Processor,
+        s_1: pavex::request::body::RawIncomingBody,
+        s_2: &'b pavex::request::RequestHead,
+        s_3: &'c app::configuration::AuthConfig,
+        s_4: &'d pavex_session::SessionConfig,
+        s_5: &'e pavex_session::SessionStore,
+    ) -> pavex::Response {
+        let response = wrapping_1(s_2, s_0, s_1, s_4, s_5, s_3).await;
+        response
+    }
+    async fn stage_2<'a, 'b, 'c, 'd>(
         mut s_0: pavex::cookie::ResponseCookies,
         s_1: &'a biscotti::Processor,
         mut s_2: pavex_session::Session<'b>,
@@ -717,14 +837,35 @@ pub mod route_2 {
         response
     }
     async fn wrapping_0(
-        v0: &biscotti::Processor,
-        v1: &pavex::request::RequestHead,
+        v0: pavex::request::body::RawIncomingBody,
+        v1: &biscotti::Processor,
+        v2: &pavex::request::RequestHead,
+        v3: &app::configuration::AuthConfig,
+        v4: &pavex_session::SessionConfig,
+        v5: &pavex_session::SessionStore,
+    ) -> pavex::Response {
+        let v6 = crate::route_2::Next0 {
+            s_0: v1,
+            s_1: v0,
+            s_2: v2,
+            s_3: v3,
+            s_4: v4,
+            s_5: v5,
+            next: stage_1,
+        };
+        let v7 = pavex::middleware::Next::new(v6);
+        let v8 = pavex::middleware::wrap_noop(v7).await;
+        <pavex::Response as pavex::IntoResponse>::into_response(v8)
+    }
+    async fn wrapping_1(
+        v0: &pavex::request::RequestHead,
+        v1: &biscotti::Processor,
         v2: pavex::request::body::RawIncomingBody,
         v3: &pavex_session::SessionConfig,
         v4: &pavex_session::SessionStore,
         v5: &app::configuration::AuthConfig,
     ) -> pavex::Response {
-        let v6 = pavex::cookie::extract_request_cookies(v1, v0);
+        let v6 = pavex::cookie::extract_request_cookies(v0, v1);
         let v7 = match v6 {
             Ok(ok) => ok,
             Err(v7) => {
@@ -742,17 +883,17 @@ pub mod route_2 {
         let v9 = pavex_session::IncomingSession::extract(&v7, v8);
         let v10 = pavex_session::Session::new(v4, v3, v9);
         let v11 = pavex::cookie::ResponseCookies::new();
-        let v12 = crate::route_2::Next0 {
+        let v12 = crate::route_2::Next1 {
             s_0: v11,
-            s_1: v0,
+            s_1: v1,
             s_2: v10,
             s_3: v2,
-            s_4: v1,
+            s_4: v0,
             s_5: v5,
-            next: stage_1,
+            next: stage_2,
         };
         let v13 = pavex::middleware::Next::new(v12);
-        let v14 = pavex::middleware::wrap_noop(v13).await;
+        let v14 = app::request_log::log_request(v13, v0).await;
         <pavex::Response as pavex::IntoResponse>::into_response(v14)
     }
     async fn handler(
@@ -845,7 +986,36 @@ pub mod route_2 {
         };
         <pavex::Response as pavex::IntoResponse>::into_response(v4)
     }
-    struct Next0<'a, 'b, 'c, 'd, T>
+    struct Next0<'a, 'b, 'c, 'd, 'e, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        s_0: &'a biscotti::Processor,
+        s_1: pavex::request::body::RawIncomingBody,
+        s_2: &'b pavex::request::RequestHead,
+        s_3: &'c app::configuration::AuthConfig,
+        s_4: &'d pavex_session::SessionConfig,
+        s_5: &'e pavex_session::SessionStore,
+        next: fn(
+            &'a biscotti::Processor,
+            pavex::request::body::RawIncomingBody,
+            &'b pavex::request::RequestHead,
+            &'c app::configuration::AuthConfig,
+            &'d pavex_session::SessionConfig,
+            &'e pavex_session::SessionStore,
+        ) -> T,
+    }
+    impl<'a, 'b, 'c, 'd, 'e, T> std::future::IntoFuture for Next0<'a, 'b, 'c, 'd, 'e, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        type Output = pavex::Response;
+        type IntoFuture = T;
+        fn into_future(self) -> Self::IntoFuture {
+            (self.next)(self.s_0, self.s_1, self.s_2, self.s_3, self.s_4, self.s_5)
+        }
+    }
+    struct Next1<'a, 'b, 'c, 'd, T>
     where
         T: std::future::Future<Output = pavex::Response>,
     {
@@ -864,7 +1034,7 @@ pub mod route_2 {
             &'d app::configuration::AuthConfig,
         ) -> T,
     }
-    impl<'a, 'b, 'c, 'd, T> std::future::IntoFuture for Next0<'a, 'b, 'c, 'd, T>
+    impl<'a, 'b, 'c, 'd, T> std::future::IntoFuture for Next1<'a, 'b, 'c, 'd, T>
     where
         T: std::future::Future<Output = pavex::Response>,
     {
@@ -885,7 +1055,16 @@ pub mod route_3 {
         let response = wrapping_0(s_0, s_1, s_2, s_3).await;
         response
     }
-    async fn stage_1<'a, 'b>(
+    async fn stage_1<'a, 'b, 'c, 'd>(
+        s_0: &'a biscotti::Processor,
+        s_1: &'b pavex::request::RequestHead,
+        s_2: &'c pavex_session::SessionConfig,
+        s_3: &'d pavex_session::SessionStore,
+    ) -> pavex::Response {
+        let response = wrapping_1(s_1, s_0, s_2, s_3).await;
+        response
+    }
+    async fn stage_2<'a, 'b>(
         mut s_0: pavex::cookie::ResponseCookies,
         s_1: &'a biscotti::Processor,
         mut s_2: pavex_session::Session<'b>,
@@ -901,7 +1080,24 @@ pub mod route_3 {
         v2: &pavex_session::SessionConfig,
         v3: &pavex_session::SessionStore,
     ) -> pavex::Response {
-        let v4 = pavex::cookie::extract_request_cookies(v1, v0);
+        let v4 = crate::route_3::Next0 {
+            s_0: v0,
+            s_1: v1,
+            s_2: v2,
+            s_3: v3,
+            next: stage_1,
+        };
+        let v5 = pavex::middleware::Next::new(v4);
+        let v6 = pavex::middleware::wrap_noop(v5).await;
+        <pavex::Response as pavex::IntoResponse>::into_response(v6)
+    }
+    async fn wrapping_1(
+        v0: &pavex::request::RequestHead,
+        v1: &biscotti::Processor,
+        v2: &pavex_session::SessionConfig,
+        v3: &pavex_session::SessionStore,
+    ) -> pavex::Response {
+        let v4 = pavex::cookie::extract_request_cookies(v0, v1);
         let v5 = match v4 {
             Ok(ok) => ok,
             Err(v5) => {
@@ -919,14 +1115,14 @@ pub mod route_3 {
         let v7 = pavex_session::IncomingSession::extract(&v5, v6);
         let v8 = pavex_session::Session::new(v3, v2, v7);
         let v9 = pavex::cookie::ResponseCookies::new();
-        let v10 = crate::route_3::Next0 {
+        let v10 = crate::route_3::Next1 {
             s_0: v9,
-            s_1: v0,
+            s_1: v1,
             s_2: v8,
-            next: stage_1,
+            next: stage_2,
         };
         let v11 = pavex::middleware::Next::new(v10);
-        let v12 = pavex::middleware::wrap_noop(v11).await;
+        let v12 = app::request_log::log_request(v11, v0).await;
         <pavex::Response as pavex::IntoResponse>::into_response(v12)
     }
     async fn handler(v0: &mut pavex_session::Session<'_>) -> pavex::Response {
@@ -985,7 +1181,32 @@ pub mod route_3 {
         };
         <pavex::Response as pavex::IntoResponse>::into_response(v4)
     }
-    struct Next0<'a, 'b, T>
+    struct Next0<'a, 'b, 'c, 'd, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        s_0: &'a biscotti::Processor,
+        s_1: &'b pavex::request::RequestHead,
+        s_2: &'c pavex_session::SessionConfig,
+        s_3: &'d pavex_session::SessionStore,
+        next: fn(
+            &'a biscotti::Processor,
+            &'b pavex::request::RequestHead,
+            &'c pavex_session::SessionConfig,
+            &'d pavex_session::SessionStore,
+        ) -> T,
+    }
+    impl<'a, 'b, 'c, 'd, T> std::future::IntoFuture for Next0<'a, 'b, 'c, 'd, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        type Output = pavex::Response;
+        type IntoFuture = T;
+        fn into_future(self) -> Self::IntoFuture {
+            (self.next)(self.s_0, self.s_1, self.s_2, self.s_3)
+        }
+    }
+    struct Next1<'a, 'b, T>
     where
         T: std::future::Future<Output = pavex::Response>,
     {
@@ -998,7 +1219,7 @@ pub mod route_3 {
             pavex_session::Session<'b>,
         ) -> T,
     }
-    impl<'a, 'b, T> std::future::IntoFuture for Next0<'a, 'b, T>
+    impl<'a, 'b, T> std::future::IntoFuture for Next1<'a, 'b, T>
     where
         T: std::future::Future<Output = pavex::Response>,
     {
@@ -1019,7 +1240,16 @@ pub mod route_4 {
         let response = wrapping_0(s_0, s_1, s_2, s_3).await;
         response
     }
-    async fn stage_1<'a, 'b>(
+    async fn stage_1<'a, 'b, 'c, 'd>(
+        s_0: &'a biscotti::Processor,
+        s_1: &'b pavex::request::RequestHead,
+        s_2: &'c pavex_session::SessionConfig,
+        s_3: &'d pavex_session::SessionStore,
+    ) -> pavex::Response {
+        let response = wrapping_1(s_1, s_0, s_2, s_3).await;
+        response
+    }
+    async fn stage_2<'a, 'b>(
         mut s_0: pavex::cookie::ResponseCookies,
         s_1: &'a biscotti::Processor,
         mut s_2: pavex_session::Session<'b>,
@@ -1035,7 +1265,24 @@ pub mod route_4 {
         v2: &pavex_session::SessionConfig,
         v3: &pavex_session::SessionStore,
     ) -> pavex::Response {
-        let v4 = pavex::cookie::extract_request_cookies(v1, v0);
+        let v4 = crate::route_4::Next0 {
+            s_0: v0,
+            s_1: v1,
+            s_2: v2,
+            s_3: v3,
+            next: stage_1,
+        };
+        let v5 = pavex::middleware::Next::new(v4);
+        let v6 = pavex::middleware::wrap_noop(v5).await;
+        <pavex::Response as pavex::IntoResponse>::into_response(v6)
+    }
+    async fn wrapping_1(
+        v0: &pavex::request::RequestHead,
+        v1: &biscotti::Processor,
+        v2: &pavex_session::SessionConfig,
+        v3: &pavex_session::SessionStore,
+    ) -> pavex::Response {
+        let v4 = pavex::cookie::extract_request_cookies(v0, v1);
         let v5 = match v4 {
             Ok(ok) => ok,
             Err(v5) => {
@@ -1053,14 +1300,14 @@ pub mod route_4 {
         let v7 = pavex_session::IncomingSession::extract(&v5, v6);
         let v8 = pavex_session::Session::new(v3, v2, v7);
         let v9 = pavex::cookie::ResponseCookies::new();
-        let v10 = crate::route_4::Next0 {
+        let v10 = crate::route_4::Next1 {
             s_0: v9,
-            s_1: v0,
+            s_1: v1,
             s_2: v8,
-            next: stage_1,
+            next: stage_2,
         };
         let v11 = pavex::middleware::Next::new(v10);
-        let v12 = pavex::middleware::wrap_noop(v11).await;
+        let v12 = app::request_log::log_request(v11, v0).await;
         <pavex::Response as pavex::IntoResponse>::into_response(v12)
     }
     async fn handler(v0: &mut pavex_session::Session<'_>) -> pavex::Response {
@@ -1108,7 +1355,32 @@ pub mod route_4 {
         };
         <pavex::Response as pavex::IntoResponse>::into_response(v4)
     }
-    struct Next0<'a, 'b, T>
+    struct Next0<'a, 'b, 'c, 'd, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        s_0: &'a biscotti::Processor,
+        s_1: &'b pavex::request::RequestHead,
+        s_2: &'c pavex_session::SessionConfig,
+        s_3: &'d pavex_session::SessionStore,
+        next: fn(
+            &'a biscotti::Processor,
+            &'b pavex::request::RequestHead,
+            &'c pavex_session::SessionConfig,
+            &'d pavex_session::SessionStore,
+        ) -> T,
+    }
+    impl<'a, 'b, 'c, 'd, T> std::future::IntoFuture for Next0<'a, 'b, 'c, 'd, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        type Output = pavex::Response;
+        type IntoFuture = T;
+        fn into_future(self) -> Self::IntoFuture {
+            (self.next)(self.s_0, self.s_1, self.s_2, self.s_3)
+        }
+    }
+    struct Next1<'a, 'b, T>
     where
         T: std::future::Future<Output = pavex::Response>,
     {
@@ -1121,7 +1393,7 @@ pub mod route_4 {
             pavex_session::Session<'b>,
         ) -> T,
     }
-    impl<'a, 'b, T> std::future::IntoFuture for Next0<'a, 'b, T>
+    impl<'a, 'b, T> std::future::IntoFuture for Next1<'a, 'b, T>
     where
         T: std::future::Future<Output = pavex::Response>,
     {
@@ -1134,16 +1406,26 @@ pub mod route_4 {
 }
 pub mod route_5 {
     pub async fn entrypoint<'a, 'b, 'c, 'd, 'e, 'f>(
-        s_0: &'a biscotti::Processor,
-        s_1: &'b pavex::request::RequestHead,
-        s_2: pavex::request::path::RawPathParams<'c, 'd>,
+        s_0: pavex::request::path::RawPathParams<'a, 'b>,
+        s_1: &'c biscotti::Processor,
+        s_2: &'d pavex::request::RequestHead,
         s_3: &'e pavex_session::SessionConfig,
         s_4: &'f pavex_session::SessionStore,
     ) -> pavex::Response {
         let response = wrapping_0(s_0, s_1, s_2, s_3, s_4).await;
         response
     }
-    async fn stage_1<'a, 'b, 'c, 'd>(
+    async fn stage_1<'a, 'b, 'c, 'd, 'e, 'f>(
+        s_0: &'a biscotti::Processor,
+        s_1: pavex::request::path::RawPathParams<'b, 'c>,
+        s_2: &'d pavex::request::RequestHead,
+        s_3: &'e pavex_session::SessionConfig,
+        s_4: &'f pavex_session::SessionStore,
+    ) -> pavex::Response {
+        let response = wrapping_1(s_2, s_0, s_1, s_3, s_4).await;
+        response
+    }
+    async fn stage_2<'a, 'b, 'c, 'd>(
         mut s_0: pavex::cookie::ResponseCookies,
         s_1: &'a biscotti::Processor,
         mut s_2: pavex_session::Session<'b>,
@@ -1155,13 +1437,32 @@ pub mod route_5 {
         response
     }
     async fn wrapping_0(
-        v0: &biscotti::Processor,
-        v1: &pavex::request::RequestHead,
+        v0: pavex::request::path::RawPathParams<'_, '_>,
+        v1: &biscotti::Processor,
+        v2: &pavex::request::RequestHead,
+        v3: &pavex_session::SessionConfig,
+        v4: &pavex_session::SessionStore,
+    ) -> pavex::Response {
+        let v5 = crate::route_5::Next0 {
+            s_0: v1,
+            s_1: v0,
+            s_2: v2,
+            s_3: v3,
+            s_4: v4,
+            next: stage_1,
+        };
+        let v6 = pavex::middleware::Next::new(v5);
+        let v7 = pavex::middleware::wrap_noop(v6).await;
+        <pavex::Response as pavex::IntoResponse>::into_response(v7)
+    }
+    async fn wrapping_1(
+        v0: &pavex::request::RequestHead,
+        v1: &biscotti::Processor,
         v2: pavex::request::path::RawPathParams<'_, '_>,
         v3: &pavex_session::SessionConfig,
         v4: &pavex_session::SessionStore,
     ) -> pavex::Response {
-        let v5 = pavex::cookie::extract_request_cookies(v1, v0);
+        let v5 = pavex::cookie::extract_request_cookies(v0, v1);
         let v6 = match v5 {
             Ok(ok) => ok,
             Err(v6) => {
@@ -1179,15 +1480,15 @@ pub mod route_5 {
         let v8 = pavex_session::IncomingSession::extract(&v6, v7);
         let v9 = pavex_session::Session::new(v4, v3, v8);
         let v10 = pavex::cookie::ResponseCookies::new();
-        let v11 = crate::route_5::Next0 {
+        let v11 = crate::route_5::Next1 {
             s_0: v10,
-            s_1: v0,
+            s_1: v1,
             s_2: v9,
             s_3: v2,
-            next: stage_1,
+            next: stage_2,
         };
         let v12 = pavex::middleware::Next::new(v11);
-        let v13 = pavex::middleware::wrap_noop(v12).await;
+        let v13 = app::request_log::log_request(v12, v0).await;
         <pavex::Response as pavex::IntoResponse>::into_response(v13)
     }
     async fn handler(
@@ -1263,7 +1564,35 @@ pub mod route_5 {
         };
         <pavex::Response as pavex::IntoResponse>::into_response(v4)
     }
-    struct Next0<'a, 'b, 'c, 'd, T>
+    struct Next0<'a, 'b, 'c, 'd, 'e, 'f, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        s_0: &'a biscotti::Processor,
+        s_1: pavex::request::path::RawPathParams<'b, 'c>,
+        s_2: &'d pavex::request::RequestHead,
+        s_3: &'e pavex_session::SessionConfig,
+        s_4: &'f pavex_session::SessionStore,
+        next: fn(
+            &'a biscotti::Processor,
+            pavex::request::path::RawPathParams<'b, 'c>,
+            &'d pavex::request::RequestHead,
+            &'e pavex_session::SessionConfig,
+            &'f pavex_session::SessionStore,
+        ) -> T,
+    }
+    impl<'a, 'b, 'c, 'd, 'e, 'f, T> std::future::IntoFuture
+    for Next0<'a, 'b, 'c, 'd, 'e, 'f, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        type Output = pavex::Response;
+        type IntoFuture = T;
+        fn into_future(self) -> Self::IntoFuture {
+            (self.next)(self.s_0, self.s_1, self.s_2, self.s_3, self.s_4)
+        }
+    }
+    struct Next1<'a, 'b, 'c, 'd, T>
     where
         T: std::future::Future<Output = pavex::Response>,
     {
@@ -1278,7 +1607,7 @@ pub mod route_5 {
             pavex::request::path::RawPathParams<'c, 'd>,
         ) -> T,
     }
-    impl<'a, 'b, 'c, 'd, T> std::future::IntoFuture for Next0<'a, 'b, 'c, 'd, T>
+    impl<'a, 'b, 'c, 'd, T> std::future::IntoFuture for Next1<'a, 'b, 'c, 'd, T>
     where
         T: std::future::Future<Output = pavex::Response>,
     {
@@ -1293,15 +1622,26 @@ pub mod route_6 {
     pub async fn entrypoint<'a, 'b, 'c, 'd, 'e, 'f>(
         s_0: &'a biscotti::Processor,
         s_1: &'b pavex::request::RequestHead,
-        s_2: &'c pavex_session::SessionConfig,
-        s_3: &'d pavex_session::SessionStore,
-        s_4: &'e app::configuration::DevicesConfig,
-        s_5: &'f pavex_session_sea_orm::SeaOrmSessionStore,
+        s_2: &'c app::configuration::DevicesConfig,
+        s_3: &'d pavex_session_sea_orm::SeaOrmSessionStore,
+        s_4: &'e pavex_session::SessionConfig,
+        s_5: &'f pavex_session::SessionStore,
     ) -> pavex::Response {
         let response = wrapping_0(s_0, s_1, s_2, s_3, s_4, s_5).await;
         response
     }
-    async fn stage_1<'a, 'b, 'c, 'd, 'e>(
+    async fn stage_1<'a, 'b, 'c, 'd, 'e, 'f>(
+        s_0: &'a biscotti::Processor,
+        s_1: &'b pavex::request::RequestHead,
+        s_2: &'c app::configuration::DevicesConfig,
+        s_3: &'d pavex_session_sea_orm::SeaOrmSessionStore,
+        s_4: &'e pavex_session::SessionConfig,
+        s_5: &'f pavex_session::SessionStore,
+    ) -> pavex::Response {
+        let response = wrapping_1(s_1, s_0, s_4, s_5, s_2, s_3).await;
+        response
+    }
+    async fn stage_2<'a, 'b, 'c, 'd, 'e>(
         mut s_0: pavex::cookie::ResponseCookies,
         s_1: &'a biscotti::Processor,
         s_2: pavex_session::Session<'b>,
@@ -1317,12 +1657,33 @@ pub mod route_6 {
     async fn wrapping_0(
         v0: &biscotti::Processor,
         v1: &pavex::request::RequestHead,
+        v2: &app::configuration::DevicesConfig,
+        v3: &pavex_session_sea_orm::SeaOrmSessionStore,
+        v4: &pavex_session::SessionConfig,
+        v5: &pavex_session::SessionStore,
+    ) -> pavex::Response {
+        let v6 = crate::route_6::Next0 {
+            s_0: v0,
+            s_1: v1,
+            s_2: v2,
+            s_3: v3,
+            s_4: v4,
+            s_5: v5,
+            next: stage_1,
+        };
+        let v7 = pavex::middleware::Next::new(v6);
+        let v8 = pavex::middleware::wrap_noop(v7).await;
+        <pavex::Response as pavex::IntoResponse>::into_response(v8)
+    }
+    async fn wrapping_1(
+        v0: &pavex::request::RequestHead,
+        v1: &biscotti::Processor,
         v2: &pavex_session::SessionConfig,
         v3: &pavex_session::SessionStore,
         v4: &app::configuration::DevicesConfig,
         v5: &pavex_session_sea_orm::SeaOrmSessionStore,
     ) -> pavex::Response {
-        let v6 = pavex::cookie::extract_request_cookies(v1, v0);
+        let v6 = pavex::cookie::extract_request_cookies(v0, v1);
         let v7 = match v6 {
             Ok(ok) => ok,
             Err(v7) => {
@@ -1340,17 +1701,17 @@ pub mod route_6 {
         let v9 = pavex_session::IncomingSession::extract(&v7, v8);
         let v10 = pavex_session::Session::new(v3, v2, v9);
         let v11 = pavex::cookie::ResponseCookies::new();
-        let v12 = crate::route_6::Next0 {
+        let v12 = crate::route_6::Next1 {
             s_0: v11,
-            s_1: v0,
+            s_1: v1,
             s_2: v10,
-            s_3: v1,
+            s_3: v0,
             s_4: v4,
             s_5: v5,
-            next: stage_1,
+            next: stage_2,
         };
         let v13 = pavex::middleware::Next::new(v12);
-        let v14 = pavex::middleware::wrap_noop(v13).await;
+        let v14 = app::request_log::log_request(v13, v0).await;
         <pavex::Response as pavex::IntoResponse>::into_response(v14)
     }
     async fn handler(
@@ -1428,7 +1789,37 @@ pub mod route_6 {
         };
         <pavex::Response as pavex::IntoResponse>::into_response(v4)
     }
-    struct Next0<'a, 'b, 'c, 'd, 'e, T>
+    struct Next0<'a, 'b, 'c, 'd, 'e, 'f, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        s_0: &'a biscotti::Processor,
+        s_1: &'b pavex::request::RequestHead,
+        s_2: &'c app::configuration::DevicesConfig,
+        s_3: &'d pavex_session_sea_orm::SeaOrmSessionStore,
+        s_4: &'e pavex_session::SessionConfig,
+        s_5: &'f pavex_session::SessionStore,
+        next: fn(
+            &'a biscotti::Processor,
+            &'b pavex::request::RequestHead,
+            &'c app::configuration::DevicesConfig,
+            &'d pavex_session_sea_orm::SeaOrmSessionStore,
+            &'e pavex_session::SessionConfig,
+            &'f pavex_session::SessionStore,
+        ) -> T,
+    }
+    impl<'a, 'b, 'c, 'd, 'e, 'f, T> std::future::IntoFuture
+    for Next0<'a, 'b, 'c, 'd, 'e, 'f, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        type Output = pavex::Response;
+        type IntoFuture = T;
+        fn into_future(self) -> Self::IntoFuture {
+            (self.next)(self.s_0, self.s_1, self.s_2, self.s_3, self.s_4, self.s_5)
+        }
+    }
+    struct Next1<'a, 'b, 'c, 'd, 'e, T>
     where
         T: std::future::Future<Output = pavex::Response>,
     {
@@ -1447,7 +1838,7 @@ pub mod route_6 {
             &'e pavex_session_sea_orm::SeaOrmSessionStore,
         ) -> T,
     }
-    impl<'a, 'b, 'c, 'd, 'e, T> std::future::IntoFuture for Next0<'a, 'b, 'c, 'd, 'e, T>
+    impl<'a, 'b, 'c, 'd, 'e, T> std::future::IntoFuture for Next1<'a, 'b, 'c, 'd, 'e, T>
     where
         T: std::future::Future<Output = pavex::Response>,
     {
@@ -1460,17 +1851,28 @@ pub mod route_6 {
 }
 pub mod route_7 {
     pub async fn entrypoint<'a, 'b, 'c, 'd, 'e, 'f, 'g>(
-        s_0: &'a biscotti::Processor,
-        s_1: &'b pavex::request::RequestHead,
-        s_2: pavex::request::path::RawPathParams<'c, 'd>,
-        s_3: &'e pavex_session::SessionConfig,
-        s_4: &'f pavex_session::SessionStore,
-        s_5: &'g pavex_session_sea_orm::SeaOrmSessionStore,
+        s_0: pavex::request::path::RawPathParams<'a, 'b>,
+        s_1: &'c biscotti::Processor,
+        s_2: &'d pavex_session_sea_orm::SeaOrmSessionStore,
+        s_3: &'e pavex::request::RequestHead,
+        s_4: &'f pavex_session::SessionConfig,
+        s_5: &'g pavex_session::SessionStore,
     ) -> pavex::Response {
         let response = wrapping_0(s_0, s_1, s_2, s_3, s_4, s_5).await;
         response
     }
-    async fn stage_1<'a, 'b, 'c, 'd, 'e>(
+    async fn stage_1<'a, 'b, 'c, 'd, 'e, 'f, 'g>(
+        s_0: &'a biscotti::Processor,
+        s_1: pavex::request::path::RawPathParams<'b, 'c>,
+        s_2: &'d pavex_session_sea_orm::SeaOrmSessionStore,
+        s_3: &'e pavex::request::RequestHead,
+        s_4: &'f pavex_session::SessionConfig,
+        s_5: &'g pavex_session::SessionStore,
+    ) -> pavex::Response {
+        let response = wrapping_1(s_3, s_0, s_1, s_4, s_5, s_2).await;
+        response
+    }
+    async fn stage_2<'a, 'b, 'c, 'd, 'e>(
         mut s_0: pavex::cookie::ResponseCookies,
         s_1: &'a biscotti::Processor,
         mut s_2: pavex_session::Session<'b>,
@@ -1483,14 +1885,35 @@ pub mod route_7 {
         response
     }
     async fn wrapping_0(
-        v0: &biscotti::Processor,
-        v1: &pavex::request::RequestHead,
+        v0: pavex::request::path::RawPathParams<'_, '_>,
+        v1: &biscotti::Processor,
+        v2: &pavex_session_sea_orm::SeaOrmSessionStore,
+        v3: &pavex::request::RequestHead,
+        v4: &pavex_session::SessionConfig,
+        v5: &pavex_session::SessionStore,
+    ) -> pavex::Response {
+        let v6 = crate::route_7::Next0 {
+            s_0: v1,
+            s_1: v0,
+            s_2: v2,
+            s_3: v3,
+            s_4: v4,
+            s_5: v5,
+            next: stage_1,
+        };
+        let v7 = pavex::middleware::Next::new(v6);
+        let v8 = pavex::middleware::wrap_noop(v7).await;
+        <pavex::Response as pavex::IntoResponse>::into_response(v8)
+    }
+    async fn wrapping_1(
+        v0: &pavex::request::RequestHead,
+        v1: &biscotti::Processor,
         v2: pavex::request::path::RawPathParams<'_, '_>,
         v3: &pavex_session::SessionConfig,
         v4: &pavex_session::SessionStore,
         v5: &pavex_session_sea_orm::SeaOrmSessionStore,
     ) -> pavex::Response {
-        let v6 = pavex::cookie::extract_request_cookies(v1, v0);
+        let v6 = pavex::cookie::extract_request_cookies(v0, v1);
         let v7 = match v6 {
             Ok(ok) => ok,
             Err(v7) => {
@@ -1508,16 +1931,16 @@ pub mod route_7 {
         let v9 = pavex_session::IncomingSession::extract(&v7, v8);
         let v10 = pavex_session::Session::new(v4, v3, v9);
         let v11 = pavex::cookie::ResponseCookies::new();
-        let v12 = crate::route_7::Next0 {
+        let v12 = crate::route_7::Next1 {
             s_0: v11,
-            s_1: v0,
+            s_1: v1,
             s_2: v10,
             s_3: v2,
             s_4: v5,
-            next: stage_1,
+            next: stage_2,
         };
         let v13 = pavex::middleware::Next::new(v12);
-        let v14 = pavex::middleware::wrap_noop(v13).await;
+        let v14 = app::request_log::log_request(v13, v0).await;
         <pavex::Response as pavex::IntoResponse>::into_response(v14)
     }
     async fn handler(
@@ -1594,7 +2017,37 @@ pub mod route_7 {
         };
         <pavex::Response as pavex::IntoResponse>::into_response(v4)
     }
-    struct Next0<'a, 'b, 'c, 'd, 'e, T>
+    struct Next0<'a, 'b, 'c, 'd, 'e, 'f, 'g, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        s_0: &'a biscotti::Processor,
+        s_1: pavex::request::path::RawPathParams<'b, 'c>,
+        s_2: &'d pavex_session_sea_orm::SeaOrmSessionStore,
+        s_3: &'e pavex::request::RequestHead,
+        s_4: &'f pavex_session::SessionConfig,
+        s_5: &'g pavex_session::SessionStore,
+        next: fn(
+            &'a biscotti::Processor,
+            pavex::request::path::RawPathParams<'b, 'c>,
+            &'d pavex_session_sea_orm::SeaOrmSessionStore,
+            &'e pavex::request::RequestHead,
+            &'f pavex_session::SessionConfig,
+            &'g pavex_session::SessionStore,
+        ) -> T,
+    }
+    impl<'a, 'b, 'c, 'd, 'e, 'f, 'g, T> std::future::IntoFuture
+    for Next0<'a, 'b, 'c, 'd, 'e, 'f, 'g, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        type Output = pavex::Response;
+        type IntoFuture = T;
+        fn into_future(self) -> Self::IntoFuture {
+            (self.next)(self.s_0, self.s_1, self.s_2, self.s_3, self.s_4, self.s_5)
+        }
+    }
+    struct Next1<'a, 'b, 'c, 'd, 'e, T>
     where
         T: std::future::Future<Output = pavex::Response>,
     {
@@ -1611,7 +2064,7 @@ pub mod route_7 {
             &'e pavex_session_sea_orm::SeaOrmSessionStore,
         ) -> T,
     }
-    impl<'a, 'b, 'c, 'd, 'e, T> std::future::IntoFuture for Next0<'a, 'b, 'c, 'd, 'e, T>
+    impl<'a, 'b, 'c, 'd, 'e, T> std::future::IntoFuture for Next1<'a, 'b, 'c, 'd, 'e, T>
     where
         T: std::future::Future<Output = pavex::Response>,
     {
@@ -1625,15 +2078,25 @@ pub mod route_7 {
 pub mod route_8 {
     pub async fn entrypoint<'a, 'b, 'c, 'd, 'e>(
         s_0: &'a biscotti::Processor,
-        s_1: &'b pavex::request::RequestHead,
-        s_2: &'c pavex_session::SessionConfig,
-        s_3: &'d pavex_session::SessionStore,
-        s_4: &'e pavex_session_sea_orm::SeaOrmSessionStore,
+        s_1: &'b pavex_session_sea_orm::SeaOrmSessionStore,
+        s_2: &'c pavex::request::RequestHead,
+        s_3: &'d pavex_session::SessionConfig,
+        s_4: &'e pavex_session::SessionStore,
     ) -> pavex::Response {
         let response = wrapping_0(s_0, s_1, s_2, s_3, s_4).await;
         response
     }
-    async fn stage_1<'a, 'b, 'c>(
+    async fn stage_1<'a, 'b, 'c, 'd, 'e>(
+        s_0: &'a biscotti::Processor,
+        s_1: &'b pavex_session_sea_orm::SeaOrmSessionStore,
+        s_2: &'c pavex::request::RequestHead,
+        s_3: &'d pavex_session::SessionConfig,
+        s_4: &'e pavex_session::SessionStore,
+    ) -> pavex::Response {
+        let response = wrapping_1(s_2, s_0, s_3, s_4, s_1).await;
+        response
+    }
+    async fn stage_2<'a, 'b, 'c>(
         mut s_0: pavex::cookie::ResponseCookies,
         s_1: &'a biscotti::Processor,
         s_2: pavex_session::Session<'b>,
@@ -1646,12 +2109,31 @@ pub mod route_8 {
     }
     async fn wrapping_0(
         v0: &biscotti::Processor,
-        v1: &pavex::request::RequestHead,
+        v1: &pavex_session_sea_orm::SeaOrmSessionStore,
+        v2: &pavex::request::RequestHead,
+        v3: &pavex_session::SessionConfig,
+        v4: &pavex_session::SessionStore,
+    ) -> pavex::Response {
+        let v5 = crate::route_8::Next0 {
+            s_0: v0,
+            s_1: v1,
+            s_2: v2,
+            s_3: v3,
+            s_4: v4,
+            next: stage_1,
+        };
+        let v6 = pavex::middleware::Next::new(v5);
+        let v7 = pavex::middleware::wrap_noop(v6).await;
+        <pavex::Response as pavex::IntoResponse>::into_response(v7)
+    }
+    async fn wrapping_1(
+        v0: &pavex::request::RequestHead,
+        v1: &biscotti::Processor,
         v2: &pavex_session::SessionConfig,
         v3: &pavex_session::SessionStore,
         v4: &pavex_session_sea_orm::SeaOrmSessionStore,
     ) -> pavex::Response {
-        let v5 = pavex::cookie::extract_request_cookies(v1, v0);
+        let v5 = pavex::cookie::extract_request_cookies(v0, v1);
         let v6 = match v5 {
             Ok(ok) => ok,
             Err(v6) => {
@@ -1669,15 +2151,15 @@ pub mod route_8 {
         let v8 = pavex_session::IncomingSession::extract(&v6, v7);
         let v9 = pavex_session::Session::new(v3, v2, v8);
         let v10 = pavex::cookie::ResponseCookies::new();
-        let v11 = crate::route_8::Next0 {
+        let v11 = crate::route_8::Next1 {
             s_0: v10,
-            s_1: v0,
+            s_1: v1,
             s_2: v9,
             s_3: v4,
-            next: stage_1,
+            next: stage_2,
         };
         let v12 = pavex::middleware::Next::new(v11);
-        let v13 = pavex::middleware::wrap_noop(v12).await;
+        let v13 = app::request_log::log_request(v12, v0).await;
         <pavex::Response as pavex::IntoResponse>::into_response(v13)
     }
     async fn handler(
@@ -1739,7 +2221,34 @@ pub mod route_8 {
         };
         <pavex::Response as pavex::IntoResponse>::into_response(v4)
     }
-    struct Next0<'a, 'b, 'c, T>
+    struct Next0<'a, 'b, 'c, 'd, 'e, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        s_0: &'a biscotti::Processor,
+        s_1: &'b pavex_session_sea_orm::SeaOrmSessionStore,
+        s_2: &'c pavex::request::RequestHead,
+        s_3: &'d pavex_session::SessionConfig,
+        s_4: &'e pavex_session::SessionStore,
+        next: fn(
+            &'a biscotti::Processor,
+            &'b pavex_session_sea_orm::SeaOrmSessionStore,
+            &'c pavex::request::RequestHead,
+            &'d pavex_session::SessionConfig,
+            &'e pavex_session::SessionStore,
+        ) -> T,
+    }
+    impl<'a, 'b, 'c, 'd, 'e, T> std::future::IntoFuture for Next0<'a, 'b, 'c, 'd, 'e, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        type Output = pavex::Response;
+        type IntoFuture = T;
+        fn into_future(self) -> Self::IntoFuture {
+            (self.next)(self.s_0, self.s_1, self.s_2, self.s_3, self.s_4)
+        }
+    }
+    struct Next1<'a, 'b, 'c, T>
     where
         T: std::future::Future<Output = pavex::Response>,
     {
@@ -1754,7 +2263,7 @@ pub mod route_8 {
             &'c pavex_session_sea_orm::SeaOrmSessionStore,
         ) -> T,
     }
-    impl<'a, 'b, 'c, T> std::future::IntoFuture for Next0<'a, 'b, 'c, T>
+    impl<'a, 'b, 'c, T> std::future::IntoFuture for Next1<'a, 'b, 'c, T>
     where
         T: std::future::Future<Output = pavex::Response>,
     {
@@ -1777,6 +2286,16 @@ pub mod route_9 {
         response
     }
     async fn stage_1<'a, 'b, 'c, 'd, 'e>(
+        s_0: &'a biscotti::Processor,
+        s_1: &'b pavex::request::RequestHead,
+        s_2: &'c pavex_session::SessionConfig,
+        s_3: &'d pavex_session::SessionStore,
+        s_4: &'e sea_orm::DatabaseConnection,
+    ) -> pavex::Response {
+        let response = wrapping_1(s_1, s_0, s_2, s_3, s_4).await;
+        response
+    }
+    async fn stage_2<'a, 'b, 'c, 'd, 'e>(
         mut s_0: pavex::cookie::ResponseCookies,
         s_1: &'a biscotti::Processor,
         s_2: &'b pavex::request::RequestHead,
@@ -1796,18 +2315,37 @@ pub mod route_9 {
         v3: &pavex_session::SessionStore,
         v4: &sea_orm::DatabaseConnection,
     ) -> pavex::Response {
+        let v5 = crate::route_9::Next0 {
+            s_0: v0,
+            s_1: v1,
+            s_2: v2,
+            s_3: v3,
+            s_4: v4,
+            next: stage_1,
+        };
+        let v6 = pavex::middleware::Next::new(v5);
+        let v7 = pavex::middleware::wrap_noop(v6).await;
+        <pavex::Response as pavex::IntoResponse>::into_response(v7)
+    }
+    async fn wrapping_1(
+        v0: &pavex::request::RequestHead,
+        v1: &biscotti::Processor,
+        v2: &pavex_session::SessionConfig,
+        v3: &pavex_session::SessionStore,
+        v4: &sea_orm::DatabaseConnection,
+    ) -> pavex::Response {
         let v5 = pavex::cookie::ResponseCookies::new();
-        let v6 = crate::route_9::Next0 {
+        let v6 = crate::route_9::Next1 {
             s_0: v5,
-            s_1: v0,
-            s_2: v1,
+            s_1: v1,
+            s_2: v0,
             s_3: v2,
             s_4: v3,
             s_5: v4,
-            next: stage_1,
+            next: stage_2,
         };
         let v7 = pavex::middleware::Next::new(v6);
-        let v8 = pavex::middleware::wrap_noop(v7).await;
+        let v8 = app::request_log::log_request(v7, v0).await;
         <pavex::Response as pavex::IntoResponse>::into_response(v8)
     }
     async fn handler(v0: &sea_orm::DatabaseConnection) -> pavex::Response {
@@ -1878,6 +2416,33 @@ pub mod route_9 {
     where
         T: std::future::Future<Output = pavex::Response>,
     {
+        s_0: &'a biscotti::Processor,
+        s_1: &'b pavex::request::RequestHead,
+        s_2: &'c pavex_session::SessionConfig,
+        s_3: &'d pavex_session::SessionStore,
+        s_4: &'e sea_orm::DatabaseConnection,
+        next: fn(
+            &'a biscotti::Processor,
+            &'b pavex::request::RequestHead,
+            &'c pavex_session::SessionConfig,
+            &'d pavex_session::SessionStore,
+            &'e sea_orm::DatabaseConnection,
+        ) -> T,
+    }
+    impl<'a, 'b, 'c, 'd, 'e, T> std::future::IntoFuture for Next0<'a, 'b, 'c, 'd, 'e, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        type Output = pavex::Response;
+        type IntoFuture = T;
+        fn into_future(self) -> Self::IntoFuture {
+            (self.next)(self.s_0, self.s_1, self.s_2, self.s_3, self.s_4)
+        }
+    }
+    struct Next1<'a, 'b, 'c, 'd, 'e, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
         s_0: pavex::cookie::ResponseCookies,
         s_1: &'a biscotti::Processor,
         s_2: &'b pavex::request::RequestHead,
@@ -1893,7 +2458,7 @@ pub mod route_9 {
             &'e sea_orm::DatabaseConnection,
         ) -> T,
     }
-    impl<'a, 'b, 'c, 'd, 'e, T> std::future::IntoFuture for Next0<'a, 'b, 'c, 'd, 'e, T>
+    impl<'a, 'b, 'c, 'd, 'e, T> std::future::IntoFuture for Next1<'a, 'b, 'c, 'd, 'e, T>
     where
         T: std::future::Future<Output = pavex::Response>,
     {

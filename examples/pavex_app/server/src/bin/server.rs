@@ -1,17 +1,24 @@
 //! Loads the configuration, builds the application state (the database pool, the sessions table
-//! if `database.migrate_on_start`, the session store, which checks the table) and serves HTTP
-//! until SIGINT or SIGTERM. A sessions table the store cannot use stops it before it listens.
+//! if `database.migrate_on_start`, the session store, which checks the table), starts the
+//! expired-session cleaner and serves HTTP until SIGINT or SIGTERM; then stops the cleaner and
+//! prints its report. A sessions table the store cannot use stops it before it listens.
+//!
+//! On stdout: `listening on http://<address>`, one line per request (`app::request_log`), and
+//! `expiry cleaner stopped: ...` at the end. Errors go to stderr.
 //!
 //! ```sh
 //! PX_PROFILE=dev cargo run          # in examples/pavex_app; SQLite file pavex_app.sqlite
 //! PX_PROFILE=dev PX_DATABASE__URL=postgres://postgres@127.0.0.1:5432/test cargo run
 //! ```
 use anyhow::Context;
+use app::configuration::DatabaseConfig;
 use pavex::config::ConfigLoader;
 use pavex::server::{Server, ServerHandle, ShutdownMode};
+use pavex_session_sea_orm::{CleanupConfig, CleanupReport, ExpiredSessionCleaner};
 use server::configuration::Profile;
 use server_sdk::{ApplicationConfig, ApplicationState, ApplicationStateError, run};
 use std::time::Duration;
+use tokio::{sync::oneshot, task::JoinHandle};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -29,6 +36,8 @@ async fn main() -> anyhow::Result<()> {
         .context("The TCP listener has no local address")?;
     let shutdown_timeout = Duration::from_secs(config.server.graceful_shutdown_seconds);
     let server_configuration = config.server.server_configuration();
+    let database_config = config.database.clone();
+    let cleanup_config = config.session_cleanup.cleanup_config();
 
     let state = match ApplicationState::new(config).await {
         Ok(state) => state,
@@ -42,6 +51,9 @@ async fn main() -> anyhow::Result<()> {
         }
     };
 
+    // After `ApplicationState::new`: the table exists and the app's store accepted it.
+    let cleaner = Cleaner::start(&database_config, cleanup_config).await?;
+
     let server = Server::new()
         .set_config(server_configuration)
         .listen(listener);
@@ -50,7 +62,47 @@ async fn main() -> anyhow::Result<()> {
     println!("listening on http://{address}");
     shut_down_on_signal(handle.clone(), shutdown_timeout);
     handle.await;
-    Ok(())
+    // The server has stopped (in-flight requests done or timed out): stop the cleaner too.
+    cleaner.stop().await
+}
+
+/// The expired-session cleaner, running in the background until [`Cleaner::stop`].
+struct Cleaner {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<CleanupReport>,
+}
+
+impl Cleaner {
+    /// Spawns `ExpiredSessionCleaner` on its own one-connection pool
+    /// (`app::database::cleaner_store` says why), paced by `session_cleanup` in the
+    /// configuration. It survives database errors by itself (backoff and retry), so it runs as
+    /// long as the server does.
+    async fn start(database: &DatabaseConfig, config: CleanupConfig) -> anyhow::Result<Self> {
+        let store = app::database::cleaner_store(database)
+            .await
+            .context("Failed to connect the expired-session cleaner to the database")?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let cleaner = ExpiredSessionCleaner::new(store).with_config(config);
+        let task = tokio::spawn(cleaner.run_until(async {
+            stopped.await.ok();
+        }));
+        Ok(Self { stop, task })
+    }
+
+    /// Stops the cleaner (a batch in flight is abandoned: the database applies it whole or not
+    /// at all) and prints what it did, one line.
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        let report = self
+            .task
+            .await
+            .context("The expired-session cleaner panicked")?;
+        println!(
+            "expiry cleaner stopped: {} expired sessions deleted in {} batches, {} rounds, {} failed batches",
+            report.deleted, report.batches, report.rounds, report.errors
+        );
+        Ok(())
+    }
 }
 
 /// pavex_session refuses to send a session cookie that is neither encrypted nor signed: every

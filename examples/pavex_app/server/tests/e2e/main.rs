@@ -11,6 +11,7 @@ mod support;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use std::time::{Duration, Instant};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,6 +82,9 @@ async fn sign_in_flow(backend: Backend) {
         Some(json!({ "cart": ["apple"] }))
     );
     assert_eq!(database.session_count().await, 1);
+    // The server logged the request, one line: method, path, status, duration.
+    let line = server.wait_for_line("POST /cart/apple 200 ");
+    assert!(line.ends_with(" ms"), "{line}");
     // ... read back on the next request, under the same id.
     assert_eq!(
         alice.me(&server).await,
@@ -93,6 +97,7 @@ async fn sign_in_flow(backend: Backend) {
     let wrong = json!({ "username": "alice", "password": "guess" });
     let response = alice.post_json(&server, "/sign-in", &wrong).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    server.wait_for_line("POST /sign-in 401 ");
     let cookie = alice.session_cookie(&server).expect("a session cookie");
     assert_eq!(session_id(&cookie, &key), anonymous_id);
     assert_eq!(
@@ -225,8 +230,26 @@ async fn sign_in_flow(backend: Backend) {
 
     // 9. Restart: stop the server (SIGTERM) and start a new process on the same database.
     // Every session still loads, through the cookies the browsers kept.
-    let status = server.stop();
+    let Stopped { status, output } = server.stop();
     assert!(status.success(), "the server exited with {status}");
+    // It logged one line per request and nothing of the sessions: no cookie, no session id, no
+    // state value.
+    let mut secrets = vec![
+        anonymous_cookie.clone(),
+        signed_in_cookie.clone(),
+        cookie.clone(),
+        "alice".to_owned(), // the user id, in the state
+    ];
+    for id in [anonymous_id, alice_id] {
+        secrets.extend([id.to_string(), id.simple().to_string()]);
+    }
+    let requests = request_log_lines(&output, &secrets);
+    assert!(
+        requests >= 4 * CONCURRENT_CLIENTS + 10,
+        "{requests} request lines"
+    );
+    // On SIGTERM it stopped its expiry cleaner and printed the report: nothing had expired.
+    assert_eq!(cleaner_deleted(&output), 0);
     server = Server::start(&database.url, &key);
     assert_eq!(
         alice.me(&server).await,
@@ -272,8 +295,52 @@ async fn sign_in_flow(backend: Backend) {
     // 11. Who is signed in where: Carol signs in on a laptop, a phone and a tablet.
     devices(&server, &database, &key, &browsers[0].1).await;
 
-    let status = server.stop();
+    // 12. The expiry cleaner deletes expired sessions' rows; live sessions stay.
+    let expired = cleaner(&server, &database, &browsers[0]).await;
+
+    let Stopped { status, output } = server.stop();
     assert!(status.success(), "the server exited with {status}");
+    request_log_lines(&output, &secrets);
+    // The cleaner of this process deleted exactly the sessions that expired.
+    assert_eq!(cleaner_deleted(&output), expired);
+}
+
+/// The expiry cleaner the server runs beside the HTTP server (`session_cleanup` in the
+/// configuration; a round every [`CLEANUP_PAUSE_SECONDS`] in this test): sessions that expire
+/// lose their row within a round, a live one stays and loads, and `signed_in` (user-`i`'s
+/// browser) is still signed in. Returns how many sessions expired.
+async fn cleaner(server: &Server, database: &TestDatabase, signed_in: &(usize, Browser)) -> u64 {
+    // Sessions with a 2 s TTL: live when checked, expired soon after. Created through the
+    // library's store, as the server would.
+    let mut expiring = Vec::new();
+    for _ in 0..3 {
+        let id = database.create_session(Duration::from_secs(2)).await;
+        assert_eq!(database.record(id).await, Some(json!({ "cart": ["old"] })));
+        expiring.push(id);
+    }
+    let live = database.create_session(Duration::from_secs(3600)).await;
+    // Their deadline, then the next round of the cleaner: gone from the table, not merely
+    // invisible.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for &id in &expiring {
+        while database.row_exists(id).await {
+            assert!(
+                Instant::now() < deadline,
+                "the cleaner left the expired {id}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(
+        database.record(live).await,
+        Some(json!({ "cart": ["old"] }))
+    );
+    let (i, browser) = signed_in;
+    assert_eq!(
+        browser.me(server).await["user_id"],
+        json!(format!("user-{i}"))
+    );
+    expiring.len() as u64
 }
 
 /// The device list and signing devices out (`GET /devices`, `POST /devices/{handle}/sign-out`,

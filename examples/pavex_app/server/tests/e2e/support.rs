@@ -26,8 +26,9 @@ use std::{
     io::{BufRead, BufReader, Read},
     path::PathBuf,
     process::{Child, Command, ExitStatus, Stdio},
-    sync::{Arc, mpsc},
-    time::Duration,
+    sync::{Arc, Mutex, mpsc},
+    thread::JoinHandle,
+    time::{Duration, Instant},
 };
 
 /// The session cookie's name (`session.cookie.name` in configuration/base.yml).
@@ -36,6 +37,11 @@ pub const COOKIE_NAME: &str = "id";
 /// The page size of `GET /devices` the test gives the server (`PX_DEVICES__PAGE_SIZE`; base.yml
 /// says 20): small, so that three browsers fill two pages.
 pub const DEVICES_PAGE_SIZE: usize = 2;
+
+/// The pause between the expiry cleaner's rounds the test gives the server
+/// (`PX_SESSION_CLEANUP__PAUSE_BETWEEN_ROUNDS_SECONDS`; base.yml says 300): short, so that an
+/// expired session is deleted within the test.
+pub const CLEANUP_PAUSE_SECONDS: u64 = 1;
 
 /// The state keys the app's store copies into its columns (app/src/routes/mod.rs).
 const USER_ID: &str = "user_id";
@@ -263,6 +269,33 @@ impl TestDatabase {
             .await
             .expect("count a subject's sessions")
     }
+
+    /// Creates a session with this TTL and a cart, through the library's store, as the server
+    /// would; returns its id.
+    pub async fn create_session(&self, ttl: Duration) -> Uuid {
+        let id = Uuid::new_v4();
+        let state = HashMap::from([(Cow::Borrowed("cart"), serde_json::json!(["old"]))]);
+        let record = SessionRecordRef {
+            state: Cow::Owned(state),
+            ttl,
+        };
+        self.app_backend
+            .create(&session_id_of(id), record)
+            .await
+            .expect("create a session");
+        id
+    }
+
+    /// Whether the table still has a row for this session id, expired or not (read through the
+    /// entity, by the row's key, the handle).
+    pub async fn row_exists(&self, id: Uuid) -> bool {
+        let handle = SessionHandle::of(&session_id_of(id));
+        sessions::Entity::find_by_id(handle.as_bytes().to_vec())
+            .one(&self.db)
+            .await
+            .expect("read a session row")
+            .is_some()
+    }
 }
 
 impl Drop for TestDatabase {
@@ -308,11 +341,22 @@ pub struct Server {
     child: Child,
     /// `http://127.0.0.1:<port>`
     pub base: String,
+    /// Every line the server printed on stdout so far.
+    output: Arc<Mutex<Vec<String>>>,
+    /// The thread that reads stdout; it ends when the server exits.
+    reader: Option<JoinHandle<()>>,
+}
+
+/// What a stopped server left: its exit status and every line it printed on stdout.
+pub struct Stopped {
+    pub status: ExitStatus,
+    pub output: Vec<String>,
 }
 
 impl Server {
     /// The server binary's command: the dev profile, `database_url`, the given cookie key, a
-    /// port the operating system picks (`PX_SERVER__PORT=0`), [`DEVICES_PAGE_SIZE`].
+    /// port the operating system picks (`PX_SERVER__PORT=0`), [`DEVICES_PAGE_SIZE`],
+    /// [`CLEANUP_PAUSE_SECONDS`].
     fn command(database_url: &str, cookie_key: &str) -> Command {
         // The server reads `configuration/` from its working directory: the workspace root.
         let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -328,7 +372,11 @@ impl Server {
             .env("PX_SERVER__GRACEFUL_SHUTDOWN_SECONDS", "5")
             .env("PX_DATABASE__URL", database_url)
             .env("PX_COOKIES__CRYPTO_RULES", crypto_rules)
-            .env("PX_DEVICES__PAGE_SIZE", DEVICES_PAGE_SIZE.to_string());
+            .env("PX_DEVICES__PAGE_SIZE", DEVICES_PAGE_SIZE.to_string())
+            .env(
+                "PX_SESSION_CLEANUP__PAUSE_BETWEEN_ROUNDS_SECONDS",
+                CLEANUP_PAUSE_SECONDS.to_string(),
+            );
         command
     }
 
@@ -377,7 +425,9 @@ impl Server {
             .expect("start the server binary");
         let stdout = child.stdout.take().expect("the server's stdout");
         let (ready, announced) = mpsc::channel();
-        std::thread::spawn(move || {
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let lines = output.clone();
+        let reader = std::thread::spawn(move || {
             let mut ready = Some(ready);
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
@@ -387,6 +437,7 @@ impl Server {
                 {
                     let _ = ready.send(address.to_owned());
                 }
+                lines.lock().expect("the output lock").push(line);
             }
         });
         // Generous: the first start also creates the sessions table.
@@ -398,11 +449,35 @@ impl Server {
                 panic!("the server did not announce its address (exit status: {status:?})");
             }
         };
-        Server { child, base }
+        Server {
+            child,
+            base,
+            output,
+            reader: Some(reader),
+        }
     }
 
-    /// Stops the server with SIGTERM, as a deployment does, and returns its exit status.
-    pub fn stop(mut self) -> ExitStatus {
+    /// Waits (up to 10 s) for a line on the server's stdout that starts with `prefix`, and
+    /// returns it. The server prints a request's log line before it sends the response, but
+    /// the test reads the pipe on another thread, hence the wait.
+    pub fn wait_for_line(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let output = self.output.lock().expect("the output lock").clone();
+            if let Some(line) = output.iter().find(|line| line.starts_with(prefix)) {
+                return line.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line starting with {prefix:?} in the server's output: {output:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server with SIGTERM, as a deployment does, and returns its exit status and
+    /// everything it printed on stdout.
+    pub fn stop(mut self) -> Stopped {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")
             .args(["-TERM", &pid])
@@ -411,7 +486,12 @@ impl Server {
         assert!(sent.success(), "kill -TERM {pid} failed");
         for _ in 0..300 {
             if let Some(status) = self.child.try_wait().expect("wait for the server") {
-                return status;
+                // The process is gone: its stdout is at its end.
+                if let Some(reader) = self.reader.take() {
+                    reader.join().expect("the stdout reader");
+                }
+                let output = self.output.lock().expect("the output lock").clone();
+                return Stopped { status, output };
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -647,4 +727,51 @@ pub fn tampered(cookie_value: &str) -> String {
     let i = bytes.len() / 2;
     bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
     String::from_utf8(bytes).expect("ASCII")
+}
+
+/// The prefix of the line the server prints when it has stopped its expiry cleaner.
+const CLEANER_REPORT: &str = "expiry cleaner stopped: ";
+
+/// How many expired sessions the cleaner's report says it deleted. The report must be the
+/// server's last line: the cleaner stops after the HTTP server.
+pub fn cleaner_deleted(output: &[String]) -> u64 {
+    let report = output
+        .last()
+        .and_then(|line| line.strip_prefix(CLEANER_REPORT))
+        .unwrap_or_else(|| panic!("the last line is not the cleaner's report: {output:#?}"));
+    report
+        .split_once(" expired sessions deleted in ")
+        .and_then(|(deleted, _)| deleted.parse().ok())
+        .unwrap_or_else(|| panic!("not a cleaner report: {report}"))
+}
+
+/// Checks the server's stdout: besides `listening on` and the cleaner's report, only request
+/// log lines, `<METHOD> <path> <status> <milliseconds> ms`, none of which holds any of
+/// `secrets` (cookie values, session ids, state values). Returns how many request lines there
+/// are.
+pub fn request_log_lines(output: &[String], secrets: &[String]) -> usize {
+    let mut requests = 0;
+    for line in output {
+        for secret in secrets {
+            assert!(!line.contains(secret.as_str()), "{secret:?} logged: {line}");
+        }
+        if line.starts_with("listening on ") || line.starts_with(CLEANER_REPORT) {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(' ').collect();
+        let well_formed = match fields[..] {
+            [method, path, status, ms, "ms"] => {
+                method.chars().all(|c| c.is_ascii_uppercase())
+                    && path.starts_with('/')
+                    && !path.contains('?')
+                    && status.len() == 3
+                    && status.parse::<u16>().is_ok()
+                    && ms.parse::<f64>().is_ok()
+            }
+            _ => false,
+        };
+        assert!(well_formed, "not a request log line: {line}");
+        requests += 1;
+    }
+    requests
 }
