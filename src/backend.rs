@@ -3,6 +3,8 @@
 
 use crate::{
     SeaOrmSessionStore, SignedOut,
+    cap::{Capped, CappedWrite},
+    prepared::Statements,
     queries::{Key, STATE, TTL_MS},
     unusable,
 };
@@ -48,7 +50,23 @@ impl SessionStorageBackend for SeaOrmSessionStore {
             .statements()
             .await
             .map_err(|e| CreateError::Other(unusable(e)))?;
-        let values = self.record_values(id, &record)?;
+        let (values, subject) = self.record_values(id, &record)?;
+        if let (Some(cap), Some(subject)) = (self.cap, subject) {
+            let write = CappedWrite::Create(values);
+            let capped = self
+                .write_capped(statements, cap, write, &subject, &key(id))
+                .await
+                .map_err(|e| CreateError::Other(statements.other(e)))?;
+            return match capped {
+                Capped::Written => Ok(()),
+                Capped::DuplicateId => Err(DuplicateIdError { id: *id }.into()),
+                Capped::SignedOut => Err(CreateError::Other(SignedOut.into())),
+                Capped::Refused(refused) => Err(CreateError::Other(refused.into())),
+                Capped::UnknownId => Err(CreateError::Other(anyhow::anyhow!(
+                    "Creating a session found no session to write"
+                ))),
+            };
+        }
         let insert = statements.insert.bind(values.clone());
         match self.execute(&insert).await {
             Ok(done) => return inserted(done).map_err(CreateError::Other),
@@ -83,22 +101,52 @@ impl SessionStorageBackend for SeaOrmSessionStore {
             .map_err(|e| UpdateError::Other(unusable(e)))?;
         // A store that does not know the subject key leaves the subject as it is (its statement
         // has no place for it), and likewise the sign-in.
-        let [key, state, subject, sign_in, ttl_ms] = self.record_values(id, &record)?;
-        let update = statements.update.bind([
-            key,
+        let ([stored_id, state, subject, sign_in, ttl_ms], subject_bytes) =
+            self.record_values(id, &record)?;
+        let values = [
+            stored_id,
             state,
             subject,
             sign_in,
             ttl_ms,
             self.lifetime_ms().into(),
-        ]);
+        ];
+        let (Some(cap), Some(subject)) = (self.cap, subject_bytes) else {
+            let done = self
+                .execute(&statements.update.bind(values))
+                .await
+                .map_err(|e| UpdateError::Other(statements.other(e)))?;
+            return match at_most_one_row(done).map_err(UpdateError::Other)? {
+                true => Ok(()),
+                false => Err(UnknownIdError { id: *id }.into()),
+            };
+        };
+        // Under a cap: a session that already has this subject counts for it already, one
+        // statement; one that gets it now (a sign-in) goes through the cap's transaction.
         let done = self
-            .execute(&update)
+            .execute(&statements.update_keeping_subject.bind(values.clone()))
             .await
             .map_err(|e| UpdateError::Other(statements.other(e)))?;
-        match at_most_one_row(done).map_err(UpdateError::Other)? {
-            true => Ok(()),
-            false => Err(UnknownIdError { id: *id }.into()),
+        if at_most_one_row(done).map_err(UpdateError::Other)? {
+            return Ok(());
+        }
+        let capped = self
+            .write_capped(
+                statements,
+                cap,
+                CappedWrite::Update(values),
+                &subject,
+                &key(id),
+            )
+            .await
+            .map_err(|e| UpdateError::Other(statements.other(e)))?;
+        match capped {
+            Capped::Written => Ok(()),
+            Capped::UnknownId => Err(UnknownIdError { id: *id }.into()),
+            Capped::Refused(refused) => Err(UpdateError::Other(refused.into())),
+            Capped::DuplicateId | Capped::SignedOut => Err(UpdateError::Other(anyhow::anyhow!(
+                "Updating a session was refused as a new one"
+            ))),
         }
     }
 
@@ -142,6 +190,9 @@ impl SessionStorageBackend for SeaOrmSessionStore {
             .try_get("", STATE)
             .context("The stored session state could not be read as bytes")
             .map_err(LoadError::DeserializationError)?;
+        let state = self
+            .opened(&key(session_id), state)
+            .map_err(LoadError::DeserializationError)?;
         let state: HashMap<Cow<'static, str>, serde_json::Value> = serde_json::from_slice(&state)
             .context("The stored session state is not a JSON object")
             .map_err(LoadError::DeserializationError)?;
@@ -183,27 +234,15 @@ impl SessionStorageBackend for SeaOrmSessionStore {
             .statements()
             .await
             .map_err(|e| ChangeIdError::Other(unusable(e)))?;
+        if self.seals_states() {
+            return self.change_id_sealed(statements, old_id, new_id).await;
+        }
         let (old, new) = (key(old_id), key(new_id));
         let rename = statements
             .change_id
             .bind([old.clone().into(), new.clone().into()]);
         for _ in 0..RENAME_ATTEMPTS {
-            let done = match self.execute(&rename).await {
-                Err(e) if statements.is_id_taken(&e) => {
-                    let expired = statements.delete_if_expired.bind([new.clone().into()]);
-                    self.execute(&expired)
-                        .await
-                        .map_err(|e| ChangeIdError::Other(e.into()))?;
-                    match self.execute(&rename).await {
-                        Err(e) if statements.is_id_taken(&e) => {
-                            return Err(DuplicateIdError { id: *new_id }.into());
-                        }
-                        retried => retried,
-                    }
-                }
-                first => first,
-            }
-            .map_err(|e| ChangeIdError::Other(statements.other(e)))?;
+            let done = self.rename(statements, &rename, new_id).await?;
             if at_most_one_row(done).map_err(ChangeIdError::Other)? {
                 // Renaming a live record onto itself: its id is taken (by itself).
                 return match old == new {
@@ -211,18 +250,7 @@ impl SessionStorageBackend for SeaOrmSessionStore {
                     false => Ok(()),
                 };
             }
-            let live = self
-                .query(
-                    &statements
-                        .live_among
-                        .bind([old.clone().into(), new.clone().into()]),
-                )
-                .await
-                .map_err(|e| ChangeIdError::Other(e.into()))?
-                .iter()
-                .map(|row| row.try_get::<Key>("", &Column::Id.to_string()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ChangeIdError::Other(e.into()))?;
+            let live = self.live_among(statements, &old, &new).await?;
             if live.contains(&new) {
                 return Err(DuplicateIdError { id: *new_id }.into());
             }
@@ -235,30 +263,136 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         )))
     }
 
-    /// Deletes expired records (all, or at most `batch_size`, oldest first), in one `DELETE`.
+    /// Deletes expired records (all, or at most `batch_size`, oldest first), in one `DELETE`;
+    /// under an absolute lifetime it also tells the audit trail which had reached it.
     #[tracing::instrument(name = "Delete expired records", level = tracing::Level::INFO, skip_all)]
     async fn delete_expired(
         &self,
         batch_size: Option<NonZeroUsize>,
     ) -> Result<usize, DeleteExpiredError> {
-        let statements = self.statements().await.map_err(unusable)?;
-        let done = self
-            .execute(&statements.delete_expired(batch_size))
-            .await
-            .map_err(anyhow::Error::from)?;
-        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+        let deleted = self.delete_expired_audited(batch_size).await?.deleted;
+        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
     }
 }
 
 impl SeaOrmSessionStore {
+    /// `change_id` when states are sealed with the stored id: the state is read, opened, sealed
+    /// for the new id and written with the rename, in one `UPDATE` that only applies if the
+    /// stored state is still the one read (a concurrent `update` makes it read again).
+    async fn change_id_sealed(
+        &self,
+        statements: &Statements,
+        old_id: &SessionId,
+        new_id: &SessionId,
+    ) -> Result<(), ChangeIdError> {
+        let (old, new) = (key(old_id), key(new_id));
+        for _ in 0..RENAME_ATTEMPTS {
+            let read = self
+                .query_one(&statements.load.bind([old.clone().into()]))
+                .await
+                .map_err(|e| ChangeIdError::Other(e.into()))?;
+            let stored = match read {
+                Some(row) if old != new => row
+                    .try_get::<Vec<u8>>("", STATE)
+                    .map_err(|e| ChangeIdError::Other(e.into()))?,
+                // Onto itself (a live id is taken by itself), or nothing to rename.
+                Some(_) => return Err(DuplicateIdError { id: *new_id }.into()),
+                None => return self.rename_failed(statements, &old, old_id, new_id).await,
+            };
+            let json = self
+                .opened(&old, stored.clone())
+                .map_err(ChangeIdError::Other)?;
+            let resealed = match self.sealed(&new, json) {
+                Ok(sealed) => sealed,
+                Err(RecordError::Seal(e)) => return Err(ChangeIdError::Other(e)),
+                Err(RecordError::Serialize(e)) => return Err(ChangeIdError::Other(e.into())),
+            };
+            let rename = statements.change_id_sealed.bind([
+                old.clone().into(),
+                new.clone().into(),
+                resealed.into(),
+                stored.into(),
+            ]);
+            let done = self.rename(statements, &rename, new_id).await?;
+            if at_most_one_row(done).map_err(ChangeIdError::Other)? {
+                return Ok(());
+            }
+            // The state was written, or the session ended, since it was read: read again.
+        }
+        Err(ChangeIdError::Other(anyhow::anyhow!(
+            "The session kept changing under concurrent requests while its id was being changed"
+        )))
+    }
+
+    /// Runs the rename `rename` onto `new_id`; when `new_id` is taken by an expired record, that
+    /// record is deleted and the rename run once more. `new_id` still taken: `DuplicateId`.
+    async fn rename(
+        &self,
+        statements: &Statements,
+        rename: &sea_orm::Statement,
+        new_id: &SessionId,
+    ) -> Result<ExecResult, ChangeIdError> {
+        match self.execute(rename).await {
+            Err(e) if statements.is_id_taken(&e) => {
+                let expired = statements.delete_if_expired.bind([key(new_id).into()]);
+                self.execute(&expired)
+                    .await
+                    .map_err(|e| ChangeIdError::Other(e.into()))?;
+                match self.execute(rename).await {
+                    Err(e) if statements.is_id_taken(&e) => {
+                        Err(DuplicateIdError { id: *new_id }.into())
+                    }
+                    retried => retried.map_err(|e| ChangeIdError::Other(statements.other(e))),
+                }
+            }
+            first => first.map_err(|e| ChangeIdError::Other(statements.other(e))),
+        }
+    }
+
+    /// Which of `old` and `new` are live, read in one snapshot.
+    async fn live_among(
+        &self,
+        statements: &Statements,
+        old: &Key,
+        new: &Key,
+    ) -> Result<Vec<Key>, ChangeIdError> {
+        let among = statements
+            .live_among
+            .bind([old.clone().into(), new.clone().into()]);
+        self.query(&among)
+            .await
+            .map_err(|e| ChangeIdError::Other(e.into()))?
+            .iter()
+            .map(|row| row.try_get::<Key>("", &Column::Id.to_string()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ChangeIdError::Other(e.into()))
+    }
+
+    /// Why `old` could not be renamed to `new`: `new` is live, or `old` is not.
+    async fn rename_failed(
+        &self,
+        statements: &Statements,
+        old: &Key,
+        old_id: &SessionId,
+        new_id: &SessionId,
+    ) -> Result<(), ChangeIdError> {
+        let new = key(new_id);
+        let live = self.live_among(statements, old, &new).await?;
+        match live.contains(&new) {
+            true => Err(DuplicateIdError { id: *new_id }.into()),
+            false => Err(UnknownIdError { id: *old_id }.into()),
+        }
+    }
+
     /// The values of `create` and `update`, in the order their statements bind them (see
-    /// `queries::Record`).
+    /// `queries::Record`), and under a cap the subject.
     fn record_values(
         &self,
         id: &SessionId,
         record: &SessionRecordRef<'_>,
-    ) -> Result<[Value; 5], serde_json::Error> {
-        let state = state_json(record)?.into_bytes();
+    ) -> Result<([Value; 5], Option<Vec<u8>>), RecordError> {
+        let stored_id = key(id);
+        let state = self.sealed(&stored_id, state_json(record)?.into_bytes())?;
         let subject = self
             .value_of(self.subject_key.as_deref(), &record.state)?
             .map(String::into_bytes);
@@ -268,20 +402,97 @@ impl SeaOrmSessionStore {
         // A new session's deadline is capped here (its `created_at` is now); an existing one's
         // by the statement, against its `created_at`.
         let ttl_ms = ttl_millis(record.ttl).min(self.lifetime_ms());
-        Ok([
-            key(id).into(),
+        // The subject's bytes once more, for a store with a cap (which locks on them).
+        let subject_bytes = self.cap.and_then(|_| subject.clone());
+        let values = [
+            stored_id.into(),
             state.into(),
             subject.into(),
             sign_in.into(),
             ttl_ms.into(),
-        ])
+        ];
+        Ok((values, subject_bytes))
     }
 }
 
 impl SeaOrmSessionStore {
     /// The absolute lifetime in milliseconds ([`MAX_TTL_MILLIS`] without one).
-    fn lifetime_ms(&self) -> i64 {
+    pub(crate) fn lifetime_ms(&self) -> i64 {
         self.absolute_lifetime.map_or(MAX_TTL_MILLIS, ttl_millis)
+    }
+}
+
+/// Why the values of a `create` or `update` could not be made.
+pub(crate) enum RecordError {
+    /// The state is not JSON the backends can store.
+    Serialize(serde_json::Error),
+    /// The state could not be sealed (encryption).
+    #[cfg_attr(
+        not(feature = "encryption"),
+        expect(dead_code, reason = "only sealing fails this way")
+    )]
+    Seal(anyhow::Error),
+}
+
+impl From<serde_json::Error> for RecordError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Serialize(e)
+    }
+}
+
+impl From<RecordError> for CreateError {
+    fn from(e: RecordError) -> Self {
+        match e {
+            RecordError::Serialize(e) => Self::SerializationError(e),
+            RecordError::Seal(e) => Self::Other(e),
+        }
+    }
+}
+
+impl From<RecordError> for UpdateError {
+    fn from(e: RecordError) -> Self {
+        match e {
+            RecordError::Serialize(e) => Self::SerializationError(e),
+            RecordError::Seal(e) => Self::Other(e),
+        }
+    }
+}
+
+impl SeaOrmSessionStore {
+    /// The bytes to store for the JSON state `json` of the session stored under `stored_id`:
+    /// sealed under [`StateEncryption`](crate::StateEncryption), else the JSON itself.
+    pub(crate) fn sealed(&self, stored_id: &[u8], json: Vec<u8>) -> Result<Vec<u8>, RecordError> {
+        #[cfg(feature = "encryption")]
+        if let Some(encryption) = &self.encryption {
+            return encryption
+                .seal(stored_id, &json)
+                .map_err(|e| RecordError::Seal(e.into()));
+        }
+        let _ = stored_id;
+        Ok(json)
+    }
+
+    /// The JSON state stored as `stored` for the session stored under `stored_id`.
+    pub(crate) fn opened(
+        &self,
+        stored_id: &[u8],
+        stored: Vec<u8>,
+    ) -> Result<Vec<u8>, anyhow::Error> {
+        #[cfg(feature = "encryption")]
+        if let Some(encryption) = &self.encryption {
+            return Ok(encryption.open(stored_id, stored)?);
+        }
+        let _ = stored_id;
+        Ok(stored)
+    }
+
+    /// Whether the stored state is sealed with the session's stored id, so that a rename must
+    /// seal it again.
+    pub(crate) fn seals_states(&self) -> bool {
+        #[cfg(feature = "encryption")]
+        return self.encryption.is_some();
+        #[cfg(not(feature = "encryption"))]
+        false
     }
 }
 

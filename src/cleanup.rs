@@ -1,8 +1,9 @@
 //! Deleting expired sessions in the background: in batches, with pauses and jitter, surviving
 //! database errors, until the application asks it to stop.
 
+use crate::{SeaOrmSessionStore, expiry::ExpiredDeleted};
 use pavex_session::store::{SessionStorageBackend, errors::DeleteExpiredError};
-use std::{future::Future, num::NonZeroUsize, pin::pin, time::Duration};
+use std::{any::Any, future::Future, num::NonZeroUsize, pin::pin, time::Duration};
 
 /// How an [`ExpiredSessionCleaner`] paces itself. The defaults suit most applications: write
 /// `CleanupConfig { batch_size, ..CleanupConfig::default() }`, so that a field added later does
@@ -52,6 +53,11 @@ pub struct CleanupReport {
     pub rounds: u64,
     /// Batches that failed (each was followed by a backoff and a retry).
     pub errors: u64,
+    /// Of the sessions deleted, those that had reached the store's absolute lifetime (OWASP
+    /// ASVS 7.3.2): ended by that policy, not by idleness. Counted for a [`SeaOrmSessionStore`]
+    /// built [`with_absolute_lifetime`](SeaOrmSessionStore::with_absolute_lifetime), each also an
+    /// audit event ([`AUDIT_TARGET`](crate::AUDIT_TARGET)); 0 for any other store.
+    pub ended_at_lifetime: u64,
 }
 
 /// Deletes expired sessions from any `pavex_session` store, in batches, until told to stop.
@@ -80,7 +86,7 @@ pub struct ExpiredSessionCleaner<S> {
     config: CleanupConfig,
 }
 
-impl<S: SessionStorageBackend> ExpiredSessionCleaner<S> {
+impl<S: SessionStorageBackend + 'static> ExpiredSessionCleaner<S> {
     /// A cleaner of `store` with the default [`CleanupConfig`].
     pub fn new(store: S) -> Self {
         Self {
@@ -100,17 +106,20 @@ impl<S: SessionStorageBackend> ExpiredSessionCleaner<S> {
         let mut shutdown = pin!(shutdown);
         let mut report = CleanupReport::default();
         let mut backoff = self.config.initial_backoff;
+        let batch_size = u64::try_from(self.config.batch_size.get()).unwrap_or(u64::MAX);
         loop {
             let batch = tokio::select! {
                 () = &mut shutdown => break,
                 batch = self.delete_batch() => batch,
             };
             let pause = match batch {
-                Ok(deleted) => {
+                Ok(batch) => {
                     backoff = self.config.initial_backoff;
                     report.batches += 1;
-                    report.deleted += deleted as u64;
-                    if deleted < self.config.batch_size.get() {
+                    report.deleted = report.deleted.saturating_add(batch.deleted);
+                    report.ended_at_lifetime =
+                        report.ended_at_lifetime.saturating_add(batch.at_lifetime);
+                    if batch.deleted < batch_size {
                         report.rounds += 1;
                         tracing::debug!(report.deleted, "Expired sessions cleaned up");
                         self.config.pause_between_rounds
@@ -141,6 +150,7 @@ impl<S: SessionStorageBackend> ExpiredSessionCleaner<S> {
             report.batches,
             report.rounds,
             report.errors,
+            report.ended_at_lifetime,
             "Expired-session cleaner stopped"
         );
         report
@@ -150,25 +160,43 @@ impl<S: SessionStorageBackend> ExpiredSessionCleaner<S> {
     /// the first error. This is one round of [`run_until`](Self::run_until), for jobs that run
     /// once (cron, Kubernetes) rather than forever.
     pub async fn drain(&self, mut on_batch: impl FnMut(usize)) -> Result<u64, DeleteExpiredError> {
-        let mut deleted = 0;
+        let mut deleted = 0u64;
+        let batch_size = u64::try_from(self.config.batch_size.get()).unwrap_or(u64::MAX);
         loop {
-            let batch = self.delete_batch().await?;
-            deleted += batch as u64;
-            on_batch(batch);
-            if batch < self.config.batch_size.get() {
+            let batch = self.delete_batch().await?.deleted;
+            deleted = deleted.saturating_add(batch);
+            on_batch(usize::try_from(batch).unwrap_or(usize::MAX));
+            if batch < batch_size {
                 return Ok(deleted);
             }
             tokio::time::sleep(self.jittered(self.config.pause_between_batches)).await;
         }
     }
 
-    async fn delete_batch(&self) -> Result<usize, DeleteExpiredError> {
-        let deleted = self
-            .store
-            .delete_expired(Some(self.config.batch_size))
-            .await?;
-        tracing::trace!(deleted, "Deleted a batch of expired sessions");
-        Ok(deleted)
+    /// One batch. Our own store also says which of the sessions had reached its absolute
+    /// lifetime; any other store only how many it deleted.
+    async fn delete_batch(&self) -> Result<ExpiredDeleted, DeleteExpiredError> {
+        let batch_size = Some(self.config.batch_size);
+        let any: &dyn Any = &self.store;
+        let batch = match any.downcast_ref::<SeaOrmSessionStore>() {
+            Some(ours) => {
+                let batch = ours.delete_expired_audited(batch_size).await?;
+                // The end of a round: the expired rows of the revoked sign-ins table go too.
+                let full = u64::try_from(self.config.batch_size.get()).unwrap_or(u64::MAX);
+                if batch.deleted < full {
+                    ours.delete_expired_revocations(self.config.batch_size)
+                        .await?;
+                }
+                batch
+            }
+            None => ExpiredDeleted {
+                deleted: u64::try_from(self.store.delete_expired(batch_size).await?)
+                    .unwrap_or(u64::MAX),
+                at_lifetime: 0,
+            },
+        };
+        tracing::trace!(batch.deleted, "Deleted a batch of expired sessions");
+        Ok(batch)
     }
 
     /// `pause`, lengthened by a random fraction of itself up to the configured jitter (a jitter

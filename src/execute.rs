@@ -118,11 +118,7 @@ impl SeaOrmSessionStore {
 
 impl SeaOrmSessionStore {
     /// Runs `run`, then reports it to the metric callback, if the store has one.
-    #[cfg_attr(
-        not(any(feature = "postgres", feature = "mysql", feature = "sqlite")),
-        expect(dead_code, reason = "only statements on an sqlx pool are measured")
-    )]
-    async fn measured<T>(
+    pub(crate) async fn measured<T>(
         &self,
         statement: &Statement,
         run: impl Future<Output = Result<T, DbErr>>,
@@ -205,7 +201,7 @@ where
 
 /// A short, random pause that grows with each attempt, so that the two sides of a conflict do not
 /// collide again in lockstep.
-async fn backoff(attempt: u32, e: &DbErr) {
+pub(crate) async fn backoff(attempt: u32, e: &DbErr) {
     tracing::debug!(attempt, error = %e, "A statement lost a lock conflict; running it again");
     let millis = fastrand::u64(1..=5) * u64::from(attempt);
     tokio::time::sleep(Duration::from_millis(millis)).await;

@@ -155,15 +155,26 @@
 
 #![deny(missing_docs)]
 
+mod audit;
 mod backend;
+mod bulk;
+mod cap;
 mod cleanup;
+#[cfg(feature = "encryption")]
+mod encryption;
 mod execute;
+mod expiry;
 mod prepared;
 mod queries;
 mod subjects;
 
+pub use audit::AUDIT_TARGET;
 pub use backend::MAX_TTL_MILLIS;
+pub use bulk::*;
+pub use cap::{AtCap, TooManySessions};
 pub use cleanup::{CleanupConfig, CleanupReport, ExpiredSessionCleaner};
+#[cfg(feature = "encryption")]
+pub use encryption::{InvalidStateKey, StateEncryption, StateKey, UnreadableState};
 pub use pavex_session_sea_orm_entity as entity;
 pub use pavex_session_sea_orm_migration::{
     AdoptPavexSessionSqlxTable, AdoptionReport, CreateSessionsTable, InvalidIdentifier,
@@ -216,6 +227,11 @@ pub struct SeaOrmSessionStore {
     sign_in_key: Option<Arc<str>>,
     /// How long a session may live after its creation, however often it is extended.
     absolute_lifetime: Option<std::time::Duration>,
+    /// At most so many live sessions per subject (see [`with_max_sessions_per_subject`](Self::with_max_sessions_per_subject)).
+    cap: Option<cap::SubjectCap>,
+    /// Seals states at rest (see [`with_state_encryption`](Self::with_state_encryption)).
+    #[cfg(feature = "encryption")]
+    encryption: Option<encryption::StateEncryption>,
     /// Rendered on first use, once the table has passed [`check_table`](Self::check_table), then shared by clones.
     statements: Arc<OnceCell<Statements>>,
     /// Told about each statement (see [`with_metric_callback`](Self::with_metric_callback)).
@@ -242,6 +258,9 @@ impl SeaOrmSessionStore {
             subject_key: None,
             sign_in_key: None,
             absolute_lifetime: None,
+            cap: None,
+            #[cfg(feature = "encryption")]
+            encryption: None,
             statements: Arc::default(),
             metric_callback: None,
         }
@@ -349,6 +368,30 @@ impl SeaOrmSessionStore {
         Self {
             absolute_lifetime: Some(lifetime),
             statements: Arc::default(),
+            ..self
+        }
+    }
+
+    /// The same store, sealing every session state it writes with `encryption`'s newest key
+    /// (XChaCha20-Poly1305, the session's stored id as associated data) and opening the states
+    /// it reads with the key they name: a dump of the table shows no state value, and a state
+    /// copied onto another session does not open. A state that does not open is
+    /// [`UnreadableState`], the cause of `LoadError::DeserializationError`; the row is kept.
+    /// See docs/asvs.md for the threat model. Feature `encryption`.
+    ///
+    /// ```
+    /// use pavex_session_sea_orm::{SeaOrmSessionStore, StateEncryption, StateKey};
+    ///
+    /// # fn build(db: sea_orm::DatabaseConnection) -> Result<(), Box<dyn std::error::Error>> {
+    /// let key: StateKey = std::env::var("SESSION_STATE_KEY")?.parse()?; // 64 hex digits
+    /// let store = SeaOrmSessionStore::new(db).with_state_encryption(StateEncryption::new(1, key));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "encryption")]
+    pub fn with_state_encryption(self, encryption: StateEncryption) -> Self {
+        Self {
+            encryption: Some(encryption),
             ..self
         }
     }

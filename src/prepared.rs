@@ -25,6 +25,10 @@ fn new_id_marker() -> Key {
     b"pavex_session_sea_orm: a new id.".to_vec()
 }
 
+fn old_state_marker() -> Vec<u8> {
+    b"pavex_session_sea_orm: the state a rename replaces".to_vec()
+}
+
 fn record_marker() -> Record {
     Record {
         state: b"pavex_session_sea_orm: the state of a session".to_vec(),
@@ -115,6 +119,8 @@ pub(crate) struct Statements {
     /// `id, state, subject, sign_in, ttl_ms, lifetime_ms`, the subject and sign-in only where the
     /// store knows their keys, the lifetime only under an absolute lifetime
     pub(crate) update: Prepared<6>,
+    /// As `update`, for a record whose subject is already the one bound (it is not set again)
+    pub(crate) update_keeping_subject: Prepared<6>,
     /// `id, ttl_ms, lifetime_ms` (the lifetime only under an absolute lifetime)
     pub(crate) update_ttl: Prepared<3>,
     /// `id`
@@ -127,6 +133,8 @@ pub(crate) struct Statements {
     pub(crate) delete_if_expired: Prepared<1>,
     /// `id, new_id`
     pub(crate) change_id: Prepared<2>,
+    /// `id, new_id, state, old_state`
+    pub(crate) change_id_sealed: Prepared<4>,
 }
 
 impl Statements {
@@ -155,6 +163,10 @@ impl Statements {
                 ttl.clone(),
             ]
         };
+        let record_and_lifetime = || {
+            let [id, state, subject, sign_in, ttl] = record();
+            [id, state, subject, sign_in, ttl, lifetime.clone()]
+        };
         let old_new = [id.clone(), new_id];
         Ok(Self {
             insert: Prepared::render(
@@ -170,10 +182,17 @@ impl Statements {
             update: Prepared::render(
                 backend,
                 &queries.update(id_marker(), record_marker(), writes, LIFETIME_MS_MARKER),
-                {
-                    let [id, state, subject, sign_in, ttl] = record();
-                    [id, state, subject, sign_in, ttl, lifetime.clone()]
-                },
+                record_and_lifetime(),
+            )?,
+            update_keeping_subject: Prepared::render(
+                backend,
+                &queries.update_keeping_subject(
+                    id_marker(),
+                    record_marker(),
+                    writes,
+                    LIFETIME_MS_MARKER,
+                ),
+                record_and_lifetime(),
             )?,
             update_ttl: Prepared::render(
                 backend,
@@ -200,7 +219,20 @@ impl Statements {
             change_id: Prepared::render(
                 backend,
                 &queries.change_id(id_marker(), new_id_marker()),
-                old_new,
+                old_new.clone(),
+            )?,
+            change_id_sealed: Prepared::render(
+                backend,
+                &queries.change_id_sealed(
+                    id_marker(),
+                    new_id_marker(),
+                    state.clone(),
+                    old_state_marker(),
+                ),
+                {
+                    let [id, new_id] = old_new;
+                    [id, new_id, state.clone().into(), old_state_marker().into()]
+                },
             )?,
             backend,
             primary_key,
@@ -227,6 +259,11 @@ impl Statements {
             ),
             false => e.into(),
         }
+    }
+
+    /// The backend the statements are rendered for.
+    pub(crate) fn backend(&self) -> DbBackend {
+        self.backend
     }
 
     /// The builders of the statements that are rendered per call.

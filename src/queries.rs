@@ -144,6 +144,26 @@ impl Queries {
             .to_owned()
     }
 
+    /// [`update`](Self::update), only if the record's subject is already `record.subject`
+    /// (which it leaves as it is): the write of a session that already counts for its subject,
+    /// which a per-subject cap does not need to check.
+    pub(crate) fn update_keeping_subject(
+        &self,
+        id: Key,
+        record: Record,
+        writes: Writes,
+        lifetime_ms: i64,
+    ) -> UpdateStatement {
+        let subject = record.subject.clone();
+        let writes = Writes {
+            subject: false,
+            ..writes
+        };
+        self.update(id, record, writes, lifetime_ms)
+            .and_where(Expr::col(Column::Subject).eq(subject))
+            .to_owned()
+    }
+
     /// Move the deadline of the live record `id`, leaving its state alone.
     ///
     /// With `capped`, the new deadline is never after `created_at + lifetime_ms` (the absolute
@@ -219,6 +239,22 @@ impl Queries {
             .to_owned()
     }
 
+    /// Move the live record `old` to `new` with its state sealed again for `new` (`state`), if
+    /// its stored state is still `old_state` (the one that was opened and sealed again): a state
+    /// sealed with the stored id as associated data does not open under another id.
+    pub(crate) fn change_id_sealed(
+        &self,
+        old: Key,
+        new: Key,
+        state: Vec<u8>,
+        old_state: Vec<u8>,
+    ) -> UpdateStatement {
+        self.change_id(old, new)
+            .value(Column::State, state)
+            .and_where(Expr::col(Column::State).eq(old_state))
+            .to_owned()
+    }
+
     /// Delete expired records: all of them, or at most `batch_size`, oldest deadline first.
     ///
     /// A batch walks the `deadline` index from its oldest end and stops after `batch_size` rows,
@@ -265,6 +301,25 @@ impl Queries {
             _ => Expr::col(Column::Id).in_subquery(self.oldest_expired(Column::Id, limit)),
         };
         delete.and_where(batch).to_owned()
+    }
+
+    /// The id, subject, `created_at` and deadline of at most `limit` expired records, the oldest deadlines
+    /// first, locked until the transaction ends: a batch of [`delete_expired`](Self::delete_expired)
+    /// whose sessions the store wants to know, on MySQL (which has no `DELETE ... RETURNING`).
+    pub(crate) fn oldest_expired_locked(&self, limit: u64) -> SelectStatement {
+        self.oldest_expired(Column::Id, limit)
+            .columns([Column::Subject, Column::CreatedAt, Column::Deadline])
+            .lock(LockType::Update)
+            .to_owned()
+    }
+
+    /// Delete the records among `ids` that have expired.
+    pub(crate) fn delete_expired_among(&self, ids: Vec<Key>) -> DeleteStatement {
+        Query::delete()
+            .from_table(self.table.clone())
+            .and_where(Expr::col(Column::Id).is_in(ids))
+            .and_where(self.expired())
+            .to_owned()
     }
 
     /// `column` of the `limit` expired records with the oldest deadlines.
@@ -342,6 +397,17 @@ impl Queries {
             .to_owned()
     }
 
+    /// The ids of the live sessions of `subject` that `which` names, locked (`FOR UPDATE`)
+    /// until the transaction ends: what [`end_of`](Self::end_of) is about to end, on MySQL.
+    pub(crate) fn ids_of(&self, subject: Vec<u8>, which: &Which) -> SelectStatement {
+        Query::select()
+            .column(Column::Id)
+            .from(self.table.clone())
+            .cond_where(self.live_of(subject, which))
+            .lock(LockType::Update)
+            .to_owned()
+    }
+
     /// Record the sign-ins of the live sessions of `subject` that [`end_of`](Self::end_of)
     /// would end as revoked, until an hour after their deadline (a request still in flight on
     /// one of them cannot outlive that).
@@ -357,26 +423,7 @@ impl Queries {
             .cond_where(self.live_of(subject, which))
             .and_where(Expr::col(Column::SignIn).is_not_null())
             .to_owned();
-        let mut insert = Query::insert();
-        insert
-            .into_table(self.revoked.clone())
-            .columns([Column::Subject, Column::SignIn, Column::Deadline])
-            .select_from(ended)
-            .map_err(|e| DbErr::Custom(e.to_string()))?
-            .on_conflict(match self.backend {
-                // MySQL's `ON DUPLICATE KEY UPDATE subject = subject` would be ambiguous with
-                // the selected table's column: name the target's.
-                DbBackend::MySql => OnConflict::new()
-                    .value(
-                        Column::Subject,
-                        Expr::col((Alias::new(&self.revoked_name), Column::Subject)),
-                    )
-                    .to_owned(),
-                _ => OnConflict::columns([Column::Subject, Column::SignIn])
-                    .do_nothing()
-                    .to_owned(),
-            });
-        Ok(insert)
+        revoke(self.backend, &self.revoked, &self.revoked_name, ended)
     }
 
     /// Delete the revoked sign-ins of `subject` that no session can continue any more.
@@ -385,6 +432,107 @@ impl Queries {
             .from_table(self.revoked.clone())
             .and_where(Expr::col(Column::Subject).eq(subject))
             .and_where(self.expired())
+            .to_owned()
+    }
+
+    /// Delete at most `limit` rows of the revoked sign-ins table (revoked sign-ins and guard
+    /// rows) whose deadline has passed: nothing can use them any more. The table has no index
+    /// on its deadline (it is small: the sign-ins ended within the sessions' TTL, and a guard
+    /// row per subject capped within the hour), so the statement scans it until it has found
+    /// `limit` rows.
+    pub(crate) fn delete_expired_revoked(&self, limit: u64) -> DeleteStatement {
+        let mut delete = Query::delete();
+        delete.from_table(self.revoked.clone());
+        let expired = Query::select()
+            .from(self.revoked.clone())
+            .and_where(self.expired())
+            .limit(limit)
+            .to_owned();
+        match self.backend {
+            DbBackend::MySql => delete.and_where(self.expired()).limit(limit),
+            DbBackend::Postgres => {
+                let ctid = Alias::new("ctid");
+                let mut rows = expired;
+                rows.column(ctid.clone())
+                    .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+                let rows = Expr::SubQuery(None, Box::new(rows.into()));
+                delete.and_where(Expr::cust_with_exprs(
+                    "$1 = ANY(ARRAY($2))",
+                    [Expr::col(ctid), rows],
+                ))
+            }
+            _ => {
+                let mut rows = expired;
+                rows.columns([Column::Subject, Column::SignIn]);
+                delete.and_where(
+                    Expr::tuple([Expr::col(Column::Subject), Expr::col(Column::SignIn)])
+                        .in_subquery(rows),
+                )
+            }
+        };
+        delete
+    }
+
+    /// Lock the subject's guard row, creating it if need be: the first statement of every write
+    /// under a per-subject cap, so that two such writes for one subject run one after the other
+    /// (on one server the second waits for the row lock; on a Galera cluster, where locks are
+    /// not shared between nodes, the two write the same row and one loses certification and is
+    /// run again). The row lives in the revoked sign-ins table under [`GUARD_SIGN_IN`], a byte
+    /// no sign-in (UTF-8 text) can hold; its deadline moves on every write, so that the row
+    /// really changes (an unchanged row would not be part of a Galera write set).
+    pub(crate) fn guard(&self, subject: Vec<u8>) -> Result<InsertStatement, DbErr> {
+        // The deadline proposed (MySQL's `VALUES(deadline)`, elsewhere `excluded.deadline`),
+        // or one more than the current one, whichever is later.
+        let (proposed, greatest) = match self.backend {
+            DbBackend::MySql => (
+                Func::cust("VALUES").arg(Expr::col(Column::Deadline)).into(),
+                "GREATEST",
+            ),
+            DbBackend::Postgres => (
+                Expr::col((Alias::new("excluded"), Column::Deadline)),
+                "GREATEST",
+            ),
+            _ => (Expr::col((Alias::new("excluded"), Column::Deadline)), "MAX"),
+        };
+        let current = Expr::col((Alias::new(&self.revoked_name), Column::Deadline));
+        let moved: Expr = Func::cust(greatest).args([proposed, current.add(1)]).into();
+        let mut insert = Query::insert();
+        insert
+            .into_table(self.revoked.clone())
+            .columns([Column::Subject, Column::SignIn, Column::Deadline])
+            .values([
+                Expr::val(subject),
+                Expr::val(GUARD_SIGN_IN.to_vec()),
+                self.deadline_in(REVOKED_GRACE_MS),
+            ])
+            .map_err(|e| DbErr::Custom(e.to_string()))?
+            .on_conflict(
+                OnConflict::columns([Column::Subject, Column::SignIn])
+                    .value(Column::Deadline, moved)
+                    .to_owned(),
+            );
+        Ok(insert)
+    }
+
+    /// The ids of the live sessions of `subject` other than `except`, the most recently created
+    /// first (ties by id), at most `limit`: the order in which a cap keeps them.
+    pub(crate) fn others_of(&self, subject: Vec<u8>, except: Key, limit: u64) -> SelectStatement {
+        Query::select()
+            .column(Column::Id)
+            .from(self.table.clone())
+            .cond_where(self.live_of(subject, &Which::AllBut(except)))
+            .order_by(Column::CreatedAt, Order::Desc)
+            .order_by(Column::Id, Order::Asc)
+            .limit(limit)
+            .to_owned()
+    }
+
+    /// How many live sessions `subject` has besides `except`, as `count`.
+    pub(crate) fn count_others_of(&self, subject: Vec<u8>, except: Key) -> SelectStatement {
+        Query::select()
+            .expr_as(Expr::col(Column::Id).count(), COUNT)
+            .from(self.table.clone())
+            .cond_where(self.live_of(subject, &Which::AllBut(except)))
             .to_owned()
     }
 
@@ -400,6 +548,7 @@ impl Queries {
             Which::CreatedBefore(instant) => {
                 of_subject.add(Expr::col(Column::CreatedAt).lt(*instant))
             }
+            Which::Ids(ids) => of_subject.add(Expr::col(Column::Id).is_in(ids.iter().cloned())),
         }
     }
 
@@ -431,6 +580,36 @@ impl Queries {
     fn expired(&self) -> Expr {
         Expr::col(Column::Deadline).lte(self.now.clone())
     }
+}
+
+/// Record as revoked, in the table `revoked` (named `revoked_name`), the `(subject, sign_in,
+/// deadline)` rows that `ended` selects; one already there stays as it is.
+pub(crate) fn revoke(
+    backend: DbBackend,
+    revoked: &TableRef,
+    revoked_name: &str,
+    ended: SelectStatement,
+) -> Result<InsertStatement, DbErr> {
+    let mut insert = Query::insert();
+    insert
+        .into_table(revoked.clone())
+        .columns([Column::Subject, Column::SignIn, Column::Deadline])
+        .select_from(ended)
+        .map_err(|e| DbErr::Custom(e.to_string()))?
+        .on_conflict(match backend {
+            // MySQL's `ON DUPLICATE KEY UPDATE subject = subject` would be ambiguous with the
+            // selected table's column: name the target's.
+            DbBackend::MySql => OnConflict::new()
+                .value(
+                    Column::Subject,
+                    Expr::col((Alias::new(revoked_name), Column::Subject)),
+                )
+                .to_owned(),
+            _ => OnConflict::columns([Column::Subject, Column::SignIn])
+                .do_nothing()
+                .to_owned(),
+        });
+    Ok(insert)
 }
 
 fn id_is(id: Key) -> Expr {
@@ -470,7 +649,13 @@ pub(crate) enum Which {
     AllBut(Key),
     /// Those created before this instant (Unix epoch milliseconds).
     CreatedBefore(i64),
+    /// Those among these ids (the sessions a cap ends).
+    Ids(Vec<Key>),
 }
+
+/// The `sign_in` of a subject's guard row in the revoked sign-ins table (see [`Queries::guard`]):
+/// 0xFF appears in no UTF-8 text, so no sign-in of the app can be mistaken for it.
+pub(crate) const GUARD_SIGN_IN: [u8; 1] = [0xFF];
 
 /// The alias under which [`Queries::count_of`] returns its count.
 pub(crate) const COUNT: &str = "count";

@@ -6,14 +6,17 @@
 
 use crate::{
     SeaOrmSessionStore,
-    queries::{COUNT, Which},
+    audit::{self, Ended},
+    execute::{backoff, is_lock_conflict},
+    queries::{COUNT, Key, Which},
 };
 use pavex_session::SessionId;
 use pavex_session_sea_orm_entity::sessions;
+use pavex_session_sea_orm_entity::sessions::Column;
 use pavex_session_sea_orm_migration::{
     STORED_ID_LEN, SchemaCheckError, SchemaMismatch, subject_of,
 };
-use sea_orm::{DbErr, FromQueryResult};
+use sea_orm::{DbBackend, DbErr, FromQueryResult, Iden, TransactionTrait};
 use std::{borrow::Cow, collections::HashMap, fmt, str::FromStr};
 
 /// Why a subject operation ([`SeaOrmSessionStore::sessions_of`] and the others) failed.
@@ -115,6 +118,9 @@ impl TryFrom<&[u8]> for SessionHandle {
             .map_err(|_| InvalidHandle)
     }
 }
+
+/// Times ending a subject's sessions runs at most while it keeps losing lock conflicts (MySQL).
+const END_ATTEMPTS: u32 = 8;
 
 /// How many sessions [`SeaOrmSessionStore::sessions_of`] lists at most.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -301,7 +307,10 @@ impl SeaOrmSessionStore {
             .map(|row| {
                 let model = sessions::Model::from_query_result(row, "")
                     .map_err(|e| SubjectError::UnreadableRow(e.to_string()))?;
-                let state = serde_json::from_slice(&model.state)
+                let json = self
+                    .opened(&model.id, model.state)
+                    .map_err(|e| SubjectError::UnreadableRow(e.to_string()))?;
+                let state = serde_json::from_slice(&json)
                     .map_err(|_| unreadable("its state is not a JSON object"))?;
                 Ok(SubjectSession {
                     handle: SessionHandle::try_from(model.id.as_slice())
@@ -348,7 +357,11 @@ impl SeaOrmSessionStore {
         handle: &SessionHandle,
     ) -> Result<bool, SubjectError> {
         let ended = self
-            .end(subject, Which::Only(handle.as_bytes().to_vec()))
+            .end(
+                subject,
+                Which::Only(handle.as_bytes().to_vec()),
+                Ended::SignedOut,
+            )
             .await?;
         Ok(ended > 0)
     }
@@ -371,7 +384,7 @@ impl SeaOrmSessionStore {
             Some(handle) => Which::AllBut(handle.as_bytes().to_vec()),
             None => Which::All,
         };
-        self.end(subject, which).await
+        self.end(subject, which, Ended::SignedOutEverywhere).await
     }
 
     /// Ends every live session of `subject` created before `instant` ("sign out everyone who
@@ -394,15 +407,19 @@ impl SeaOrmSessionStore {
         subject: &str,
         instant: chrono::DateTime<chrono::Utc>,
     ) -> Result<u64, SubjectError> {
-        self.end(subject, Which::CreatedBefore(instant.timestamp_millis()))
-            .await
+        self.end(
+            subject,
+            Which::CreatedBefore(instant.timestamp_millis()),
+            Ended::CreatedBefore,
+        )
+        .await
     }
 
     /// Ends the live sessions of `subject` that `which` names. Their sign-ins are revoked first
     /// (where the sessions have one), so that a request still in flight on one of them cannot
     /// bring it back under a new id: a session created between the two statements is either
     /// refused (its sign-in is revoked) or deleted.
-    async fn end(&self, subject: &str, which: Which) -> Result<u64, SubjectError> {
+    async fn end(&self, subject: &str, which: Which, reason: Ended) -> Result<u64, SubjectError> {
         let statements = self.statements().await?;
         let queries = statements.queries();
         let backend = self.db.get_database_backend();
@@ -411,10 +428,56 @@ impl SeaOrmSessionStore {
             .await?;
         self.execute(&backend.build(&queries.revoke_of(subject.clone(), &which)?))
             .await?;
-        let done = self
-            .execute(&backend.build(&queries.end_of(subject, &which)))
-            .await?;
-        Ok(done.rows_affected())
+        let mut end = queries.end_of(subject.clone(), &which);
+        let id = Column::Id.to_string();
+        if backend != DbBackend::MySql {
+            // The ids of the sessions it ended come back with the `DELETE`, for the audit trail.
+            let ended = self
+                .query(&backend.build(end.returning_col(Column::Id)))
+                .await?
+                .iter()
+                .map(|row| row.try_get::<Key>("", &id))
+                .collect::<Result<Vec<_>, _>>()?;
+            for stored_id in &ended {
+                audit::session_ended(reason, Some(&subject), stored_id);
+            }
+            return Ok(ended.len() as u64);
+        }
+        // MySQL has no `DELETE ... RETURNING`: the ids are read with a locking read, which keeps
+        // every matching session (and new ones of the subject) from changing until the `DELETE`
+        // in the same transaction has ended them.
+        let select = queries.ids_of(subject.clone(), &which);
+        let mut attempt = 1;
+        loop {
+            let outcome = async {
+                let transaction = self.db.begin().await?;
+                let ended = self
+                    .rows_in_transaction(&transaction, backend.build(&select))
+                    .await?
+                    .iter()
+                    .map(|row| row.try_get::<Key>("", &id))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let done = self
+                    .in_transaction(&transaction, backend.build(&end))
+                    .await?;
+                transaction.commit().await?;
+                Ok::<_, DbErr>((ended, done.rows_affected()))
+            }
+            .await;
+            match outcome {
+                Err(e) if attempt < END_ATTEMPTS && is_lock_conflict(&e) => {
+                    backoff(attempt, &e).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+                Ok((ended, count)) => {
+                    for stored_id in &ended {
+                        audit::session_ended(reason, Some(&subject), stored_id);
+                    }
+                    return Ok(count);
+                }
+            }
+        }
     }
 
     /// The value of the state key `key` (the subject key, the sign-in key), as text.

@@ -206,7 +206,98 @@ async fn two_cleaners_at_once_share_the_work(backend: Backend) {
     );
 }
 
+/// The revoked sign-ins and the cap's guard rows go once their deadline has passed, at the end
+/// of each of the cleaner's rounds; those still in force stay.
+async fn expired_revoked_sign_ins_and_guard_rows_are_deleted(backend: Backend) {
+    use pavex_session_sea_orm::{AtCap, SessionHandle};
+    use std::{borrow::Cow, collections::HashMap};
+    let (test_db, store) = store_on(backend).await;
+    let store = store
+        .with_subject_key("user_id")
+        .with_sign_in_key("sign_in")
+        .with_max_sessions_per_subject(std::num::NonZeroU32::MIN, AtCap::EndOldest);
+    let mut ids = Vec::new();
+    for (user, sign_in) in [("1", "a"), ("2", "b"), ("3", "c")] {
+        let state = HashMap::from([
+            (Cow::Borrowed("user_id"), serde_json::json!(user)),
+            (Cow::Borrowed("sign_in"), serde_json::json!(sign_in)),
+        ]);
+        let id = SessionId::random();
+        let record = SessionRecordRef {
+            state: Cow::Borrowed(&state),
+            ttl: HOUR,
+        };
+        store.create(&id, record).await.unwrap();
+        ids.push(id);
+    }
+    for (user, id) in [("1", &ids[0]), ("2", &ids[1])] {
+        assert!(
+            store
+                .end_session_of(user, &SessionHandle::of(id))
+                .await
+                .unwrap()
+        );
+    }
+    // Three guard rows (one per capped subject) and two revoked sign-ins.
+    assert_eq!(revoked_rows(&test_db).await, 5);
+    // Subject 1's revoked sign-in and guard row have expired; the rest are in force.
+    let placeholder = match test_db.db_backend() {
+        sea_orm::DbBackend::Postgres => "$1",
+        _ => "?",
+    };
+    let sql = format!("UPDATE sessions_revoked SET deadline = 0 WHERE subject = {placeholder}");
+    test_db.run(&sql, vec![b"1".to_vec().into()]).await;
+    // `delete_expired` deletes sessions only: one statement, as the contract says.
+    assert_eq!(store.delete_expired(None).await.unwrap(), 0);
+    assert_eq!(revoked_rows(&test_db).await, 5);
+    // The cleaner, at the end of a round, deletes the expired ones.
+    let cleaner = ExpiredSessionCleaner::new(store.clone()).with_config(quick());
+    assert_eq!(cleaner.drain(|_| {}).await.unwrap(), 0);
+    assert_eq!(revoked_rows(&test_db).await, 3);
+    // Once per round, a batch at most: with batches of one and an expired session, the round
+    // is a full batch then an empty one, and one revoked row goes (not one per batch).
+    test_db
+        .run("UPDATE sessions_revoked SET deadline = 0", vec![])
+        .await;
+    common::expire(&test_db, &ids[2]).await;
+    let cleaner = ExpiredSessionCleaner::new(store.clone()).with_config(CleanupConfig {
+        batch_size: NonZeroUsize::new(1).unwrap(),
+        ..quick()
+    });
+    let mut seen = Vec::new();
+    assert_eq!(cleaner.drain(|batch| seen.push(batch)).await.unwrap(), 1);
+    assert_eq!(seen, [1, 0]);
+    assert_eq!(revoked_rows(&test_db).await, 2);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(cleaner.run_until(async {
+        stopped.await.ok();
+    }));
+    // The next rounds (20 ms apart) take the rest.
+    for _ in 0..500 {
+        if revoked_rows(&test_db).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(revoked_rows(&test_db).await, 0);
+    stop.send(()).unwrap();
+    running.await.unwrap();
+}
+
+async fn revoked_rows(test_db: &common::TestDb) -> u64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let sql = "SELECT COUNT(*) AS n FROM sessions_revoked";
+    let row = test_db
+        .db
+        .query_one_raw(Statement::from_string(test_db.db_backend(), sql.to_owned()))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap() as u64
+}
+
 on_every_backend!(
+    expired_revoked_sign_ins_and_guard_rows_are_deleted,
     two_cleaners_at_once_share_the_work,
     it_drains_expired_sessions_and_leaves_live_ones,
     it_keeps_going_after_database_errors,

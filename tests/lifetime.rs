@@ -3,14 +3,17 @@
 
 mod common;
 
-use common::{Backend, TestDb, key, stores_on_every_node};
+use common::{Backend, TestDb, audit::Audit, key, stores_on_every_node};
 use pavex_session::{
     SessionId,
     store::{SessionRecordRef, SessionStorageBackend},
 };
-use pavex_session_sea_orm::{SeaOrmSessionStore, entity::sessions};
+use pavex_session_sea_orm::{
+    CleanupConfig, ExpiredSessionCleaner, SeaOrmSessionStore, SessionHandle, entity::sessions,
+};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
-use std::{borrow::Cow, collections::HashMap, time::Duration};
+use std::{borrow::Cow, collections::HashMap, num::NonZeroUsize, time::Duration};
+use tracing::instrument::WithSubscriber as _;
 
 const LIFETIME: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -91,4 +94,92 @@ async fn a_session_never_outlives_its_absolute_lifetime(backend: Backend) {
     assert!(ttl_left(&uncapped, &short).await.unwrap() > LIFETIME);
 }
 
-on_every_backend!(and_galera: a_session_never_outlives_its_absolute_lifetime,);
+/// A session deleted as expired after reaching its absolute lifetime is an audit event and is
+/// counted apart in the cleaner's report; one that expired by idleness is neither. A store
+/// without the lifetime reports none.
+async fn sessions_ended_by_the_lifetime_are_audited(backend: Backend) {
+    let (db, plain) = common::store_on(backend).await;
+    let store = plain
+        .clone()
+        .with_subject_key("user_id")
+        .with_absolute_lifetime(LIFETIME);
+    let audit = Audit::default();
+    async {
+        let state: HashMap<Cow<'static, str>, serde_json::Value> =
+            HashMap::from([(Cow::Borrowed("user_id"), serde_json::json!("31"))]);
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let id = SessionId::random();
+            let record = SessionRecordRef {
+                state: Cow::Borrowed(&state),
+                ttl: DAY,
+            };
+            store.create(&id, record).await.unwrap();
+            ids.push(id);
+        }
+        let [at_lifetime, idle, live] = [&ids[0], &ids[1], &ids[2]];
+        // One reaches its lifetime (the next write ends it), one expires idle.
+        age(&db, at_lifetime, LIFETIME + Duration::from_secs(1)).await;
+        store.update_ttl(at_lifetime, DAY).await.unwrap();
+        common::expire(&db, idle).await;
+
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let cleaner = ExpiredSessionCleaner::new(store.clone()).with_config(CleanupConfig {
+            batch_size: NonZeroUsize::new(1).unwrap(),
+            pause_between_batches: Duration::ZERO,
+            ..CleanupConfig::default()
+        });
+        // A task of its own: the test's subscriber goes with it.
+        let task = tokio::spawn(
+            cleaner
+                .run_until(async {
+                    stopped.await.ok();
+                })
+                .with_subscriber(audit.subscriber()),
+        );
+        while common::all_rows(&db).await.len() > 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.send(()).unwrap();
+        let report = task.await.unwrap();
+        assert_eq!(
+            (report.deleted, report.ended_at_lifetime),
+            (2, 1),
+            "{report:?}"
+        );
+        assert_eq!(
+            audit.lines(),
+            [format!(
+                "absolute_lifetime 31 {}",
+                SessionHandle::of(at_lifetime)
+            )]
+        );
+        assert!(store.load(live).await.unwrap().is_some());
+
+        // The same through `delete_expired`, in one statement, and without the lifetime: none.
+        for id in [&ids[0], &ids[1]] {
+            let record = SessionRecordRef {
+                state: Cow::Borrowed(&state),
+                ttl: DAY,
+            };
+            store.create(id, record).await.unwrap();
+        }
+        age(&db, &ids[0], LIFETIME + Duration::from_secs(1)).await;
+        store.update_ttl(&ids[0], DAY).await.unwrap();
+        assert_eq!(plain.delete_expired(None).await.unwrap(), 1);
+        assert_eq!(
+            audit.lines().len(),
+            1,
+            "a store without the lifetime reports none"
+        );
+        store.create(&ids[0], record(DAY)).await.unwrap();
+        age(&db, &ids[0], LIFETIME + Duration::from_secs(1)).await;
+        store.update_ttl(&ids[0], DAY).await.unwrap();
+        assert_eq!(store.delete_expired(None).await.unwrap(), 1);
+        assert_eq!(audit.lines().len(), 2);
+    }
+    .with_subscriber(audit.subscriber())
+    .await;
+}
+
+on_every_backend!(and_galera: a_session_never_outlives_its_absolute_lifetime, sessions_ended_by_the_lifetime_are_audited,);

@@ -3,32 +3,17 @@
 
 mod common;
 
-use common::{Backend, TestDb, stores_on_every_node};
+use common::{Backend, HOUR, TestDb, audit::Audit, record, state, stores_on_every_node};
 use pavex_session::{
     SessionId,
     store::{
-        SessionRecordRef, SessionStorageBackend,
+        SessionStorageBackend,
         errors::{CreateError, UpdateError},
     },
 };
 use pavex_session_sea_orm::{SeaOrmSessionStore, SessionHandle};
 use serde_json::{Value, json};
-use std::{borrow::Cow, collections::HashMap, time::Duration};
-
-type State = HashMap<Cow<'static, str>, Value>;
-
-const HOUR: Duration = Duration::from_secs(3600);
-
-fn state(value: Value) -> State {
-    serde_json::from_value(value).expect("a JSON object")
-}
-
-fn record(state: &State) -> SessionRecordRef<'_> {
-    SessionRecordRef {
-        state: Cow::Borrowed(state),
-        ttl: HOUR,
-    }
-}
+use tracing::instrument::WithSubscriber as _;
 
 /// A migrated store that indexes `user_id`, on a fresh database.
 async fn subject_store(backend: Backend) -> (TestDb, SeaOrmSessionStore) {
@@ -49,7 +34,7 @@ async fn the_device_list_shows_a_subjects_live_sessions(backend: Backend) {
     let laptop = sign_in(&store, json!(7), "laptop").await;
     // The phone signs in later, so it comes first: in a later millisecond than the laptop
     // (the clock's precision), else the two tie and the order is by handle.
-    next_millisecond(&db).await;
+    db.next_millisecond().await;
     let phone = sign_in(&store, json!(7), "phone").await;
     let other = sign_in(&store, json!("7x"), "elsewhere").await;
     let anonymous = SessionId::random();
@@ -117,9 +102,9 @@ async fn ending_the_sessions_created_before_an_instant(backend: Backend) {
     let (db, store) = subject_store(backend).await;
     let old = sign_in(&store, json!(9), "old laptop").await;
     let other = sign_in(&store, json!(10), "someone else").await;
-    next_millisecond(&db).await;
+    db.next_millisecond().await;
     let changed_at = chrono::DateTime::from_timestamp_millis(db.db_now_millis().await).unwrap();
-    next_millisecond(&db).await;
+    db.next_millisecond().await;
     let new = sign_in(&store, json!(9), "the device that changed it").await;
     assert_eq!(
         store
@@ -140,14 +125,6 @@ async fn ending_the_sessions_created_before_an_instant(backend: Backend) {
     );
 }
 
-/// Waits until the database clock has moved past its current millisecond.
-async fn next_millisecond(db: &TestDb) {
-    let now = db.db_now_millis().await;
-    while db.db_now_millis().await <= now {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
 /// A subject with many sessions is listed page by page: each page at most its size, newest
 /// first, every session exactly once, the cursor surviving a trip through its text form.
 async fn the_device_list_comes_in_pages(backend: Backend) {
@@ -156,7 +133,7 @@ async fn the_device_list_comes_in_pages(backend: Backend) {
     for n in 0..23 {
         ids.push(sign_in(&store, json!("many"), &format!("device {n}")).await);
         if n % 5 == 0 {
-            next_millisecond(&db).await;
+            db.next_millisecond().await;
         }
     }
     sign_in(&store, json!("someone else"), "device").await;
@@ -472,7 +449,66 @@ async fn another_unique_index_is_not_a_taken_id(backend: Backend) {
     );
 }
 
+/// Every session ended on purpose is an audit event naming its handle, its subject and why:
+/// one device signed out, everywhere else, everyone before an instant. Sessions that were not
+/// ended (another subject's, the one kept) have none, and no event holds a session id.
+async fn every_ended_session_is_an_audit_event(backend: Backend) {
+    let (db, store) = subject_store(backend).await;
+    let audit = Audit::default();
+    async {
+        let [a, b, c, d] = [(); 4].map(|()| SessionId::random());
+        for id in [&a, &b, &c, &d] {
+            let s = state(json!({"user_id": "5"}));
+            store.create(id, record(&s)).await.unwrap();
+        }
+        let other = sign_in(&store, json!(6), "other").await;
+        let handle = |id: &SessionId| SessionHandle::of(id).to_string();
+
+        store
+            .end_session_of("5", &SessionHandle::of(&a))
+            .await
+            .unwrap();
+        assert_eq!(audit.lines(), [format!("signed_out 5 {}", handle(&a))]);
+
+        db.next_millisecond().await;
+        let instant = chrono::DateTime::from_timestamp_millis(db.db_now_millis().await).unwrap();
+        db.next_millisecond().await;
+        let e = sign_in(&store, json!("5"), "new").await;
+        store
+            .end_sessions_of_created_before("5", instant)
+            .await
+            .unwrap();
+        let mut ended: Vec<_> = audit.lines()[1..].to_vec();
+        ended.sort();
+        let mut expected = [&b, &c, &d].map(|id| format!("ended_created_before 5 {}", handle(id)));
+        expected.sort();
+        assert_eq!(ended, expected);
+
+        let f = sign_in(&store, json!("5"), "another").await;
+        store
+            .end_sessions_of("5", Some(&SessionHandle::of(&e)))
+            .await
+            .unwrap();
+        assert_eq!(
+            audit.lines()[4..],
+            [format!("signed_out_everywhere 5 {}", handle(&f))]
+        );
+        assert_eq!(audit.lines().len(), 5);
+        let ids = [&a, &b, &c, &d, &e, &f, &other].map(|id| id.inner().to_string());
+        for line in audit.lines() {
+            assert!(!ids.iter().any(|id| line.contains(id.as_str())), "{line}");
+            assert!(
+                !line.contains(&handle(&other)) && !line.contains(&handle(&e)),
+                "{line}"
+            );
+        }
+    }
+    .with_subscriber(audit.subscriber())
+    .await;
+}
+
 on_every_backend!(and_galera:
+    every_ended_session_is_an_audit_event,
     the_device_list_shows_a_subjects_live_sessions,
     ending_sessions_is_immediate_and_scoped_to_the_subject,
     the_subject_follows_the_state,

@@ -3,11 +3,12 @@
 //!
 //! ```sh
 //! DATABASE_URL=postgres://app@db/app pavex-session-sea-orm delete-expired --batch-size 10000 --pause-ms 100
+//! DATABASE_URL=postgres://app@db/app pavex-session-sea-orm end-sessions --created-before 2026-01-31T12:00:00Z
 //! ```
 
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 use pavex_session_sea_orm::{
-    CleanupConfig, ExpiredSessionCleaner, SeaOrmSessionStore, SessionsTable,
+    BulkEndProgress, CleanupConfig, ExpiredSessionCleaner, SeaOrmSessionStore, SessionsTable,
 };
 use pavex_session_sea_orm_migration::{AdoptPavexSessionSqlxTable, retrying};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
@@ -60,6 +61,27 @@ enum Command {
         /// Pause between two batches, in milliseconds, to leave room for other traffic.
         #[arg(long, default_value_t = 0)]
         pause_ms: u64,
+        /// Seconds between two progress lines on a long run.
+        #[arg(long, default_value_t = 5)]
+        progress_secs: u64,
+    },
+    /// Ends sessions in bulk: every live session (`--all`, after a breach) or every live session
+    /// created before an instant (`--created-before`), of every user and anonymous ones too, in
+    /// batches; their sign-ins are revoked, and each is recorded in the audit trail. Then reports
+    /// how many and how long it took.
+    #[command(group(ArgGroup::new("which").required(true).args(["all", "created_before"])))]
+    EndSessions {
+        /// End every live session that exists when the command starts; sessions created while
+        /// it runs stay.
+        #[arg(long)]
+        all: bool,
+        /// End every live session created before this instant, in RFC 3339
+        /// (`2026-01-31T12:00:00Z`, `2026-01-31T13:00:00+01:00`).
+        #[arg(long, value_name = "RFC 3339 INSTANT", value_parser = rfc3339)]
+        created_before: Option<chrono::DateTime<chrono::Utc>>,
+        /// Rows walked per batch (at most 10 000; a larger value means 10 000).
+        #[arg(long, default_value_t = NonZeroUsize::new(1_000).unwrap_or(NonZeroUsize::MIN))]
+        batch_size: NonZeroUsize,
         /// Seconds between two progress lines on a long run.
         #[arg(long, default_value_t = 5)]
         progress_secs: u64,
@@ -131,6 +153,20 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             adopt(&db, adoption).await
         }
+        Command::EndSessions {
+            all: _,
+            created_before,
+            batch_size,
+            progress_secs,
+        } => {
+            end_sessions(
+                store,
+                created_before,
+                batch_size,
+                Duration::from_secs(progress_secs),
+            )
+            .await
+        }
         Command::DeleteExpired {
             batch_size,
             pause_ms,
@@ -187,6 +223,68 @@ async fn delete_expired(
                 .unwrap_or_default()
         )),
     }
+}
+
+/// Ends every live session (`created_before: None`) or every one created before an instant.
+async fn end_sessions(
+    store: SeaOrmSessionStore,
+    created_before: Option<chrono::DateTime<chrono::Utc>>,
+    batch_size: NonZeroUsize,
+    progress_every: Duration,
+) -> Result<(), String> {
+    let table = store.table().to_string();
+    let started = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut so_far = 0u64;
+    let on_batch = |progress: &BulkEndProgress| {
+        so_far = progress.ended;
+        if last_progress.elapsed() >= progress_every {
+            last_progress = Instant::now();
+            let elapsed = started.elapsed().as_secs_f64();
+            let sweep = match progress.pass {
+                1 => String::new(),
+                pass => format!(", sweep {}", pass.saturating_sub(1)),
+            };
+            eprintln!(
+                "... {} ended so far, {:.1}% walked{sweep}, in {elapsed:.1} s ({:.0}/s)",
+                progress.ended,
+                progress.walked * 100.0,
+                progress.ended as f64 / elapsed.max(f64::EPSILON)
+            );
+        }
+    };
+    let result = match created_before {
+        Some(instant) => {
+            store
+                .end_sessions_created_before(instant, batch_size, on_batch)
+                .await
+        }
+        None => store.end_all_sessions(batch_size, on_batch).await,
+    };
+    let elapsed = started.elapsed();
+    match result {
+        Ok(ended) => {
+            println!(
+                "Ended {ended} sessions in {table} in {:.3} s",
+                elapsed.as_secs_f64()
+            );
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "ending sessions in {table} failed after {so_far} ended in {:.3} s: {e}{}",
+            elapsed.as_secs_f64(),
+            std::error::Error::source(&e)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default()
+        )),
+    }
+}
+
+/// An instant in RFC 3339, for `--created-before`.
+fn rfc3339(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|instant| instant.to_utc())
+        .map_err(|e| format!("not an RFC 3339 instant such as 2026-01-31T12:00:00Z ({e})"))
 }
 
 async fn adopt(

@@ -206,24 +206,43 @@ impl TestDb {
 
     /// The database clock in Unix epoch milliseconds, read independently of the store.
     pub async fn db_now_millis(&self) -> i64 {
-        let sql = match self.db_backend() {
-            DbBackend::Postgres => {
-                "SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT) AS now"
-            }
-            DbBackend::MySql => {
-                "SELECT CAST(FLOOR(UNIX_TIMESTAMP(SYSDATE(6)) * 1000) AS SIGNED) AS now"
-            }
-            _ => {
-                "SELECT CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER) AS now"
-            }
-        };
-        let row = self
-            .db
-            .query_one_raw(Statement::from_string(self.db_backend(), sql))
-            .await
-            .expect("read the database clock")
-            .expect("one row");
-        row.try_get("", "now").expect("an integer")
+        db_now_millis(&self.db).await
+    }
+
+    /// Waits until the database clock has moved past its current millisecond, so that what
+    /// comes next is written in a later millisecond than what came before.
+    pub async fn next_millisecond(&self) {
+        next_millisecond(&self.db).await
+    }
+}
+
+/// The clock of the database `db` is connected to, in Unix epoch milliseconds (usable from a
+/// task that does not own the `TestDb`).
+pub async fn db_now_millis(db: &DatabaseConnection) -> i64 {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT) AS now"
+        }
+        DbBackend::MySql => {
+            "SELECT CAST(FLOOR(UNIX_TIMESTAMP(SYSDATE(6)) * 1000) AS SIGNED) AS now"
+        }
+        _ => "SELECT CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER) AS now",
+    };
+    let row = db
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await
+        .expect("read the database clock")
+        .expect("one row");
+    row.try_get("", "now").expect("an integer")
+}
+
+/// Waits until the clock of the database `db` is connected to has moved past its current
+/// millisecond.
+pub async fn next_millisecond(db: &DatabaseConnection) {
+    let now = db_now_millis(db).await;
+    while db_now_millis(db).await <= now {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
 }
 

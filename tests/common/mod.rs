@@ -1,10 +1,30 @@
 //! Shared test support: the databases ([`db`]) and a migrated store on one.
 #![allow(dead_code)]
 
+pub mod audit;
 mod db;
 pub mod galera;
 pub mod server;
 pub use db::*;
+
+/// A session state, as `pavex_session` hands it to the store.
+pub type State = std::collections::HashMap<std::borrow::Cow<'static, str>, serde_json::Value>;
+
+/// The TTL of the sessions the tests write, unless they say otherwise.
+pub const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The state of a JSON object.
+pub fn state(value: serde_json::Value) -> State {
+    serde_json::from_value(value).expect("a JSON object")
+}
+
+/// A record of `state` that lives an [`HOUR`].
+pub fn record(state: &State) -> pavex_session::store::SessionRecordRef<'_> {
+    pavex_session::store::SessionRecordRef {
+        state: std::borrow::Cow::Borrowed(state),
+        ttl: HOUR,
+    }
+}
 
 /// The stored id of `id` (its hash), for looking rows up through the entity.
 pub fn key(id: &pavex_session::SessionId) -> Vec<u8> {
@@ -159,4 +179,30 @@ pub async fn assert_every_operation_fails_with_other(
     let err = store.load(id).await.unwrap_err();
     assert!(matches!(err, LoadError::Other(_)), "{err:?}");
     err.source().expect("the DbErr is the source").to_string()
+}
+
+/// Inserts `rows` into the `sessions` table (in statements of 500 rows), then has the database
+/// refresh its statistics, so that the plans the tests read are the real ones.
+pub async fn insert_and_analyze(
+    test_db: &TestDb,
+    rows: Vec<pavex_session_sea_orm::entity::sessions::ActiveModel>,
+) {
+    use pavex_session_sea_orm::entity::sessions;
+    use sea_orm::{ConnectionTrait, DbBackend, EntityTrait};
+    for chunk in rows.chunks(500) {
+        sessions::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&test_db.db)
+            .await
+            .expect("insert the rows");
+    }
+    let analyze = match test_db.db_backend() {
+        DbBackend::Postgres => "ANALYZE sessions",
+        DbBackend::MySql => "ANALYZE TABLE sessions",
+        _ => "ANALYZE",
+    };
+    test_db
+        .db
+        .execute_unprepared(analyze)
+        .await
+        .expect("analyze");
 }

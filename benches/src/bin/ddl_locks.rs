@@ -29,6 +29,9 @@
 //! step, or a step that rewrote the table (its storage changed: PostgreSQL's file node, InnoDB's
 //! table id, SQLite's root page) makes the run exit non-zero, after the database is dropped.
 
+#[path = "../support/mod.rs"]
+mod support;
+
 use anyhow::{Context as _, bail, ensure};
 use clap::Parser;
 use pavex_session::{
@@ -36,10 +39,7 @@ use pavex_session::{
     store::{SessionRecordRef, SessionStorageBackend},
 };
 use pavex_session_sea_orm::SeaOrmSessionStore;
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
-    TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
 use std::{
     borrow::Cow,
     collections::HashMap,
@@ -49,6 +49,7 @@ use std::{
     },
     time::{Duration, Instant},
 };
+use support::{Backend, Scratch, connect};
 
 /// Connections of the pool the steps run from, all opened before the load starts.
 const DDL_CONNECTIONS: u32 = 3;
@@ -96,23 +97,6 @@ struct Args {
     mysql_url: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Postgres,
-    Mysql,
-    Sqlite,
-}
-
-impl Backend {
-    fn name(self) -> &'static str {
-        match self {
-            Backend::Postgres => "postgres",
-            Backend::Mysql => "mysql",
-            Backend::Sqlite => "sqlite",
-        }
-    }
-}
-
 /// One `load` call, as offsets from the start of the load.
 #[derive(Debug, Clone, Copy)]
 struct Call {
@@ -147,17 +131,11 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     ensure!(args.tasks > 0, "--tasks must be positive");
     ensure!(args.rows > 0, "--rows must be positive");
-    let backends = match args.backend.as_str() {
-        "all" => vec![Backend::Postgres, Backend::Mysql, Backend::Sqlite],
-        "postgres" => vec![Backend::Postgres],
-        "mysql" => vec![Backend::Mysql],
-        "sqlite" => vec![Backend::Sqlite],
-        other => bail!("unknown backend {other}: postgres, mysql, sqlite or all"),
-    };
+    let backends = Backend::parse_list(&args.backend)?;
     let args = Arc::new(args);
     let mut failures = Vec::new();
     for backend in backends {
-        let scratch = Scratch::create(backend, &args).await?;
+        let scratch = Scratch::create(backend, "ddl", &args.postgres_url, &args.mysql_url).await?;
         // A panic is caught here too, so that the database is dropped whatever happens.
         let run = tokio::spawn(run(backend, scratch.url.clone(), args.clone())).await;
         let dropped = scratch.destroy().await;
@@ -176,87 +154,6 @@ async fn main() -> anyhow::Result<()> {
         bail!("{} failure(s)", failures.len());
     }
     Ok(())
-}
-
-/// A fresh database (or SQLite file) for one backend.
-struct Scratch {
-    url: String,
-    /// Server backends: the admin URL and the database's name.
-    server: Option<(Backend, String, String)>,
-    /// SQLite: the directory of the file, removed with it.
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Scratch {
-    async fn create(backend: Backend, args: &Args) -> anyhow::Result<Self> {
-        let name = format!(
-            "pavex_bench_{}_ddl_{}",
-            std::process::id(),
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
-        let server = match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir()?;
-                let path = dir.path().join(format!("{name}.sqlite"));
-                let path = path.to_str().context("the temporary path is not UTF-8")?;
-                return Ok(Self {
-                    url: format!("sqlite://{path}?mode=rwc"),
-                    server: None,
-                    _dir: Some(dir),
-                });
-            }
-            Backend::Postgres => &args.postgres_url,
-            Backend::Mysql => &args.mysql_url,
-        };
-        admin(server, &format!("CREATE DATABASE {name}")).await?;
-        let mut url = url::Url::parse(server).with_context(|| format!("invalid URL {server}"))?;
-        url.set_path(&format!("/{name}"));
-        Ok(Self {
-            url: url.to_string(),
-            server: Some((backend, server.clone(), name)),
-            _dir: None,
-        })
-    }
-
-    async fn destroy(self) -> anyhow::Result<()> {
-        if let Some((backend, server, name)) = &self.server {
-            let force = match backend {
-                // FORCE ends connections left behind by a failed run.
-                Backend::Postgres => " WITH (FORCE)",
-                _ => "",
-            };
-            admin(server, &format!("DROP DATABASE IF EXISTS {name}{force}")).await?;
-        }
-        Ok(())
-    }
-}
-
-async fn admin(server: &str, sql: &str) -> anyhow::Result<()> {
-    let mut options = ConnectOptions::new(server);
-    options.max_connections(1).sqlx_logging(false);
-    let db = Database::connect(options).await?;
-    db.execute_unprepared(sql)
-        .await
-        .with_context(|| format!("{sql} on {server}"))?;
-    db.close().await?;
-    Ok(())
-}
-
-/// A pool on `url`; SQLite in WAL with `synchronous = NORMAL`, as the other benchmarks run it.
-async fn connect(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
-    let mut options = ConnectOptions::new(url);
-    options
-        .max_connections(max_connections)
-        .sqlx_logging(false)
-        .test_before_acquire(false)
-        .map_sqlx_sqlite_opts(|sqlite| {
-            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-            sqlite
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(30))
-        });
-    Ok(Database::connect(options).await?)
 }
 
 async fn run(backend: Backend, url: String, args: Arc<Args>) -> anyhow::Result<Outcome> {

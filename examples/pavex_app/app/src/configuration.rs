@@ -7,7 +7,7 @@ use pavex::config;
 use pavex::server::{IncomingStream, ServerConfiguration};
 use pavex_session_sea_orm::CleanupConfig;
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
 /// Where the HTTP server listens.
@@ -78,6 +78,32 @@ pub struct DevicesConfig {
     /// How many sessions one page of `GET /devices` lists (`PX_DEVICES__PAGE_SIZE`); the store
     /// brings it into 1 to `pavex_session_sea_orm::MAX_PAGE_SIZE` (1 000).
     pub page_size: u32,
+}
+
+/// The session policy of OWASP ASVS 5.0 chapter V7 that the session store enforces
+/// (`crate::database::session_store`; the cleaner's store gets the same lifetime): how many
+/// devices a user may be signed in on at once (7.1.2) and how long a session may live, however
+/// active (7.3.2). Both are required and neither may be 0: a `0` fails the loading of the
+/// configuration at start-up (the server exits before it listens, saying which key).
+#[derive(serde::Deserialize, Debug, Clone)]
+#[config(key = "session_policy")]
+pub struct SessionPolicyConfig {
+    /// At most this many live sessions per user (`PX_SESSION_POLICY__MAX_DEVICES_PER_USER`):
+    /// a sign-in beyond it signs out the user's oldest session, by creation, in the same
+    /// transaction (`AtCap::EndOldest`), so a new sign-in always works.
+    pub max_devices_per_user: NonZeroU32,
+    /// A session ends this many days after it was created, whatever its activity
+    /// (`PX_SESSION_POLICY__ABSOLUTE_LIFETIME_DAYS`): every write caps its deadline at
+    /// `created_at` plus this, so neither using it nor renewing its id (`POST /me/renew-id`)
+    /// extends it past that.
+    pub absolute_lifetime_days: NonZeroU32,
+}
+
+impl SessionPolicyConfig {
+    /// The absolute lifetime as a duration (days of 24 hours).
+    pub fn absolute_lifetime(&self) -> Duration {
+        Duration::from_secs(u64::from(self.absolute_lifetime_days.get()) * 24 * 3600)
+    }
 }
 
 /// How the server's expired-session cleaner (`pavex_session_sea_orm::ExpiredSessionCleaner`,

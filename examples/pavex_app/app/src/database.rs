@@ -1,10 +1,10 @@
 //! The database pool: one `DatabaseConnection` for the whole app, built once at start-up; and
 //! the expired-session cleaner's own one-connection pool.
 use crate::{
-    configuration::DatabaseConfig,
+    configuration::{DatabaseConfig, SessionPolicyConfig},
     routes::{SIGN_IN_ID, USER_ID},
 };
-use pavex_session_sea_orm::SeaOrmSessionStore;
+use pavex_session_sea_orm::{AtCap, SeaOrmSessionStore};
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DbErr,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
@@ -50,6 +50,12 @@ pub async fn database(config: &DatabaseConfig) -> Result<DatabaseConnection, DbE
 /// the sign-in's random id (`sign_in_id`) as the sign-in it records, so that a sign-in the device
 /// routes end cannot come back through a request that was in flight on it.
 ///
+/// And the session policy (`session_policy` in the configuration, OWASP ASVS 7.1.2 and 7.3.2):
+/// at most `max_devices_per_user` live sessions per user, a sign-in beyond that signing out the
+/// user's oldest session (`AtCap::EndOldest`, in the sign-in's own transaction, so racing
+/// sign-ins never leave more); and no session living past `absolute_lifetime_days` after its
+/// creation, however active (`with_absolute_lifetime`: every write caps the deadline).
+///
 /// Checked at start-up (`checked`): the table exists, is the store's, has the current schema and
 /// its indexes, and the store's statements are prepared. A wrong or missing table makes
 /// `ApplicationState::new` fail (`ApplicationStateError::SessionStore`), so the server refuses
@@ -66,10 +72,15 @@ pub async fn database(config: &DatabaseConfig) -> Result<DatabaseConnection, DbE
 /// the device routes borrow it, hence `clone_if_necessary` (a clone shares the pool and the
 /// prepared statements).
 #[pavex::singleton(clone_if_necessary)]
-pub async fn session_store(db: &DatabaseConnection) -> Result<SeaOrmSessionStore, DbErr> {
+pub async fn session_store(
+    db: &DatabaseConnection,
+    policy: &SessionPolicyConfig,
+) -> Result<SeaOrmSessionStore, DbErr> {
     let store = SeaOrmSessionStore::new(db.clone())
         .with_subject_key(USER_ID)
         .with_sign_in_key(SIGN_IN_ID)
+        .with_max_sessions_per_subject(policy.max_devices_per_user, AtCap::EndOldest)
+        .with_absolute_lifetime(policy.absolute_lifetime())
         .checked()
         .await?;
     Ok(store)
@@ -87,11 +98,21 @@ pub async fn session_store(db: &DatabaseConnection) -> Result<SeaOrmSessionStore
 /// with one connection a statement may wait for the previous one's return ping, microseconds
 /// next to the cleaner's pauses.) Call it after `ApplicationState::new`, which has created (if asked)
 /// and checked the table; it does not migrate.
-pub async fn cleaner_store(config: &DatabaseConfig) -> Result<SeaOrmSessionStore, DbErr> {
+///
+/// It has [`session_store`]'s absolute lifetime (`session_policy.absolute_lifetime_days`), so
+/// that the cleaner tells the sessions that reached it from the idle ones: each is an audit
+/// event (`pavex_session_sea_orm::AUDIT_TARGET`, reason `absolute_lifetime`) and counted in its
+/// report (`CleanupReport::ended_at_lifetime`). Deleting needs nothing else of the app's store.
+pub async fn cleaner_store(
+    config: &DatabaseConfig,
+    policy: &SessionPolicyConfig,
+) -> Result<SeaOrmSessionStore, DbErr> {
     let config = DatabaseConfig {
         max_connections: 1,
         migrate_on_start: false,
         ..config.clone()
     };
-    Ok(SeaOrmSessionStore::new(database(&config).await?))
+    let store = SeaOrmSessionStore::new(database(&config).await?)
+        .with_absolute_lifetime(policy.absolute_lifetime());
+    Ok(store)
 }

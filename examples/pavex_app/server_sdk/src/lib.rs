@@ -18,6 +18,7 @@ pub struct ApplicationConfig {
     pub session: pavex_session::SessionConfig,
     #[serde(default)]
     pub session_cleanup: app::configuration::SessionCleanupConfig,
+    pub session_policy: app::configuration::SessionPolicyConfig,
 }
 pub struct ApplicationState {
     pub auth_config: app::configuration::AuthConfig,
@@ -34,6 +35,7 @@ impl ApplicationState {
     ) -> Result<crate::ApplicationState, crate::ApplicationStateError> {
         Self::_new(
                 &app_config.database,
+                &app_config.session_policy,
                 app_config.session,
                 app_config.cookies,
                 app_config.devices,
@@ -43,48 +45,49 @@ impl ApplicationState {
     }
     async fn _new(
         v0: &app::configuration::DatabaseConfig,
-        v1: pavex_session::SessionConfig,
-        v2: biscotti::ProcessorConfig,
-        v3: app::configuration::DevicesConfig,
-        v4: app::configuration::AuthConfig,
+        v1: &app::configuration::SessionPolicyConfig,
+        v2: pavex_session::SessionConfig,
+        v3: biscotti::ProcessorConfig,
+        v4: app::configuration::DevicesConfig,
+        v5: app::configuration::AuthConfig,
     ) -> Result<crate::ApplicationState, crate::ApplicationStateError> {
-        let v5 = app::database::database(v0).await;
-        let v6 = match v5 {
+        let v6 = app::database::database(v0).await;
+        let v7 = match v6 {
             Ok(ok) => ok,
-            Err(v6) => {
+            Err(v7) => {
                 return {
-                    let v7 = crate::ApplicationStateError::Database(v6);
-                    core::result::Result::Err(v7)
+                    let v8 = crate::ApplicationStateError::Database(v7);
+                    core::result::Result::Err(v8)
                 };
             }
         };
-        let v7 = app::database::session_store(&v6).await;
-        let v8 = match v7 {
+        let v8 = app::database::session_store(&v7, v1).await;
+        let v9 = match v8 {
             Ok(ok) => ok,
-            Err(v8) => {
+            Err(v9) => {
                 return {
-                    let v9 = crate::ApplicationStateError::SessionStore(v8);
-                    core::result::Result::Err(v9)
+                    let v10 = crate::ApplicationStateError::SessionStore(v9);
+                    core::result::Result::Err(v10)
                 };
             }
         };
-        let v9 = pavex::cookie::config_into_processor(v2);
-        let v10 = <pavex_session_sea_orm::SeaOrmSessionStore as core::clone::Clone>::clone(
-            &v8,
+        let v10 = pavex::cookie::config_into_processor(v3);
+        let v11 = <pavex_session_sea_orm::SeaOrmSessionStore as core::clone::Clone>::clone(
+            &v9,
         );
-        let v11 = <pavex_session::SessionStore as core::convert::From<
+        let v12 = <pavex_session::SessionStore as core::convert::From<
             pavex_session_sea_orm::SeaOrmSessionStore,
-        >>::from(v8);
-        let v12 = crate::ApplicationState {
-            auth_config: v4,
-            database_connection: v6,
-            devices_config: v3,
-            processor: v9,
-            sea_orm_session_store: v10,
-            session_config: v1,
-            session_store: v11,
+        >>::from(v9);
+        let v13 = crate::ApplicationState {
+            auth_config: v5,
+            database_connection: v7,
+            devices_config: v4,
+            processor: v10,
+            sea_orm_session_store: v11,
+            session_config: v2,
+            session_store: v12,
         };
-        core::result::Result::Ok(v12)
+        core::result::Result::Ok(v13)
     }
 }
 #[derive(Debug, thiserror::Error)]
@@ -127,13 +130,14 @@ impl Router {
         let mut router = matchit::Router::new();
         router.insert("/cart/{item}", 0u32).unwrap();
         router.insert("/devices", 1u32).unwrap();
-        router.insert("/devices/sign-out-others", 2u32).unwrap();
-        router.insert("/devices/{handle}/sign-out", 3u32).unwrap();
-        router.insert("/health", 4u32).unwrap();
-        router.insert("/me", 5u32).unwrap();
-        router.insert("/me/renew-id", 6u32).unwrap();
-        router.insert("/sign-in", 7u32).unwrap();
-        router.insert("/sign-out", 8u32).unwrap();
+        router.insert("/devices/sign-out-everywhere", 2u32).unwrap();
+        router.insert("/devices/sign-out-others", 3u32).unwrap();
+        router.insert("/devices/{handle}/sign-out", 4u32).unwrap();
+        router.insert("/health", 5u32).unwrap();
+        router.insert("/me", 6u32).unwrap();
+        router.insert("/me/renew-id", 7u32).unwrap();
+        router.insert("/sign-in", 8u32).unwrap();
+        router.insert("/sign-out", 9u32).unwrap();
         router
     }
     pub async fn route(
@@ -224,7 +228,7 @@ impl Router {
             2u32 => {
                 match &request_head.method {
                     &pavex::http::Method::POST => {
-                        route_8::entrypoint(
+                        route_9::entrypoint(
                                 &state.processor,
                                 &state.sea_orm_session_store,
                                 &request_head,
@@ -250,6 +254,34 @@ impl Router {
                 }
             }
             3u32 => {
+                match &request_head.method {
+                    &pavex::http::Method::POST => {
+                        route_8::entrypoint(
+                                &state.processor,
+                                &state.sea_orm_session_store,
+                                &request_head,
+                                &state.session_config,
+                                &state.session_store,
+                            )
+                            .await
+                    }
+                    _ => {
+                        let allowed_methods: pavex::router::AllowedMethods = pavex::router::MethodAllowList::from_iter([
+                                pavex::http::Method::POST,
+                            ])
+                            .into();
+                        route_0::entrypoint(
+                                &state.processor,
+                                &request_head,
+                                &state.session_config,
+                                &state.session_store,
+                                &allowed_methods,
+                            )
+                            .await
+                    }
+                }
+            }
+            4u32 => {
                 match &request_head.method {
                     &pavex::http::Method::POST => {
                         route_7::entrypoint(
@@ -278,10 +310,10 @@ impl Router {
                     }
                 }
             }
-            4u32 => {
+            5u32 => {
                 match &request_head.method {
                     &pavex::http::Method::GET => {
-                        route_9::entrypoint(
+                        route_10::entrypoint(
                                 &state.processor,
                                 &request_head,
                                 &state.session_config,
@@ -306,7 +338,7 @@ impl Router {
                     }
                 }
             }
-            5u32 => {
+            6u32 => {
                 match &request_head.method {
                     &pavex::http::Method::GET => {
                         route_1::entrypoint(
@@ -333,7 +365,7 @@ impl Router {
                     }
                 }
             }
-            6u32 => {
+            7u32 => {
                 match &request_head.method {
                     &pavex::http::Method::POST => {
                         route_3::entrypoint(
@@ -360,7 +392,7 @@ impl Router {
                     }
                 }
             }
-            7u32 => {
+            8u32 => {
                 match &request_head.method {
                     &pavex::http::Method::POST => {
                         route_2::entrypoint(
@@ -389,7 +421,7 @@ impl Router {
                     }
                 }
             }
-            8u32 => {
+            9u32 => {
                 match &request_head.method {
                     &pavex::http::Method::POST => {
                         route_4::entrypoint(
@@ -2277,6 +2309,205 @@ pub mod route_8 {
 pub mod route_9 {
     pub async fn entrypoint<'a, 'b, 'c, 'd, 'e>(
         s_0: &'a biscotti::Processor,
+        s_1: &'b pavex_session_sea_orm::SeaOrmSessionStore,
+        s_2: &'c pavex::request::RequestHead,
+        s_3: &'d pavex_session::SessionConfig,
+        s_4: &'e pavex_session::SessionStore,
+    ) -> pavex::Response {
+        let response = wrapping_0(s_0, s_1, s_2, s_3, s_4).await;
+        response
+    }
+    async fn stage_1<'a, 'b, 'c, 'd, 'e>(
+        s_0: &'a biscotti::Processor,
+        s_1: &'b pavex_session_sea_orm::SeaOrmSessionStore,
+        s_2: &'c pavex::request::RequestHead,
+        s_3: &'d pavex_session::SessionConfig,
+        s_4: &'e pavex_session::SessionStore,
+    ) -> pavex::Response {
+        let response = wrapping_1(s_2, s_0, s_3, s_4, s_1).await;
+        response
+    }
+    async fn stage_2<'a, 'b, 'c>(
+        mut s_0: pavex::cookie::ResponseCookies,
+        s_1: &'a biscotti::Processor,
+        mut s_2: pavex_session::Session<'b>,
+        s_3: &'c pavex_session_sea_orm::SeaOrmSessionStore,
+    ) -> pavex::Response {
+        let response = handler(&mut s_2, s_3).await;
+        let response = post_processing_0(response, s_2, &mut s_0, s_1).await;
+        let response = post_processing_1(response, s_0, s_1).await;
+        response
+    }
+    async fn wrapping_0(
+        v0: &biscotti::Processor,
+        v1: &pavex_session_sea_orm::SeaOrmSessionStore,
+        v2: &pavex::request::RequestHead,
+        v3: &pavex_session::SessionConfig,
+        v4: &pavex_session::SessionStore,
+    ) -> pavex::Response {
+        let v5 = crate::route_9::Next0 {
+            s_0: v0,
+            s_1: v1,
+            s_2: v2,
+            s_3: v3,
+            s_4: v4,
+            next: stage_1,
+        };
+        let v6 = pavex::middleware::Next::new(v5);
+        let v7 = pavex::middleware::wrap_noop(v6).await;
+        <pavex::Response as pavex::IntoResponse>::into_response(v7)
+    }
+    async fn wrapping_1(
+        v0: &pavex::request::RequestHead,
+        v1: &biscotti::Processor,
+        v2: &pavex_session::SessionConfig,
+        v3: &pavex_session::SessionStore,
+        v4: &pavex_session_sea_orm::SeaOrmSessionStore,
+    ) -> pavex::Response {
+        let v5 = pavex::cookie::extract_request_cookies(v0, v1);
+        let v6 = match v5 {
+            Ok(ok) => ok,
+            Err(v6) => {
+                return {
+                    let v7 = pavex::cookie::errors::ExtractRequestCookiesError::into_response(
+                        &v6,
+                    );
+                    let v8 = pavex::Error::new(v6);
+                    app::errors::log_error(&v8).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v7)
+                };
+            }
+        };
+        let v7 = pavex_session::SessionConfig::cookie_config(v2);
+        let v8 = pavex_session::IncomingSession::extract(&v6, v7);
+        let v9 = pavex_session::Session::new(v3, v2, v8);
+        let v10 = pavex::cookie::ResponseCookies::new();
+        let v11 = crate::route_9::Next1 {
+            s_0: v10,
+            s_1: v1,
+            s_2: v9,
+            s_3: v4,
+            next: stage_2,
+        };
+        let v12 = pavex::middleware::Next::new(v11);
+        let v13 = app::request_log::log_request(v12, v0).await;
+        <pavex::Response as pavex::IntoResponse>::into_response(v13)
+    }
+    async fn handler(
+        v0: &mut pavex_session::Session<'_>,
+        v1: &pavex_session_sea_orm::SeaOrmSessionStore,
+    ) -> pavex::Response {
+        let v2 = app::routes::devices::sign_out_everywhere(v0, v1).await;
+        let v3 = match v2 {
+            Ok(ok) => ok,
+            Err(v3) => {
+                return {
+                    let v4 = app::errors::InternalError::into_response(&v3);
+                    let v5 = pavex::Error::new(v3);
+                    app::errors::log_error(&v5).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v4)
+                };
+            }
+        };
+        <pavex::Response as pavex::IntoResponse>::into_response(v3)
+    }
+    async fn post_processing_0(
+        v0: pavex::Response,
+        v1: pavex_session::Session<'_>,
+        v2: &mut pavex::cookie::ResponseCookies,
+        v3: &biscotti::Processor,
+    ) -> pavex::Response {
+        let v4 = pavex_session::finalize_session(v0, v2, v3, v1).await;
+        let v5 = match v4 {
+            Ok(ok) => ok,
+            Err(v5) => {
+                return {
+                    let v6 = pavex_session::errors::FinalizeError::into_response(&v5);
+                    let v7 = pavex::Error::new(v5);
+                    app::errors::log_error(&v7).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v6)
+                };
+            }
+        };
+        <pavex::Response as pavex::IntoResponse>::into_response(v5)
+    }
+    async fn post_processing_1(
+        v0: pavex::Response,
+        v1: pavex::cookie::ResponseCookies,
+        v2: &biscotti::Processor,
+    ) -> pavex::Response {
+        let v3 = pavex::cookie::inject_response_cookies(v0, v1, v2);
+        let v4 = match v3 {
+            Ok(ok) => ok,
+            Err(v4) => {
+                return {
+                    let v5 = pavex::cookie::errors::InjectResponseCookiesError::into_response(
+                        &v4,
+                    );
+                    let v6 = pavex::Error::new(v4);
+                    app::errors::log_error(&v6).await;
+                    <pavex::Response as pavex::IntoResponse>::into_response(v5)
+                };
+            }
+        };
+        <pavex::Response as pavex::IntoResponse>::into_response(v4)
+    }
+    struct Next0<'a, 'b, 'c, 'd, 'e, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        s_0: &'a biscotti::Processor,
+        s_1: &'b pavex_session_sea_orm::SeaOrmSessionStore,
+        s_2: &'c pavex::request::RequestHead,
+        s_3: &'d pavex_session::SessionConfig,
+        s_4: &'e pavex_session::SessionStore,
+        next: fn(
+            &'a biscotti::Processor,
+            &'b pavex_session_sea_orm::SeaOrmSessionStore,
+            &'c pavex::request::RequestHead,
+            &'d pavex_session::SessionConfig,
+            &'e pavex_session::SessionStore,
+        ) -> T,
+    }
+    impl<'a, 'b, 'c, 'd, 'e, T> std::future::IntoFuture for Next0<'a, 'b, 'c, 'd, 'e, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        type Output = pavex::Response;
+        type IntoFuture = T;
+        fn into_future(self) -> Self::IntoFuture {
+            (self.next)(self.s_0, self.s_1, self.s_2, self.s_3, self.s_4)
+        }
+    }
+    struct Next1<'a, 'b, 'c, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        s_0: pavex::cookie::ResponseCookies,
+        s_1: &'a biscotti::Processor,
+        s_2: pavex_session::Session<'b>,
+        s_3: &'c pavex_session_sea_orm::SeaOrmSessionStore,
+        next: fn(
+            pavex::cookie::ResponseCookies,
+            &'a biscotti::Processor,
+            pavex_session::Session<'b>,
+            &'c pavex_session_sea_orm::SeaOrmSessionStore,
+        ) -> T,
+    }
+    impl<'a, 'b, 'c, T> std::future::IntoFuture for Next1<'a, 'b, 'c, T>
+    where
+        T: std::future::Future<Output = pavex::Response>,
+    {
+        type Output = pavex::Response;
+        type IntoFuture = T;
+        fn into_future(self) -> Self::IntoFuture {
+            (self.next)(self.s_0, self.s_1, self.s_2, self.s_3)
+        }
+    }
+}
+pub mod route_10 {
+    pub async fn entrypoint<'a, 'b, 'c, 'd, 'e>(
+        s_0: &'a biscotti::Processor,
         s_1: &'b pavex::request::RequestHead,
         s_2: &'c pavex_session::SessionConfig,
         s_3: &'d pavex_session::SessionStore,
@@ -2315,7 +2546,7 @@ pub mod route_9 {
         v3: &pavex_session::SessionStore,
         v4: &sea_orm::DatabaseConnection,
     ) -> pavex::Response {
-        let v5 = crate::route_9::Next0 {
+        let v5 = crate::route_10::Next0 {
             s_0: v0,
             s_1: v1,
             s_2: v2,
@@ -2335,7 +2566,7 @@ pub mod route_9 {
         v4: &sea_orm::DatabaseConnection,
     ) -> pavex::Response {
         let v5 = pavex::cookie::ResponseCookies::new();
-        let v6 = crate::route_9::Next1 {
+        let v6 = crate::route_10::Next1 {
             s_0: v5,
             s_1: v1,
             s_2: v0,

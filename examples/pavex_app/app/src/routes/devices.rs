@@ -53,7 +53,7 @@ pub struct DevicesQuery {
     pub after: Option<String>,
 }
 
-/// The body of `POST /devices/sign-out-others`.
+/// The body of `POST /devices/sign-out-others` and `POST /devices/sign-out-everywhere`.
 #[derive(serde::Serialize, Debug)]
 pub struct Ended {
     /// How many sessions were ended.
@@ -155,6 +155,29 @@ pub async fn sign_out_others(
         .end_sessions_of(&signed_in.user_id, current.as_ref())
         .await
         .map_err(InternalError::new)?;
+    json(Ended { ended })
+}
+
+/// "Sign out everywhere": ends every session of the user, this one included, at once, and
+/// removes this browser's cookie (`invalidate`); answers how many sessions were ended,
+/// `{"ended": n}`. `401` when anonymous. The other browsers are anonymous from their next
+/// request on, and a request in flight on one of them cannot bring it back (the store revokes
+/// their sign-ins).
+#[post(path = "/devices/sign-out-everywhere")]
+pub async fn sign_out_everywhere(
+    session: &mut Session<'_>,
+    store: &SeaOrmSessionStore,
+) -> Result<Response, InternalError> {
+    let Some(signed_in) = SignedIn::of(session).await? else {
+        return Ok(Response::unauthorized());
+    };
+    let ended = store
+        .end_sessions_of(&signed_in.user_id, None)
+        .await
+        .map_err(InternalError::new)?;
+    // The record is already gone (the store ended it with the others); this removes the
+    // cookie, and `finalize_session` takes the missing record as deleted.
+    session.invalidate();
     json(Ended { ended })
 }
 

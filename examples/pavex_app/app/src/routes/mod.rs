@@ -10,6 +10,7 @@
 //! | `GET /devices` | one page of the signed-in user's sessions ("your devices"), the current one marked; `?after=<cursor>` for the next page, announced in a `Link` header |
 //! | `POST /devices/{handle}/sign-out` | ends one of the user's sessions ("sign out this device") |
 //! | `POST /devices/sign-out-others` | ends all of the user's sessions but this one ("sign out everywhere else") |
+//! | `POST /devices/sign-out-everywhere` | ends all of the user's sessions, this one included, and removes the cookie ("sign out everywhere") |
 pub mod account;
 pub mod cart;
 pub mod devices;

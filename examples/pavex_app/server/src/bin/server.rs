@@ -11,7 +11,7 @@
 //! PX_PROFILE=dev PX_DATABASE__URL=postgres://postgres@127.0.0.1:5432/test cargo run
 //! ```
 use anyhow::Context;
-use app::configuration::DatabaseConfig;
+use app::configuration::{DatabaseConfig, SessionPolicyConfig};
 use pavex::config::ConfigLoader;
 use pavex::server::{Server, ServerHandle, ShutdownMode};
 use pavex_session_sea_orm::{CleanupConfig, CleanupReport, ExpiredSessionCleaner};
@@ -37,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown_timeout = Duration::from_secs(config.server.graceful_shutdown_seconds);
     let server_configuration = config.server.server_configuration();
     let database_config = config.database.clone();
+    let session_policy = config.session_policy.clone();
     let cleanup_config = config.session_cleanup.cleanup_config();
 
     let state = match ApplicationState::new(config).await {
@@ -52,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     };
 
     // After `ApplicationState::new`: the table exists and the app's store accepted it.
-    let cleaner = Cleaner::start(&database_config, cleanup_config).await?;
+    let cleaner = Cleaner::start(&database_config, &session_policy, cleanup_config).await?;
 
     let server = Server::new()
         .set_config(server_configuration)
@@ -75,10 +76,15 @@ struct Cleaner {
 impl Cleaner {
     /// Spawns `ExpiredSessionCleaner` on its own one-connection pool
     /// (`app::database::cleaner_store` says why), paced by `session_cleanup` in the
-    /// configuration. It survives database errors by itself (backoff and retry), so it runs as
-    /// long as the server does.
-    async fn start(database: &DatabaseConfig, config: CleanupConfig) -> anyhow::Result<Self> {
-        let store = app::database::cleaner_store(database)
+    /// configuration, with the app's absolute lifetime (`session_policy`), so that its report
+    /// counts the sessions that reached it. It survives database errors by itself (backoff and
+    /// retry), so it runs as long as the server does.
+    async fn start(
+        database: &DatabaseConfig,
+        policy: &SessionPolicyConfig,
+        config: CleanupConfig,
+    ) -> anyhow::Result<Self> {
+        let store = app::database::cleaner_store(database, policy)
             .await
             .context("Failed to connect the expired-session cleaner to the database")?;
         let (stop, stopped) = oneshot::channel::<()>();
@@ -90,7 +96,8 @@ impl Cleaner {
     }
 
     /// Stops the cleaner (a batch in flight is abandoned: the database applies it whole or not
-    /// at all) and prints what it did, one line.
+    /// at all) and prints what it did, one line: how many expired sessions it deleted, of which
+    /// how many had reached the absolute lifetime rather than their idle timeout.
     async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
         let report = self
@@ -98,8 +105,8 @@ impl Cleaner {
             .await
             .context("The expired-session cleaner panicked")?;
         println!(
-            "expiry cleaner stopped: {} expired sessions deleted in {} batches, {} rounds, {} failed batches",
-            report.deleted, report.batches, report.rounds, report.errors
+            "expiry cleaner stopped: {} expired sessions deleted ({} at the absolute lifetime) in {} batches, {} rounds, {} failed batches",
+            report.deleted, report.ended_at_lifetime, report.batches, report.rounds, report.errors
         );
         Ok(())
     }

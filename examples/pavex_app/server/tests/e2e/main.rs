@@ -7,6 +7,9 @@
 //! `mysql://root@127.0.0.1:3306/test`; SQLite: a temporary file), dropped at the end. An
 //! unreachable server fails its test. Run them with `scripts/test-pavex-app.sh` at the
 //! repository's root.
+//!
+//! Two tests per backend, each on its own database and server: the sign-in flow (`sqlite`,
+//! `postgres`, `mysql`) and the session policy with "sign out everywhere" (`*_session_policy`).
 mod support;
 
 use reqwest::StatusCode;
@@ -27,6 +30,21 @@ async fn postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql() {
     sign_in_flow(Backend::MySql).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_session_policy() {
+    session_policy(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_session_policy() {
+    session_policy(Backend::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_session_policy() {
+    session_policy(Backend::MySql).await
 }
 
 /// How many browsers sign in at once.
@@ -249,7 +267,13 @@ async fn sign_in_flow(backend: Backend) {
         "{requests} request lines"
     );
     // On SIGTERM it stopped its expiry cleaner and printed the report: nothing had expired.
-    assert_eq!(cleaner_deleted(&output), 0);
+    assert_eq!(
+        cleaner_report(&output),
+        CleanerReport {
+            deleted: 0,
+            at_lifetime: 0
+        }
+    );
     server = Server::start(&database.url, &key);
     assert_eq!(
         alice.me(&server).await,
@@ -301,8 +325,15 @@ async fn sign_in_flow(backend: Backend) {
     let Stopped { status, output } = server.stop();
     assert!(status.success(), "the server exited with {status}");
     request_log_lines(&output, &secrets);
-    // The cleaner of this process deleted exactly the sessions that expired.
-    assert_eq!(cleaner_deleted(&output), expired);
+    // The cleaner of this process deleted exactly the sessions that expired, all of them idle
+    // (a 2 s TTL), none at the absolute lifetime.
+    assert_eq!(
+        cleaner_report(&output),
+        CleanerReport {
+            deleted: expired,
+            at_lifetime: 0
+        }
+    );
 }
 
 /// The expiry cleaner the server runs beside the HTTP server (`session_cleanup` in the
@@ -570,4 +601,250 @@ async fn devices(server: &Server, database: &TestDatabase, key: &str, stranger: 
     assert_eq!(tablet.session_cookie(server), None);
     assert_eq!(database.rows_of_subject("carol").await, 1);
     assert_eq!(laptop.devices(server).await.len(), 1);
+}
+
+/// `session_policy.max_devices_per_user` in configuration/base.yml.
+const MAX_DEVICES: usize = 5;
+
+/// `session_policy.absolute_lifetime_days` in configuration/base.yml: 30 days.
+const ABSOLUTE_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The session policy of configuration/base.yml (OWASP ASVS 7.1.2, 7.3.2) and "sign out
+/// everywhere" (7.4.5), on a server of its own: a `0` in the policy stops the server at
+/// start-up; a sixth sign-in signs the first device out; a session older than the absolute
+/// lifetime ends at its next write, and the cleaner counts it as ended at the lifetime; "sign
+/// out everywhere" ends every session of the user, the caller's included.
+async fn session_policy(backend: Backend) {
+    let database = TestDatabase::fresh(backend).await;
+    let key = random_cookie_key();
+    // 0. A policy of 0 devices (or 0 days) is a configuration error: the server exits at
+    // start-up, before it listens, with the key in its message, and does not panic.
+    for field in ["max_devices_per_user", "absolute_lifetime_days"] {
+        let var = format!("PX_SESSION_POLICY__{}", field.to_uppercase());
+        let (status, stderr) = Server::exits_before_listening(&database.url, &key, &[(&var, "0")]);
+        assert!(!status.success(), "{status}: {stderr}");
+        // The key as the environment variable spells it, in upper case.
+        let key_named = format!("session_policy.{field}").to_uppercase();
+        assert!(
+            stderr.contains("Failed to load the configuration")
+                && stderr.contains(&key_named)
+                && stderr.contains("expected a nonzero u32"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        eprintln!("[refused server] {stderr}");
+    }
+
+    let server = Server::start(&database.url, &key);
+    cap_of_devices(&server, &database, &key).await;
+    absolute_lifetime(&server, &database, &key).await;
+    sign_out_everywhere(&server, &database, &key).await;
+
+    let Stopped { status, output } = server.stop();
+    assert!(status.success(), "the server exited with {status}");
+    request_log_lines(&output, &[]);
+    // The cleaner deleted one expired session: the one that reached the absolute lifetime.
+    // The sessions the cap and "sign out everywhere" ended were deleted at once, not expired.
+    assert_eq!(
+        cleaner_report(&output),
+        CleanerReport {
+            deleted: 1,
+            at_lifetime: 1
+        }
+    );
+}
+
+/// Six browsers sign in as the same user: the sixth sign-in ends the first browser's session
+/// (`AtCap::EndOldest`); the list shows the five others; the first browser is signed out, the
+/// others stay signed in. A new sign-in on the first browser works, and ends the then oldest.
+async fn cap_of_devices(server: &Server, database: &TestDatabase, key: &str) {
+    let browsers: Vec<Browser> = (1..=MAX_DEVICES + 1)
+        .map(|i| Browser::with_user_agent(&format!("Device/{i}")))
+        .collect();
+    let id_of =
+        |browser: &Browser| session_id(&browser.session_cookie(server).expect("a cookie"), key);
+    let mut ids = Vec::new();
+    for (i, browser) in browsers.iter().enumerate() {
+        if i == MAX_DEVICES {
+            // At the cap, and nobody signed out yet.
+            assert_eq!(database.rows_of_subject("dave").await, MAX_DEVICES as u64);
+            assert!(database.record(ids[0]).await.is_some());
+        }
+        let response = browser.sign_in(server, "dave").await;
+        assert_eq!(
+            json_ok(response).await,
+            json!({ "user_id": "dave", "cart": [] })
+        );
+        ids.push(id_of(browser));
+        // Sign-ins in distinct milliseconds, so that "the oldest" is not a tie.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(database.rows_of_subject("dave").await, MAX_DEVICES as u64);
+    assert_eq!(database.record(ids[0]).await, None);
+    assert!(!database.row_exists(ids[0]).await);
+
+    // The sixth browser's list: exactly five, the second to the sixth, its own current.
+    let listed = browsers[MAX_DEVICES].devices(server).await;
+    assert_eq!(listed.len(), MAX_DEVICES, "{listed:?}");
+    let handles = |devices: &[Value]| {
+        let mut handles: Vec<String> = devices
+            .iter()
+            .map(|d| d["handle"].as_str().expect("a handle").to_owned())
+            .collect();
+        handles.sort();
+        handles
+    };
+    let mut expected: Vec<String> = ids[1..].iter().map(|&id| handle_of(id)).collect();
+    expected.sort();
+    assert_eq!(handles(&listed), expected);
+    let current: Vec<&Value> = listed
+        .iter()
+        .filter(|d| d["current"] == json!(true))
+        .collect();
+    assert_eq!(current.len(), 1, "{listed:?}");
+    assert_eq!(current[0]["handle"], json!(handle_of(ids[MAX_DEVICES])));
+    assert_eq!(current[0]["user_agent"], json!("Device/6"));
+
+    // The first browser is signed out; the second to the sixth are signed in.
+    assert_eq!(
+        browsers[0].me(server).await,
+        json!({ "user_id": null, "cart": [] })
+    );
+    assert_eq!(
+        browsers[0].get(server, "/devices").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    for browser in &browsers[1..] {
+        assert_eq!(browser.me(server).await["user_id"], json!("dave"));
+    }
+
+    // Signing in again on the first browser is a new sign-in, which always works: it ends the
+    // oldest session then, the second browser's.
+    json_ok(browsers[0].sign_in(server, "dave").await).await;
+    let again = id_of(&browsers[0]);
+    assert_eq!(browsers[0].me(server).await["user_id"], json!("dave"));
+    assert_eq!(
+        browsers[1].me(server).await,
+        json!({ "user_id": null, "cart": [] })
+    );
+    assert_eq!(database.rows_of_subject("dave").await, MAX_DEVICES as u64);
+    let mut expected: Vec<String> = ids[2..]
+        .iter()
+        .chain([&again])
+        .map(|&id| handle_of(id))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        handles(&browsers[MAX_DEVICES].devices(server).await),
+        expected
+    );
+}
+
+/// A signed-in session whose `created_at` is moved back past the absolute lifetime (30 days and
+/// a second) still loads, since its deadline has not moved; its next write (a cart item) caps
+/// the deadline at `created_at` + 30 days, in the past, so the request after is signed out.
+/// The user's other session is untouched. The cleaner then deletes its row, within a round.
+async fn absolute_lifetime(server: &Server, database: &TestDatabase, key: &str) {
+    let old = Browser::new();
+    let recent = Browser::new();
+    for browser in [&old, &recent] {
+        json_ok(browser.sign_in(server, "erin").await).await;
+    }
+    assert_eq!(
+        json_ok(old.post(server, "/cart/apple").await).await,
+        json!({ "user_id": "erin", "cart": ["apple"] })
+    );
+    let id = session_id(&old.session_cookie(server).expect("a cookie"), key);
+
+    database
+        .age_session(id, ABSOLUTE_LIFETIME + Duration::from_secs(1))
+        .await;
+    // Its deadline (the idle timeout, 24 hours) has not moved: it still loads.
+    assert_eq!(
+        database.record(id).await,
+        Some(json!({ "user_id": "erin", "cart": ["apple"] }))
+    );
+    // A request that changes the state: the handler still saw the session, but the write
+    // could not extend it past its lifetime.
+    assert_eq!(
+        json_ok(old.post(server, "/cart/pear").await).await,
+        json!({ "user_id": "erin", "cart": ["apple", "pear"] })
+    );
+    assert_eq!(database.record(id).await, None);
+    assert_eq!(old.me(server).await, json!({ "user_id": null, "cart": [] }));
+    assert_eq!(recent.me(server).await["user_id"], json!("erin"));
+
+    // Its row stays, expired, until the cleaner (a round every second here) deletes it; the
+    // user's other session stays.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while database.row_exists(id).await {
+        assert!(
+            Instant::now() < deadline,
+            "the cleaner left the session past its lifetime"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(database.rows_of_subject("erin").await, 1);
+    assert_eq!(recent.me(server).await["user_id"], json!("erin"));
+}
+
+/// "Sign out everywhere" (`POST /devices/sign-out-everywhere`): a user on two browsers, one
+/// calls it: both are signed out, the caller's cookie is removed, a request in flight on the
+/// other cannot bring it back; another user stays signed in. `401` when anonymous.
+async fn sign_out_everywhere(server: &Server, database: &TestDatabase, key: &str) {
+    let anonymous = Browser::new();
+    let response = anonymous.post(server, "/devices/sign-out-everywhere").await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    let laptop = Browser::new();
+    let phone = Browser::with_user_agent("Phone/1.0");
+    let stranger = Browser::new();
+    for (browser, user) in [(&laptop, "frank"), (&phone, "frank"), (&stranger, "grace")] {
+        json_ok(browser.sign_in(server, user).await).await;
+    }
+    json_ok(laptop.post(server, "/cart/book").await).await;
+    let id_of =
+        |browser: &Browser| session_id(&browser.session_cookie(server).expect("a cookie"), key);
+    let (laptop_id, phone_id, stranger_id) = (id_of(&laptop), id_of(&phone), id_of(&stranger));
+    let laptop_cookie = laptop.session_cookie(server).expect("a cookie");
+    assert_eq!(database.rows_of_subject("frank").await, 2);
+    // A request in flight on the phone's session: loaded before, written after.
+    let mut in_flight = database.in_flight(phone_id);
+    let user: Option<String> = in_flight.get("user_id").await.expect("load the session");
+    assert_eq!(user.as_deref(), Some("frank"));
+
+    let response = laptop.post(server, "/devices/sign-out-everywhere").await;
+    let set_cookies = session_set_cookies(&response);
+    assert!(
+        set_cookies.len() == 1 && is_removal(&set_cookies[0]),
+        "{set_cookies:?}"
+    );
+    assert_eq!(json_ok(response).await, json!({ "ended": 2 }));
+    assert_eq!(laptop.session_cookie(server), None);
+    assert_eq!(database.rows_of_subject("frank").await, 0);
+    assert_eq!(database.record(laptop_id).await, None);
+    assert_eq!(database.record(phone_id).await, None);
+
+    // Both browsers are signed out; the caller's old cookie finds nothing either.
+    for browser in [&laptop, &phone] {
+        assert_eq!(
+            browser.me(server).await,
+            json!({ "user_id": null, "cart": [] })
+        );
+    }
+    assert_eq!(
+        json_ok(me_with_cookie(server, &laptop_cookie).await).await,
+        json!({ "user_id": null, "cart": [] })
+    );
+    let response = phone.post(server, "/devices/sign-out-everywhere").await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // The request in flight cannot create the phone's session again under a new id.
+    in_flight.cycle_id();
+    let finalized = in_flight.finalize().await;
+    assert!(is_signed_out(&finalized), "{:?}", finalized.err());
+    assert_eq!(database.rows_of_subject("frank").await, 0);
+
+    // The other user is still signed in.
+    assert_eq!(stranger.me(server).await["user_id"], json!("grace"));
+    assert!(database.record(stranger_id).await.is_some());
 }

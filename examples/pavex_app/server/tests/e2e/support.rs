@@ -16,8 +16,9 @@ use reqwest::{
     header::{COOKIE, LINK, SET_COOKIE},
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, prelude::Uuid,
+    ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, ExprTrait,
+    PaginatorTrait, QueryFilter,
+    prelude::{Expr, Uuid},
 };
 use serde_json::Value;
 use std::{
@@ -63,7 +64,9 @@ pub struct TestDatabase {
     /// A store on that connection, to read records as the server stores them.
     store: SessionStore,
     /// A store built as the app builds its own (`app::database::session_store`: subject and
-    /// sign-in keys), to replay what a request in flight does, and its session settings.
+    /// sign-in keys), to replay what a request in flight does, and its session settings. Without
+    /// the app's session policy (cap, absolute lifetime), so that the test can give a user more
+    /// sessions than the app's sign-ins would leave.
     app_backend: SeaOrmSessionStore,
     app_store: SessionStore,
     session_config: SessionConfig,
@@ -286,6 +289,24 @@ impl TestDatabase {
         id
     }
 
+    /// Moves this session's `created_at` back by `by`, with an `UPDATE` of the test's own
+    /// (through the entity, by the row's key, the handle), as if it had been created that long
+    /// ago; its deadline stays as it is. Panics unless exactly one row changed.
+    pub async fn age_session(&self, id: Uuid, by: Duration) {
+        let handle = SessionHandle::of(&session_id_of(id));
+        let by_ms = i64::try_from(by.as_millis()).expect("a duration in i64 milliseconds");
+        let done = sessions::Entity::update_many()
+            .col_expr(
+                sessions::Column::CreatedAt,
+                Expr::col(sessions::Column::CreatedAt).sub(by_ms),
+            )
+            .filter(sessions::Column::Id.eq(handle.as_bytes().to_vec()))
+            .exec(&self.db)
+            .await
+            .expect("move a session's created_at back");
+        assert_eq!(done.rows_affected, 1, "no row for the session {id}");
+    }
+
     /// Whether the table still has a row for this session id, expired or not (read through the
     /// entity, by the row's key, the handle).
     pub async fn row_exists(&self, id: Uuid) -> bool {
@@ -384,8 +405,23 @@ impl Server {
     /// must refuse, and returns its exit status and what it wrote on stderr. Panics if it
     /// listens instead, or runs on for 30 s.
     pub fn refused(database_url: &str, cookie_key: &str) -> (ExitStatus, String) {
+        Self::exits_before_listening(
+            database_url,
+            cookie_key,
+            &[("PX_DATABASE__MIGRATE_ON_START", "false")],
+        )
+    }
+
+    /// Starts the server with these environment variables on top of the test's, expecting it to
+    /// exit before it listens (a configuration or a table it refuses), and returns its exit
+    /// status and what it wrote on stderr. Panics if it listens instead, or runs on for 30 s.
+    pub fn exits_before_listening(
+        database_url: &str,
+        cookie_key: &str,
+        env: &[(&str, &str)],
+    ) -> (ExitStatus, String) {
         let mut child = Self::command(database_url, cookie_key)
-            .env("PX_DATABASE__MIGRATE_ON_START", "false")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -732,16 +768,33 @@ pub fn tampered(cookie_value: &str) -> String {
 /// The prefix of the line the server prints when it has stopped its expiry cleaner.
 const CLEANER_REPORT: &str = "expiry cleaner stopped: ";
 
-/// How many expired sessions the cleaner's report says it deleted. The report must be the
-/// server's last line: the cleaner stops after the HTTP server.
-pub fn cleaner_deleted(output: &[String]) -> u64 {
+/// What the cleaner's report line says it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanerReport {
+    /// Expired sessions deleted.
+    pub deleted: u64,
+    /// Of those, the ones that had reached the absolute lifetime
+    /// (`CleanupReport::ended_at_lifetime`).
+    pub at_lifetime: u64,
+}
+
+/// The cleaner's report: `<deleted> expired sessions deleted (<at lifetime> at the absolute
+/// lifetime) in ...`. The report must be the server's last line: the cleaner stops after the
+/// HTTP server.
+pub fn cleaner_report(output: &[String]) -> CleanerReport {
     let report = output
         .last()
         .and_then(|line| line.strip_prefix(CLEANER_REPORT))
         .unwrap_or_else(|| panic!("the last line is not the cleaner's report: {output:#?}"));
     report
-        .split_once(" expired sessions deleted in ")
-        .and_then(|(deleted, _)| deleted.parse().ok())
+        .split_once(" expired sessions deleted (")
+        .and_then(|(deleted, rest)| {
+            let (at_lifetime, _) = rest.split_once(" at the absolute lifetime) in ")?;
+            Some(CleanerReport {
+                deleted: deleted.parse().ok()?,
+                at_lifetime: at_lifetime.parse().ok()?,
+            })
+        })
         .unwrap_or_else(|| panic!("not a cleaner report: {report}"))
 }
 

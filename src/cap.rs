@@ -1,0 +1,332 @@
+//! A cap on the live sessions of one subject (OWASP ASVS 5.0, 7.1.2).
+//!
+//! A write that can give a subject a new session (a `create` with a subject, an `update` that
+//! sets or changes it) runs in one transaction that first locks the subject's guard row
+//! ([`Queries::guard`](crate::queries::Queries::guard)), then writes the session, then enforces
+//! the cap. Two such writes for one subject therefore run one after the other, on one server
+//! (the second waits for the row lock) and on a Galera cluster (the two write the same row, one
+//! loses certification and is run again), so racing sign-ins never leave more than the cap.
+//! An `update` of a session that already has its subject is one statement, as without a cap.
+
+use crate::{
+    SeaOrmSessionStore,
+    audit::{self, Ended},
+    execute::{backoff, is_lock_conflict},
+    prepared::Statements,
+    queries::{COUNT, Key, Which},
+};
+use pavex_session_sea_orm_entity::sessions::Column;
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbErr, ExecResult, Iden, QueryResult,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
+};
+use std::num::NonZeroU32;
+
+/// Times a capped write's transaction runs at most while it keeps losing lock conflicts (on a
+/// cluster, sign-ins racing on several nodes).
+const ATTEMPTS: u32 = 8;
+
+/// Sessions a capped write ends per statement when a subject has many more than the cap (a cap
+/// set on an app whose users already have many sessions).
+const EVICTED_PER_STATEMENT: u64 = 500;
+
+/// What a write does when it would give a subject more live sessions than the cap
+/// ([`SeaOrmSessionStore::with_max_sessions_per_subject`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AtCap {
+    /// The subject's oldest other sessions (by creation) beyond the cap end, in the same
+    /// transaction: a new sign-in always succeeds and signs out the oldest device.
+    #[default]
+    EndOldest,
+    /// The write is refused with [`TooManySessions`] and changes nothing: the user must end a
+    /// session first.
+    Refuse,
+}
+
+/// A per-subject cap: at most `max` live sessions, and what happens at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SubjectCap {
+    pub(crate) max: NonZeroU32,
+    pub(crate) at_cap: AtCap,
+}
+
+/// Why a write was refused under [`AtCap::Refuse`]: the subject already has as many live
+/// sessions as the cap allows. It is the cause of the `CreateError::Other` or
+/// `UpdateError::Other`, so that an app can tell it from a database failure:
+///
+/// ```
+/// use pavex_session::store::errors::CreateError;
+/// use pavex_session_sea_orm::TooManySessions;
+///
+/// fn at_cap(e: &CreateError) -> Option<u32> {
+///     match e {
+///         CreateError::Other(e) => e.downcast_ref::<TooManySessions>().map(|e| e.max()),
+///         _ => None,
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the subject already has {max} live sessions, as many as the store allows; the session was \
+     not written"
+)]
+pub struct TooManySessions {
+    max: u32,
+}
+
+impl TooManySessions {
+    /// The cap the write ran into.
+    pub fn max(&self) -> u32 {
+        self.max
+    }
+}
+
+impl SeaOrmSessionStore {
+    /// The same store, allowing each subject at most `max` live sessions (OWASP ASVS 5.0,
+    /// 7.1.2; Spring Security's `maximumSessions`, here enforced by the database across every
+    /// server and cluster node). When a `create` or an `update` would give a subject one more,
+    /// `at_cap` says what happens: [`AtCap::EndOldest`] ends the oldest others,
+    /// [`AtCap::Refuse`] refuses the write with [`TooManySessions`].
+    ///
+    /// The subject is the value of the state key given to
+    /// [`with_subject_key`](Self::with_subject_key); a store without it caps nothing. A sign-in
+    /// (a write that gives a session its subject) costs one transaction of six to eight round
+    /// trips; every other write costs what it costs without a cap. Racing sign-ins of one
+    /// subject never leave more than `max`.
+    ///
+    /// ```
+    /// use pavex_session::{SessionId, store::{SessionRecordRef, SessionStorageBackend}};
+    /// use pavex_session_sea_orm::{AtCap, SeaOrmSessionStore};
+    /// use std::{borrow::Cow, collections::HashMap, num::NonZeroU32, time::Duration};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let db = sea_orm::Database::connect("sqlite::memory:").await?;
+    /// let five = NonZeroU32::new(5).ok_or("zero")?;
+    /// let store = SeaOrmSessionStore::new(db)
+    ///     .with_subject_key("user_id")
+    ///     .with_max_sessions_per_subject(five, AtCap::EndOldest);
+    /// store.migrate().await?;
+    ///
+    /// let state = HashMap::from([(Cow::Borrowed("user_id"), serde_json::json!(42))]);
+    /// let mut devices = Vec::new();
+    /// for _ in 0..6 {
+    ///     let id = SessionId::random();
+    ///     let record = SessionRecordRef { state: Cow::Borrowed(&state), ttl: Duration::from_secs(3600) };
+    ///     store.create(&id, record).await?;
+    ///     devices.push(id);
+    /// }
+    /// assert_eq!(store.count_sessions_of("42").await?, 5);
+    /// assert!(store.load(&devices[0]).await?.is_none(), "the oldest was signed out");
+    /// assert!(store.load(&devices[5]).await?.is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_max_sessions_per_subject(self, max: NonZeroU32, at_cap: AtCap) -> Self {
+        Self {
+            cap: Some(SubjectCap { max, at_cap }),
+            ..self
+        }
+    }
+}
+
+/// The write a capped transaction makes, with its values in the order its statement binds them.
+pub(crate) enum CappedWrite {
+    Create([Value; 5]),
+    Update([Value; 6]),
+}
+
+/// How a capped write ended, when the database did not fail.
+pub(crate) enum Capped {
+    Written,
+    /// `create`: the id is live.
+    DuplicateId,
+    /// `update`: the id is not live.
+    UnknownId,
+    /// `create`: the session's sign-in was ended.
+    SignedOut,
+    Refused(TooManySessions),
+}
+
+impl SeaOrmSessionStore {
+    /// Runs `write` of the session stored under `key` for `subject` in a transaction that keeps
+    /// the subject within `cap`; runs it again when it loses a lock conflict.
+    pub(crate) async fn write_capped(
+        &self,
+        statements: &Statements,
+        cap: SubjectCap,
+        write: CappedWrite,
+        subject: &[u8],
+        key: &Key,
+    ) -> Result<Capped, DbErr> {
+        let options = TransactionOptions {
+            // SQLite takes its write lock at `BEGIN`, where its busy timeout applies, instead of
+            // failing when a read transaction turns into a write one.
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        let mut attempt = 1;
+        loop {
+            let outcome = async {
+                let transaction = self.db.begin_with_options(options).await?;
+                let run = self
+                    .capped_attempt(&transaction, statements, cap, &write, subject, key)
+                    .await;
+                match run {
+                    Ok((Capped::Written, ended)) => {
+                        transaction.commit().await?;
+                        Ok((Capped::Written, ended))
+                    }
+                    Ok(other) => {
+                        transaction.rollback().await?;
+                        Ok(other)
+                    }
+                    Err(e) => {
+                        // The error is what counts; a failed rollback is the pool's to clean up.
+                        transaction.rollback().await.ok();
+                        Err(e)
+                    }
+                }
+            }
+            .await;
+            match outcome {
+                Err(e) if attempt < ATTEMPTS && is_lock_conflict(&e) => {
+                    backoff(attempt, &e).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+                Ok((capped, ended)) => {
+                    for id in &ended {
+                        audit::session_ended(Ended::CapEvicted, Some(subject), id);
+                    }
+                    if let Capped::Refused(_) = capped {
+                        audit::refused_at_cap(subject, key);
+                    }
+                    return Ok(capped);
+                }
+            }
+        }
+    }
+
+    /// One run of [`write_capped`](Self::write_capped)'s transaction: how it ended, and the
+    /// sessions it ended.
+    async fn capped_attempt(
+        &self,
+        transaction: &DatabaseTransaction,
+        statements: &Statements,
+        cap: SubjectCap,
+        write: &CappedWrite,
+        subject: &[u8],
+        key: &Key,
+    ) -> Result<(Capped, Vec<Key>), DbErr> {
+        let queries = statements.queries();
+        let backend = transaction.get_database_backend();
+        self.in_transaction(
+            transaction,
+            backend.build(&queries.guard(subject.to_vec())?),
+        )
+        .await?;
+        match write {
+            CappedWrite::Create(values) => {
+                let overwrite = statements.overwrite_expired.bind(values.clone());
+                let overwritten = self.in_transaction(transaction, overwrite).await?;
+                if overwritten.rows_affected() == 0 {
+                    let insert = statements.insert.bind(values.clone());
+                    match self.in_transaction(transaction, insert).await {
+                        Ok(done) if done.rows_affected() == 0 => {
+                            return Ok((Capped::SignedOut, Vec::new()));
+                        }
+                        Ok(_) => {}
+                        Err(e) if statements.is_id_taken(&e) => {
+                            return Ok((Capped::DuplicateId, Vec::new()));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            CappedWrite::Update(values) => {
+                let update = statements.update.bind(values.clone());
+                if self
+                    .in_transaction(transaction, update)
+                    .await?
+                    .rows_affected()
+                    == 0
+                {
+                    return Ok((Capped::UnknownId, Vec::new()));
+                }
+            }
+        }
+        let max = u64::from(cap.max.get());
+        if cap.at_cap == AtCap::Refuse {
+            let count = queries.count_others_of(subject.to_vec(), key.clone());
+            let others = self
+                .rows_in_transaction(transaction, backend.build(&count))
+                .await?
+                .first()
+                .map(|row| row.try_get::<i64>("", COUNT))
+                .transpose()?
+                .unwrap_or(0);
+            return match u64::try_from(others).unwrap_or(0) >= max {
+                true => Ok((
+                    Capped::Refused(TooManySessions { max: cap.max.get() }),
+                    Vec::new(),
+                )),
+                false => Ok((Capped::Written, Vec::new())),
+            };
+        }
+        // The session written stays; of the others, the `max - 1` most recently created.
+        let keep = max.saturating_sub(1);
+        let mut ended = Vec::new();
+        loop {
+            let others = queries.others_of(
+                subject.to_vec(),
+                key.clone(),
+                keep.saturating_add(EVICTED_PER_STATEMENT),
+            );
+            let id = Column::Id.to_string();
+            let beyond: Vec<Key> = self
+                .rows_in_transaction(transaction, backend.build(&others))
+                .await?
+                .iter()
+                .skip(usize::try_from(keep).unwrap_or(usize::MAX))
+                .map(|row| row.try_get::<Key>("", &id))
+                .collect::<Result<_, _>>()?;
+            if beyond.is_empty() {
+                return Ok((Capped::Written, ended));
+            }
+            let full = beyond.len() as u64 >= EVICTED_PER_STATEMENT;
+            let which = Which::Ids(beyond.clone());
+            let revoke = queries.revoke_of(subject.to_vec(), &which)?;
+            self.in_transaction(transaction, backend.build(&revoke))
+                .await?;
+            let end = queries.end_of(subject.to_vec(), &which);
+            self.in_transaction(transaction, backend.build(&end))
+                .await?;
+            ended.extend(beyond);
+            if !full {
+                return Ok((Capped::Written, ended));
+            }
+        }
+    }
+
+    /// Executes `statement` in `transaction`, measured like the store's other statements.
+    pub(crate) async fn in_transaction(
+        &self,
+        transaction: &DatabaseTransaction,
+        statement: Statement,
+    ) -> Result<ExecResult, DbErr> {
+        self.measured(&statement, transaction.execute_raw(statement.clone()))
+            .await
+    }
+
+    /// Runs the query `statement` in `transaction` and returns its rows.
+    pub(crate) async fn rows_in_transaction(
+        &self,
+        transaction: &DatabaseTransaction,
+        statement: Statement,
+    ) -> Result<Vec<QueryResult>, DbErr> {
+        self.measured(&statement, transaction.query_all_raw(statement.clone()))
+            .await
+    }
+}

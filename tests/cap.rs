@@ -1,0 +1,277 @@
+//! The per-subject cap (OWASP ASVS 5.0, 7.1.2): at most `max` live sessions per subject, the
+//! oldest ended or the write refused, also when sign-ins race, on the cluster too, with an audit
+//! event for each ended or refused session.
+
+mod common;
+
+use common::{Backend, HOUR, audit::Audit, record, state, stores_on_every_node};
+use pavex_session::{
+    SessionId,
+    store::{
+        SessionStorageBackend,
+        errors::{CreateError, UpdateError},
+    },
+};
+use pavex_session_sea_orm::{AtCap, SeaOrmSessionStore, SessionHandle, TooManySessions};
+use serde_json::json;
+use std::num::NonZeroU32;
+use tracing::instrument::WithSubscriber as _;
+
+fn capped(store: SeaOrmSessionStore, max: u32, at_cap: AtCap) -> SeaOrmSessionStore {
+    store
+        .with_subject_key("user_id")
+        .with_max_sessions_per_subject(NonZeroU32::new(max).expect("not zero"), at_cap)
+}
+
+async fn sign_in(store: &SeaOrmSessionStore, user: &str) -> Result<SessionId, CreateError> {
+    let id = SessionId::random();
+    let s = state(json!({"user_id": user}));
+    store.create(&id, record(&s)).await.map(|()| id)
+}
+
+fn too_many(e: &anyhow::Error) -> Option<TooManySessions> {
+    e.downcast_ref::<TooManySessions>().copied()
+}
+
+/// The newest `max` sessions stay: a sixth sign-in ends the oldest, a session that signs in by
+/// `update` (an anonymous session getting its subject) stays though it was created first, and
+/// writes of sessions that already count end nothing. Other subjects and anonymous sessions are
+/// not touched. Each ended session is an audit event with its handle.
+async fn the_oldest_sessions_beyond_the_cap_end(backend: Backend) {
+    let (db, store) = common::store_on(backend).await;
+    let store = capped(store, 3, AtCap::EndOldest);
+    let audit = Audit::default();
+    let subscriber = audit.subscriber();
+    async {
+        let anonymous = SessionId::random();
+        store
+            .create(&anonymous, record(&state(json!({"cart": [1]}))))
+            .await
+            .unwrap();
+        let other = sign_in(&store, "8").await.unwrap();
+        let mut devices = Vec::new();
+        for _ in 0..5 {
+            db.next_millisecond().await;
+            devices.push(sign_in(&store, "7").await.unwrap());
+        }
+        assert_eq!(store.count_sessions_of("7").await.unwrap(), 3);
+        for (i, id) in devices.iter().enumerate() {
+            assert_eq!(
+                store.load(id).await.unwrap().is_some(),
+                i >= 2,
+                "device {i}"
+            );
+        }
+        assert!(store.load(&other).await.unwrap().is_some());
+        assert_eq!(
+            audit.lines(),
+            [0, 1].map(|i| format!("cap_evicted 7 {}", SessionHandle::of(&devices[i]))),
+        );
+
+        // Writes of sessions that already count: nothing ends.
+        for id in &devices[2..] {
+            let s = state(json!({"user_id": "7", "seen": true}));
+            store.update(id, record(&s)).await.unwrap();
+            store.update_ttl(id, HOUR).await.unwrap();
+        }
+        let renamed = SessionId::random();
+        store.change_id(&devices[2], &renamed).await.unwrap();
+        assert_eq!(store.count_sessions_of("7").await.unwrap(), 3);
+        assert_eq!(audit.lines().len(), 2);
+
+        // The anonymous session, created before all of them, signs in: it stays, the oldest
+        // other goes (the renamed one, created third).
+        let s = state(json!({"user_id": "7", "cart": [1]}));
+        store.update(&anonymous, record(&s)).await.unwrap();
+        assert_eq!(store.count_sessions_of("7").await.unwrap(), 3);
+        assert!(store.load(&anonymous).await.unwrap().is_some());
+        assert!(store.load(&renamed).await.unwrap().is_none());
+        assert_eq!(
+            audit.lines().last().cloned().unwrap(),
+            format!("cap_evicted 7 {}", SessionHandle::of(&renamed))
+        );
+        assert_eq!(store.count_sessions_of("8").await.unwrap(), 1);
+
+        // A store without the cap (another service) does not end anything.
+        let uncapped = SeaOrmSessionStore::new(db.store_connection()).with_subject_key("user_id");
+        sign_in(&uncapped, "7").await.unwrap();
+        assert_eq!(store.count_sessions_of("7").await.unwrap(), 4);
+        // The next capped sign-in brings the subject back to the cap.
+        sign_in(&store, "7").await.unwrap();
+        assert_eq!(store.count_sessions_of("7").await.unwrap(), 3);
+    }
+    .with_subscriber(subscriber)
+    .await;
+}
+
+/// A cap of one: each sign-in ends the one before, and a subject with many sessions from before
+/// the cap (more than one statement's worth) comes down to one at its next sign-in.
+async fn a_cap_of_one_keeps_only_the_newest(backend: Backend) {
+    let (_db, store) = common::store_on(backend).await;
+    let uncapped = store.clone().with_subject_key("user_id");
+    let store = capped(store, 1, AtCap::EndOldest);
+    for _ in 0..620 {
+        sign_in(&uncapped, "many").await.unwrap();
+    }
+    assert_eq!(store.count_sessions_of("many").await.unwrap(), 620);
+    let newest = sign_in(&store, "many").await.unwrap();
+    assert_eq!(store.count_sessions_of("many").await.unwrap(), 1);
+    assert!(store.load(&newest).await.unwrap().is_some());
+    let next = sign_in(&store, "many").await.unwrap();
+    assert!(store.load(&newest).await.unwrap().is_none());
+    assert!(store.load(&next).await.unwrap().is_some());
+}
+
+/// Under `Refuse`, a write that would go past the cap fails with `TooManySessions` and changes
+/// nothing: the session is not created, an anonymous session that signs in keeps its old state
+/// and no subject. Once a session ends, the next sign-in works.
+async fn a_refused_write_changes_nothing(backend: Backend) {
+    let (_db, store) = common::store_on(backend).await;
+    let store = capped(store, 2, AtCap::Refuse);
+    let audit = Audit::default();
+    let subscriber = audit.subscriber();
+    async {
+        let first = sign_in(&store, "7").await.unwrap();
+        sign_in(&store, "7").await.unwrap();
+        let refused = SessionId::random();
+        let s = state(json!({"user_id": "7"}));
+        let Err(CreateError::Other(e)) = store.create(&refused, record(&s)).await else {
+            panic!("a third session is refused");
+        };
+        assert_eq!(too_many(&e).map(|e| e.max()), Some(2), "{e:?}");
+        assert!(store.load(&refused).await.unwrap().is_none());
+        assert_eq!(
+            audit.lines(),
+            [format!("refused_at_cap 7 {}", SessionHandle::of(&refused))]
+        );
+
+        let anonymous = SessionId::random();
+        let cart = state(json!({"cart": [1]}));
+        store.create(&anonymous, record(&cart)).await.unwrap();
+        let signed_in = state(json!({"cart": [1], "user_id": "7"}));
+        let Err(UpdateError::Other(e)) = store.update(&anonymous, record(&signed_in)).await else {
+            panic!("signing in a third session is refused");
+        };
+        assert!(too_many(&e).is_some(), "{e:?}");
+        let kept = store.load(&anonymous).await.unwrap().unwrap();
+        assert_eq!(kept.state, cart);
+        assert_eq!(store.count_sessions_of("7").await.unwrap(), 2);
+
+        // Writes of the two sessions that count still work; ending one makes room.
+        let seen = state(json!({"user_id": "7", "seen": 1}));
+        store.update(&first, record(&seen)).await.unwrap();
+        assert!(
+            store
+                .end_session_of("7", &SessionHandle::of(&first))
+                .await
+                .unwrap()
+        );
+        store.update(&anonymous, record(&signed_in)).await.unwrap();
+        assert_eq!(store.count_sessions_of("7").await.unwrap(), 2);
+        // An update of a missing session is still `UnknownId`, not a refusal.
+        let missing = SessionId::random();
+        assert!(matches!(
+            store.update(&missing, record(&signed_in)).await,
+            Err(UpdateError::UnknownIdError(_))
+        ));
+    }
+    .with_subscriber(subscriber)
+    .await;
+}
+
+/// Sign-ins of one subject racing, on every node of a cluster, never leave more than the cap:
+/// under `EndOldest` exactly the cap stays (every sign-in succeeded, each ended an older one),
+/// under `Refuse` as many succeed as the cap allows and the rest are refused. Half the sign-ins
+/// are `create`s, half anonymous sessions that get their subject by `update`.
+async fn racing_sign_ins_never_exceed_the_cap(backend: Backend) {
+    let (db, _store) = common::store_on(backend).await;
+    const MAX: u32 = 2;
+    const RACERS: usize = 8;
+    for at_cap in [AtCap::EndOldest, AtCap::Refuse] {
+        let stores: Vec<_> = stores_on_every_node(&db)
+            .into_iter()
+            .map(|store| capped(store, MAX, at_cap))
+            .collect();
+        for round in 0..5 {
+            let user = format!("{at_cap:?}-{round}");
+            let mut anonymous = Vec::new();
+            for i in 0..RACERS / 2 {
+                let id = SessionId::random();
+                let s = state(json!({"cart": [i]}));
+                stores[0].create(&id, record(&s)).await.unwrap();
+                anonymous.push(id);
+            }
+            let sign_ins = (0..RACERS).map(|i| {
+                let store = &stores[i % stores.len()];
+                let user = user.clone();
+                let anonymous = anonymous.get(i / 2).filter(|_| i % 2 == 1).copied();
+                async move {
+                    let s = state(json!({"user_id": user}));
+                    let (id, outcome) = match anonymous {
+                        Some(id) => (
+                            id,
+                            store.update(&id, record(&s)).await.err().map(|e| match e {
+                                UpdateError::Other(e) => e,
+                                e => panic!("{e:?}"),
+                            }),
+                        ),
+                        None => {
+                            let id = SessionId::random();
+                            (
+                                id,
+                                store.create(&id, record(&s)).await.err().map(|e| match e {
+                                    CreateError::Other(e) => e,
+                                    e => panic!("{e:?}"),
+                                }),
+                            )
+                        }
+                    };
+                    (id, outcome)
+                }
+            });
+            let outcomes = futures::future::join_all(sign_ins).await;
+            let succeeded: Vec<_> = outcomes
+                .iter()
+                .filter(|(_, e)| e.is_none())
+                .map(|(id, _)| *id)
+                .collect();
+            for (_, e) in &outcomes {
+                if let Some(e) = e {
+                    assert!(
+                        at_cap == AtCap::Refuse && too_many(e).is_some(),
+                        "{at_cap:?} round {round}: {e:?}"
+                    );
+                }
+            }
+            let expected = match at_cap {
+                AtCap::EndOldest => {
+                    assert_eq!(succeeded.len(), RACERS, "{at_cap:?} round {round}");
+                    MAX as usize
+                }
+                _ => {
+                    assert_eq!(succeeded.len(), MAX as usize, "{at_cap:?} round {round}");
+                    MAX as usize
+                }
+            };
+            for store in &stores {
+                assert_eq!(
+                    store.count_sessions_of(&user).await.unwrap(),
+                    expected as u64,
+                    "{at_cap:?} round {round}: the cap was exceeded or undershot"
+                );
+            }
+            let mut live = 0;
+            for id in &succeeded {
+                live += usize::from(stores[0].load(id).await.unwrap().is_some());
+            }
+            assert_eq!(live, expected, "{at_cap:?} round {round}");
+        }
+    }
+}
+
+on_every_backend!(and_galera:
+    the_oldest_sessions_beyond_the_cap_end,
+    a_cap_of_one_keeps_only_the_newest,
+    a_refused_write_changes_nothing,
+    racing_sign_ins_never_exceed_the_cap,
+);
