@@ -7,7 +7,18 @@
 
 use std::fmt;
 
-/// The `tracing` target of the store's audit events.
+/// The `tracing` target of the store's audit events: `INFO` events with the fields `reason`,
+/// `subject` and `handle` (docs/asvs.md, "The audit trail"). Route them with a filter
+/// (`RUST_LOG=info,pavex_session_sea_orm::audit=info`) or in a layer of your own:
+///
+/// ```
+/// use pavex_session_sea_orm::AUDIT_TARGET;
+///
+/// /// Whether an event belongs to the audit trail (in a `tracing_subscriber::Layer`, say).
+/// fn is_audit(metadata: &tracing::Metadata<'_>) -> bool {
+///     metadata.target() == AUDIT_TARGET
+/// }
+/// ```
 pub const AUDIT_TARGET: &str = "pavex_session_sea_orm::audit";
 
 /// Why the store ended a session (the `reason` field of an audit event).

@@ -32,6 +32,10 @@ pub const MAX_TTL_MILLIS: i64 = 1_000 * 31_556_952_000;
 /// Renames tried when the old id turns live between a rename that found nothing and the check.
 const RENAME_ATTEMPTS: usize = 3;
 
+/// Renames tried under state encryption, where every concurrent `update` of the session makes
+/// the rename read its state again (after a short random pause, growing with each attempt).
+const SEALED_RENAME_ATTEMPTS: u64 = 16;
+
 #[async_trait::async_trait]
 impl SessionStorageBackend for SeaOrmSessionStore {
     /// Stores a new record. A live record with the same id is left untouched
@@ -286,7 +290,7 @@ impl SeaOrmSessionStore {
         new_id: &SessionId,
     ) -> Result<(), ChangeIdError> {
         let (old, new) = (key(old_id), key(new_id));
-        for _ in 0..RENAME_ATTEMPTS {
+        for attempt in 1..=SEALED_RENAME_ATTEMPTS {
             let read = self
                 .query_one(&statements.load.bind([old.clone().into()]))
                 .await
@@ -317,7 +321,10 @@ impl SeaOrmSessionStore {
             if at_most_one_row(done).map_err(ChangeIdError::Other)? {
                 return Ok(());
             }
-            // The state was written, or the session ended, since it was read: read again.
+            // The state was written, or the session ended, since it was read: read again, once
+            // the writes that raced it have had a moment to finish.
+            let pause = fastrand::u64(0..=2).saturating_mul(attempt);
+            tokio::time::sleep(Duration::from_millis(pause)).await;
         }
         Err(ChangeIdError::Other(anyhow::anyhow!(
             "The session kept changing under concurrent requests while its id was being changed"

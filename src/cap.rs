@@ -32,6 +32,14 @@ const EVICTED_PER_STATEMENT: u64 = 500;
 
 /// What a write does when it would give a subject more live sessions than the cap
 /// ([`SeaOrmSessionStore::with_max_sessions_per_subject`]).
+///
+/// ```
+/// use pavex_session_sea_orm::AtCap;
+///
+/// // A bank refuses a sixth device; a shop signs the oldest one out.
+/// let policy = if std::env::var("STRICT").is_ok() { AtCap::Refuse } else { AtCap::default() };
+/// assert!(matches!(policy, AtCap::Refuse | AtCap::EndOldest));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum AtCap {

@@ -622,6 +622,10 @@ mod docs_pavex {}
 mod docs_schema {}
 
 #[cfg(doctest)]
+#[doc = include_str!("../docs/security.md")]
+mod docs_security {}
+
+#[cfg(doctest)]
 #[doc = include_str!("../docs/subjects.md")]
 mod docs_subjects {}
 
