@@ -275,11 +275,7 @@ impl Queries {
         let Some(batch_size) = batch_size else {
             return delete.and_where(self.expired()).to_owned();
         };
-        // The drivers bind a LIMIT as a signed 64-bit integer: a larger batch means "all".
-        let limit = Ord::min(
-            u64::try_from(batch_size.get()).unwrap_or(u64::MAX),
-            i64::MAX.unsigned_abs(),
-        );
+        let limit = bounded(u64::try_from(batch_size.get()).unwrap_or(u64::MAX));
         if self.backend == DbBackend::MySql {
             return delete
                 .and_where(self.expired())
@@ -329,7 +325,7 @@ impl Queries {
             .from(self.table.clone())
             .and_where(self.expired())
             .order_by(Column::Deadline, Order::Asc)
-            .limit(limit)
+            .limit(bounded(limit))
             .to_owned()
     }
 
@@ -441,6 +437,7 @@ impl Queries {
     /// row per subject capped within the hour), so the statement scans it until it has found
     /// `limit` rows.
     pub(crate) fn delete_expired_revoked(&self, limit: u64) -> DeleteStatement {
+        let limit = bounded(limit);
         let mut delete = Query::delete();
         delete.from_table(self.revoked.clone());
         let expired = Query::select()
@@ -523,7 +520,7 @@ impl Queries {
             .cond_where(self.live_of(subject, &Which::AllBut(except)))
             .order_by(Column::CreatedAt, Order::Desc)
             .order_by(Column::Id, Order::Asc)
-            .limit(limit)
+            .limit(bounded(limit))
             .to_owned()
     }
 
@@ -610,6 +607,12 @@ pub(crate) fn revoke(
                 .to_owned(),
         });
     Ok(insert)
+}
+
+/// A `LIMIT` the drivers can bind: they bind it as a signed 64-bit integer (and panic on a
+/// larger one), so a larger limit is brought down to `i64::MAX`, which means "all".
+fn bounded(limit: u64) -> u64 {
+    Ord::min(limit, i64::MAX.unsigned_abs())
 }
 
 fn id_is(id: Key) -> Expr {

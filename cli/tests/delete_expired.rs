@@ -1,32 +1,15 @@
 //! `pavex-session-sea-orm delete-expired` on every backend, and its failures.
 
+mod binary;
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
+use binary::{run, text};
 use common::{Backend, fresh_db, sessions_with_ttl};
 use pavex_session::store::SessionStorageBackend;
 use pavex_session_sea_orm::SeaOrmSessionStore;
 use sea_orm::{ConnectionTrait, Statement};
-use std::{
-    process::{Command, Output},
-    time::Duration,
-};
-
-fn run(args: &[&str], database_url: Option<&str>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pavex-session-sea-orm"));
-    command
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("PAVEX_SESSION_TABLE");
-    if let Some(url) = database_url {
-        command.env("DATABASE_URL", url);
-    }
-    command.output().expect("run the binary")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use std::time::Duration;
 
 async fn it_drains_expired_sessions_and_reports(backend: Backend) {
     if backend == Backend::SqliteMemory {

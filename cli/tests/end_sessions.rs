@@ -2,9 +2,11 @@
 //! harness starts `scripts/galera.sh` from the crate being tested, which only the store crate has:
 //! the store's own `tests/bulk_end.rs` covers the cluster.)
 
+mod binary;
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
+use binary::{run, text};
 use common::{Backend, TestDb, fresh_db};
 use pavex_session::{
     SessionId,
@@ -12,28 +14,7 @@ use pavex_session::{
 };
 use pavex_session_sea_orm::SeaOrmSessionStore;
 use sea_orm::{ConnectionTrait, Statement};
-use std::{
-    borrow::Cow,
-    collections::HashMap,
-    process::{Command, Output},
-    time::Duration,
-};
-
-fn run(args: &[&str], database_url: Option<&str>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pavex-session-sea-orm"));
-    command
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("PAVEX_SESSION_TABLE");
-    if let Some(url) = database_url {
-        command.env("DATABASE_URL", url);
-    }
-    command.output().expect("run the binary")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use std::{borrow::Cow, collections::HashMap, time::Duration};
 
 /// `n` live sessions of users `0..n` (some anonymous), for an hour.
 async fn sessions(store: &SeaOrmSessionStore, n: usize) -> Vec<SessionId> {

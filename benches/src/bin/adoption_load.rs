@@ -17,6 +17,9 @@
 //! run renames, and this store then loads every known session. A failed call, a failed step or
 //! a known session that does not load after the rename makes the run exit non-zero.
 
+#[path = "../support/mod.rs"]
+mod support;
+
 use anyhow::{Context as _, bail, ensure};
 use clap::Parser;
 use pavex_session::{
@@ -36,6 +39,7 @@ use std::{
     },
     time::{Duration, Instant},
 };
+use support::{Backend, Scratch};
 
 /// Rows the server inserts per statement while filling.
 const FILL_CHUNK: u64 = 100_000;
@@ -69,23 +73,6 @@ struct Args {
     mysql_url: String,
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Backend {
-    Postgres,
-    Mysql,
-    Sqlite,
-}
-
-impl Backend {
-    fn name(self) -> &'static str {
-        match self {
-            Backend::Postgres => "PostgreSQL",
-            Backend::Mysql => "MariaDB",
-            Backend::Sqlite => "SQLite",
-        }
-    }
-}
-
 /// One call of the old version: when it started and ended, since the run's start.
 struct Call {
     start: Duration,
@@ -104,74 +91,20 @@ async fn main() -> anyhow::Result<()> {
         args.rows >= 2 * args.known,
         "--rows must be at least twice --known"
     );
-    let backends = match args.backend.as_str() {
-        "all" => vec![Backend::Postgres, Backend::Mysql, Backend::Sqlite],
-        "postgres" => vec![Backend::Postgres],
-        "mysql" => vec![Backend::Mysql],
-        "sqlite" => vec![Backend::Sqlite],
-        other => bail!("unknown backend {other}: postgres, mysql, sqlite or all"),
-    };
+    let backends = Backend::parse_list(&args.backend)?;
     let args = Arc::new(args);
     for backend in backends {
-        let (url, server, _dir) = scratch(backend, &args).await?;
+        let scratch =
+            Scratch::create(backend, "adopt", &args.postgres_url, &args.mysql_url).await?;
         // A panic is caught here too, so that the database is dropped whatever happens.
-        let outcome = tokio::spawn(run(backend, url, args.clone())).await;
-        if let Some((admin_url, name)) = server {
-            let force = if backend == Backend::Postgres {
-                " WITH (FORCE)"
-            } else {
-                ""
-            };
-            admin(
-                &admin_url,
-                &format!("DROP DATABASE IF EXISTS {name}{force}"),
-            )
-            .await?;
-        }
+        let outcome = tokio::spawn(run(backend, scratch.url.clone(), args.clone())).await;
+        scratch.destroy().await?;
         match outcome {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e.context(format!("{}: the run failed", backend.name()))),
-            Err(e) => bail!("{}: the run panicked: {e}", backend.name()),
+            Ok(Err(e)) => return Err(e.context(format!("{}: the run failed", backend.display()))),
+            Err(e) => bail!("{}: the run panicked: {e}", backend.display()),
         }
     }
-    Ok(())
-}
-
-/// A fresh database (or SQLite file): its URL, the server's admin URL and the database's name,
-/// and the SQLite file's directory (removed when dropped).
-async fn scratch(
-    backend: Backend,
-    args: &Args,
-) -> anyhow::Result<(String, Option<(String, String)>, Option<tempfile::TempDir>)> {
-    let name = format!(
-        "pavex_bench_{}_adopt_{}",
-        std::process::id(),
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
-    let server = match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir()?;
-            let path = dir.path().join(format!("{name}.sqlite"));
-            let path = path.to_str().context("the temporary path is not UTF-8")?;
-            return Ok((format!("sqlite://{path}?mode=rwc"), None, Some(dir)));
-        }
-        Backend::Postgres => &args.postgres_url,
-        Backend::Mysql => &args.mysql_url,
-    };
-    admin(server, &format!("CREATE DATABASE {name}")).await?;
-    let mut url = url::Url::parse(server).with_context(|| format!("invalid URL {server}"))?;
-    url.set_path(&format!("/{name}"));
-    Ok((url.to_string(), Some((server.clone(), name)), None))
-}
-
-async fn admin(server: &str, sql: &str) -> anyhow::Result<()> {
-    let mut options = ConnectOptions::new(server);
-    options.max_connections(1).sqlx_logging(false);
-    let db = Database::connect(options).await?;
-    db.execute_unprepared(sql)
-        .await
-        .with_context(|| format!("{sql} on {server}"))?;
-    db.close().await?;
     Ok(())
 }
 
@@ -218,7 +151,7 @@ async fn their_store(
 }
 
 async fn run(backend: Backend, url: String, args: Arc<Args>) -> anyhow::Result<()> {
-    let name = backend.name();
+    let name = backend.display();
     let theirs = their_store(backend, &url, args.tasks as u32 + 1).await?;
     let mut options = ConnectOptions::new(&url);
     options

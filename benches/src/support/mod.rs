@@ -24,6 +24,15 @@ impl Backend {
         }
     }
 
+    /// The server's name, for reports.
+    pub fn display(self) -> &'static str {
+        match self {
+            Backend::Postgres => "PostgreSQL",
+            Backend::Mysql => "MariaDB",
+            Backend::Sqlite => "SQLite",
+        }
+    }
+
     /// `postgres`, `mysql`, `sqlite` or `all`.
     pub fn parse_list(list: &str) -> anyhow::Result<Vec<Backend>> {
         Ok(match list {
