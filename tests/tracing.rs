@@ -9,18 +9,21 @@ use pavex_session::{
     SessionId,
     store::{SessionRecordRef, SessionStorageBackend},
 };
-use pavex_session_sea_orm::{SeaOrmSessionStore, SessionHandle};
+use pavex_session_sea_orm::{AtCap, SeaOrmSessionStore, SessionHandle};
 use sea_orm::{ConnectOptions, Database};
 use std::{
     borrow::Cow,
     collections::HashMap,
     fmt::{Debug, Write as _},
     num::NonZeroUsize,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicU64, Ordering as AtomicOrdering},
+    },
     time::Duration,
 };
 use tracing::{
-    Event, Level, Subscriber,
+    Event, Level, Metadata, Subscriber,
     field::{Field, Visit},
     instrument::WithSubscriber as _,
     span::{Attributes, Id, Record},
@@ -81,10 +84,54 @@ fn global() -> &'static Recorded {
     static GLOBAL: OnceLock<Recorded> = OnceLock::new();
     GLOBAL.get_or_init(|| {
         let recorded = Recorded::default();
-        tracing::subscriber::set_global_default(Registry::default().with(recorded.clone()))
-            .expect("the only global subscriber of this test binary");
+        tracing::subscriber::set_global_default(Everywhere {
+            recorded: recorded.clone(),
+            next_id: AtomicU64::new(1),
+        })
+        .expect("the only global subscriber of this test binary");
         recorded
     })
+}
+
+/// The process-wide subscriber: records like [`Recorded`], but is not a `Registry`. A `Registry`
+/// as the global default panics when the SQLite worker thread drops a span of the test's own
+/// (scoped) `Registry`, as it does for the spans of sea-orm's transactions: it closes the
+/// span's parent through the thread's default subscriber, which does not know it.
+struct Everywhere {
+    recorded: Recorded,
+    next_id: AtomicU64,
+}
+
+impl Subscriber for Everywhere {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, attrs: &Attributes<'_>) -> Id {
+        let metadata = attrs.metadata();
+        let mut line = format!("span {} {}", metadata.name(), metadata.level());
+        attrs.record(&mut Fields(&mut line));
+        self.recorded.push(line);
+        Id::from_u64(self.next_id.fetch_add(1, AtomicOrdering::Relaxed))
+    }
+
+    fn record(&self, _: &Id, values: &Record<'_>) {
+        let mut line = "record".to_owned();
+        values.record(&mut Fields(&mut line));
+        self.recorded.push(line);
+    }
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let mut line = format!("event {}", event.metadata().target());
+        event.record(&mut Fields(&mut line));
+        self.recorded.push(line);
+    }
+
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
 }
 
 const STATE_SECRET: &str = "state-value-5c1e";
@@ -105,9 +152,13 @@ async fn every_operation_runs_in_its_span_and_records_no_secret(backend: Backend
         .sqlx_logging(true)
         .sqlx_logging_level(tracing::log::LevelFilter::Info);
     let db = Database::connect(options).await.expect("connect");
+    // Every option that changes a statement: the cap's transaction, the lifetime's audited
+    // expiry (states stay plaintext here, so that a leak of one would be seen).
     let store = SeaOrmSessionStore::new(db)
         .with_subject_key("user_id")
-        .with_sign_in_key("sign_in");
+        .with_sign_in_key("sign_in")
+        .with_max_sessions_per_subject(std::num::NonZeroU32::new(5).unwrap(), AtCap::EndOldest)
+        .with_absolute_lifetime(Duration::from_secs(30 * 24 * 3600));
     store.migrate().await.expect("migrate");
 
     let everywhere = global();
@@ -172,6 +223,16 @@ async fn every_operation_runs_in_its_span_and_records_no_secret(backend: Backend
             .delete_expired(Some(NonZeroUsize::new(10).expect("not zero")))
             .await
             .expect("delete_expired");
+        let batch = NonZeroUsize::new(10).expect("not zero");
+        let yesterday = chrono::Utc::now() - chrono::Duration::days(1);
+        store
+            .end_sessions_created_before(yesterday, batch, |_| {})
+            .await
+            .expect("end in bulk before");
+        store
+            .end_all_sessions(batch, |_| {})
+            .await
+            .expect("end in bulk");
     }
     .with_subscriber(subscriber)
     .await;
@@ -191,6 +252,8 @@ async fn every_operation_runs_in_its_span_and_records_no_secret(backend: Backend
         "End a session of a subject",
         "End the sessions of a subject",
         "End the sessions of a subject created before an instant",
+        "End every session",
+        "End the sessions created before an instant",
     ] {
         let expected = format!("span {name} {}", Level::INFO);
         assert!(
