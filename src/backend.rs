@@ -195,7 +195,7 @@ impl SessionStorageBackend for SeaOrmSessionStore {
             .context("The stored session state could not be read as bytes")
             .map_err(LoadError::DeserializationError)?;
         let state = self
-            .opened(&key(session_id), state)
+            .opened(|| key(session_id), state)
             .map_err(LoadError::DeserializationError)?;
         let state: HashMap<Cow<'static, str>, serde_json::Value> = serde_json::from_slice(&state)
             .context("The stored session state is not a JSON object")
@@ -304,7 +304,7 @@ impl SeaOrmSessionStore {
                 None => return self.rename_failed(statements, &old, old_id, new_id).await,
             };
             let json = self
-                .opened(&old, stored.clone())
+                .opened(|| old.clone(), stored.clone())
                 .map_err(ChangeIdError::Other)?;
             let resealed = match self.sealed(&new, json) {
                 Ok(sealed) => sealed,
@@ -479,15 +479,16 @@ impl SeaOrmSessionStore {
         Ok(json)
     }
 
-    /// The JSON state stored as `stored` for the session stored under `stored_id`.
+    /// The JSON state stored as `stored` for the session stored under `stored_id()`: the id is
+    /// asked for only when states are sealed, so that `load` hashes the session id once.
     pub(crate) fn opened(
         &self,
-        stored_id: &[u8],
+        stored_id: impl FnOnce() -> Key,
         stored: Vec<u8>,
     ) -> Result<Vec<u8>, anyhow::Error> {
         #[cfg(feature = "encryption")]
         if let Some(encryption) = &self.encryption {
-            return Ok(encryption.open(stored_id, stored)?);
+            return Ok(encryption.open(&stored_id(), stored)?);
         }
         let _ = stored_id;
         Ok(stored)

@@ -11,14 +11,14 @@
 use crate::{
     SeaOrmSessionStore,
     audit::{self, Ended},
-    execute::{backoff, is_lock_conflict},
+    execute::{Finish, retrying_lock_conflicts_up_to},
     prepared::Statements,
     queries::{COUNT, Key, Which},
 };
 use pavex_session_sea_orm_entity::sessions::Column;
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbErr, ExecResult, Iden, QueryResult,
-    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
+    ConnectionTrait, DatabaseTransaction, DbErr, Iden, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait, Value,
 };
 use std::num::NonZeroU32;
 
@@ -174,47 +174,26 @@ impl SeaOrmSessionStore {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
-        let mut attempt = 1;
-        loop {
-            let outcome = async {
-                let transaction = self.db.begin_with_options(options).await?;
-                let run = self
-                    .capped_attempt(&transaction, statements, cap, &write, subject, key)
-                    .await;
-                match run {
-                    Ok((Capped::Written, ended)) => {
-                        transaction.commit().await?;
-                        Ok((Capped::Written, ended))
-                    }
-                    Ok(other) => {
-                        transaction.rollback().await?;
-                        Ok(other)
-                    }
-                    Err(e) => {
-                        // The error is what counts; a failed rollback is the pool's to clean up.
-                        transaction.rollback().await.ok();
-                        Err(e)
-                    }
-                }
-            }
-            .await;
-            match outcome {
-                Err(e) if attempt < ATTEMPTS && is_lock_conflict(&e) => {
-                    backoff(attempt, &e).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-                Ok((capped, ended)) => {
-                    for id in &ended {
-                        audit::session_ended(Ended::CapEvicted, Some(subject), id);
-                    }
-                    if let Capped::Refused(_) = capped {
-                        audit::refused_at_cap(subject, key);
-                    }
-                    return Ok(capped);
-                }
-            }
+        let write = &write;
+        let (capped, ended) = retrying_lock_conflicts_up_to(ATTEMPTS, move || async move {
+            let transaction = self.db.begin_with_options(options).await?;
+            let outcome = self
+                .capped_attempt(&transaction, statements, cap, write, subject, key)
+                .await
+                .map(|(capped, ended)| match capped {
+                    Capped::Written => Finish::Commit((capped, ended)),
+                    _ => Finish::Rollback((capped, ended)),
+                });
+            Self::finish(transaction, outcome).await
+        })
+        .await?;
+        for id in &ended {
+            audit::session_ended(Ended::CapEvicted, Some(subject), id);
         }
+        if let Capped::Refused(_) = capped {
+            audit::refused_at_cap(subject, key);
+        }
+        Ok(capped)
     }
 
     /// One run of [`write_capped`](Self::write_capped)'s transaction: how it ended, and the
@@ -316,25 +295,5 @@ impl SeaOrmSessionStore {
                 return Ok((Capped::Written, ended));
             }
         }
-    }
-
-    /// Executes `statement` in `transaction`, measured like the store's other statements.
-    pub(crate) async fn in_transaction(
-        &self,
-        transaction: &DatabaseTransaction,
-        statement: Statement,
-    ) -> Result<ExecResult, DbErr> {
-        self.measured(&statement, transaction.execute_raw(statement.clone()))
-            .await
-    }
-
-    /// Runs the query `statement` in `transaction` and returns its rows.
-    pub(crate) async fn rows_in_transaction(
-        &self,
-        transaction: &DatabaseTransaction,
-        statement: Statement,
-    ) -> Result<Vec<QueryResult>, DbErr> {
-        self.measured(&statement, transaction.query_all_raw(statement.clone()))
-            .await
     }
 }

@@ -8,7 +8,9 @@
 //! applied, is never retried.
 
 use crate::SeaOrmSessionStore;
-use sea_orm::{ConnectionTrait, DbErr, ExecResult, QueryResult, Statement, metric::Info};
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbErr, ExecResult, QueryResult, Statement, metric::Info,
+};
 use std::{
     fmt,
     future::Future,
@@ -116,6 +118,58 @@ impl SeaOrmSessionStore {
     }
 }
 
+/// How a transaction run by [`SeaOrmSessionStore::finish`] ends.
+pub(crate) enum Finish<T> {
+    Commit(T),
+    Rollback(T),
+}
+
+impl SeaOrmSessionStore {
+    /// Commits or rolls back `transaction` as `outcome` says, and returns its value; a failed
+    /// `outcome` rolls back and is returned. Used inside [`retrying_lock_conflicts`], which runs
+    /// the whole transaction again when it loses a lock conflict (on a cluster, certification).
+    pub(crate) async fn finish<T>(
+        transaction: DatabaseTransaction,
+        outcome: Result<Finish<T>, DbErr>,
+    ) -> Result<T, DbErr> {
+        match outcome {
+            Ok(Finish::Commit(value)) => {
+                transaction.commit().await?;
+                Ok(value)
+            }
+            Ok(Finish::Rollback(value)) => {
+                transaction.rollback().await?;
+                Ok(value)
+            }
+            Err(e) => {
+                // The error is what counts; a failed rollback is the pool's to clean up.
+                transaction.rollback().await.ok();
+                Err(e)
+            }
+        }
+    }
+
+    /// Executes `statement` in `transaction`, measured like the store's other statements.
+    pub(crate) async fn in_transaction(
+        &self,
+        transaction: &DatabaseTransaction,
+        statement: Statement,
+    ) -> Result<ExecResult, DbErr> {
+        self.measured(&statement, transaction.execute_raw(statement.clone()))
+            .await
+    }
+
+    /// Runs the query `statement` in `transaction` and returns its rows.
+    pub(crate) async fn rows_in_transaction(
+        &self,
+        transaction: &DatabaseTransaction,
+        statement: Statement,
+    ) -> Result<Vec<QueryResult>, DbErr> {
+        self.measured(&statement, transaction.query_all_raw(statement.clone()))
+            .await
+    }
+}
+
 impl SeaOrmSessionStore {
     /// Runs `run`, then reports it to the metric callback, if the store has one.
     pub(crate) async fn measured<T>(
@@ -182,7 +236,20 @@ fn acquire_error(e: sea_orm::sqlx::Error) -> DbErr {
 }
 
 /// Runs `run` again, up to [`ATTEMPTS`] times in all, while it fails with a lock conflict.
-async fn retrying_lock_conflicts<T, F, Fut>(mut run: F) -> Result<T, DbErr>
+async fn retrying_lock_conflicts<T, F, Fut>(run: F) -> Result<T, DbErr>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DbErr>>,
+{
+    retrying_lock_conflicts_up_to(ATTEMPTS, run).await
+}
+
+/// Runs `run` again, up to `attempts` times in all, while it fails with a lock conflict: a
+/// statement, or a whole transaction (which then begins in `run`).
+pub(crate) async fn retrying_lock_conflicts_up_to<T, F, Fut>(
+    attempts: u32,
+    mut run: F,
+) -> Result<T, DbErr>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, DbErr>>,
@@ -190,7 +257,7 @@ where
     let mut attempt = 1;
     loop {
         match run().await {
-            Err(e) if attempt < ATTEMPTS && is_lock_conflict(&e) => {
+            Err(e) if attempt < attempts && is_lock_conflict(&e) => {
                 backoff(attempt, &e).await;
                 attempt += 1;
             }
@@ -201,7 +268,7 @@ where
 
 /// A short, random pause that grows with each attempt, so that the two sides of a conflict do not
 /// collide again in lockstep.
-pub(crate) async fn backoff(attempt: u32, e: &DbErr) {
+async fn backoff(attempt: u32, e: &DbErr) {
     tracing::debug!(attempt, error = %e, "A statement lost a lock conflict; running it again");
     let millis = fastrand::u64(1..=5) * u64::from(attempt);
     tokio::time::sleep(Duration::from_millis(millis)).await;

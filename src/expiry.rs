@@ -10,7 +10,7 @@
 use crate::{
     SeaOrmSessionStore,
     audit::{self, Ended},
-    execute::{backoff, is_lock_conflict},
+    execute::{Finish, retrying_lock_conflicts_up_to},
     prepared::Statements,
     unusable,
 };
@@ -110,10 +110,9 @@ impl SeaOrmSessionStore {
         });
         let mut total = ExpiredDeleted::default();
         loop {
-            let mut attempt = 1;
-            let batch = loop {
+            let batch = retrying_lock_conflicts_up_to(ATTEMPTS, || async {
+                let transaction = self.db.begin().await?;
                 let outcome = async {
-                    let transaction = self.db.begin().await?;
                     let select = DbBackend::MySql.build(&queries.oldest_expired_locked(limit));
                     let rows = self.rows_in_transaction(&transaction, select).await?;
                     let ids = rows
@@ -124,18 +123,12 @@ impl SeaOrmSessionStore {
                         let delete = DbBackend::MySql.build(&queries.delete_expired_among(ids));
                         self.in_transaction(&transaction, delete).await?;
                     }
-                    transaction.commit().await?;
-                    Ok::<_, DbErr>(rows)
+                    Ok(Finish::Commit(rows))
                 }
                 .await;
-                match outcome {
-                    Err(e) if attempt < ATTEMPTS && is_lock_conflict(&e) => {
-                        backoff(attempt, &e).await;
-                        attempt += 1;
-                    }
-                    other => break other?,
-                }
-            };
+                Self::finish(transaction, outcome).await
+            })
+            .await?;
             let done = self.audit_expired(&batch)?;
             total.deleted = total.deleted.saturating_add(done.deleted);
             total.at_lifetime = total.at_lifetime.saturating_add(done.at_lifetime);

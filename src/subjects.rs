@@ -7,7 +7,7 @@
 use crate::{
     SeaOrmSessionStore,
     audit::{self, Ended},
-    execute::{backoff, is_lock_conflict},
+    execute::{Finish, retrying_lock_conflicts_up_to},
     queries::{COUNT, Key, Which},
 };
 use pavex_session::SessionId;
@@ -308,7 +308,7 @@ impl SeaOrmSessionStore {
                 let model = sessions::Model::from_query_result(row, "")
                     .map_err(|e| SubjectError::UnreadableRow(e.to_string()))?;
                 let json = self
-                    .opened(&model.id, model.state)
+                    .opened(|| model.id.clone(), model.state)
                     .map_err(|e| SubjectError::UnreadableRow(e.to_string()))?;
                 let state = serde_json::from_slice(&json)
                     .map_err(|_| unreadable("its state is not a JSON object"))?;
@@ -447,37 +447,29 @@ impl SeaOrmSessionStore {
         // every matching session (and new ones of the subject) from changing until the `DELETE`
         // in the same transaction has ended them.
         let select = queries.ids_of(subject.clone(), &which);
-        let mut attempt = 1;
-        loop {
+        let (select, end, id) = (&select, &end, &id);
+        let (ended, count) = retrying_lock_conflicts_up_to(END_ATTEMPTS, move || async move {
+            let transaction = self.db.begin().await?;
             let outcome = async {
-                let transaction = self.db.begin().await?;
                 let ended = self
-                    .rows_in_transaction(&transaction, backend.build(&select))
+                    .rows_in_transaction(&transaction, backend.build(select))
                     .await?
                     .iter()
-                    .map(|row| row.try_get::<Key>("", &id))
+                    .map(|row| row.try_get::<Key>("", id))
                     .collect::<Result<Vec<_>, _>>()?;
                 let done = self
-                    .in_transaction(&transaction, backend.build(&end))
+                    .in_transaction(&transaction, backend.build(end))
                     .await?;
-                transaction.commit().await?;
-                Ok::<_, DbErr>((ended, done.rows_affected()))
+                Ok(Finish::Commit((ended, done.rows_affected())))
             }
             .await;
-            match outcome {
-                Err(e) if attempt < END_ATTEMPTS && is_lock_conflict(&e) => {
-                    backoff(attempt, &e).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e.into()),
-                Ok((ended, count)) => {
-                    for stored_id in &ended {
-                        audit::session_ended(reason, Some(&subject), stored_id);
-                    }
-                    return Ok(count);
-                }
-            }
+            Self::finish(transaction, outcome).await
+        })
+        .await?;
+        for stored_id in &ended {
+            audit::session_ended(reason, Some(&subject), stored_id);
         }
+        Ok(count)
     }
 
     /// The value of the state key `key` (the subject key, the sign-in key), as text.
