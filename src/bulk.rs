@@ -23,16 +23,12 @@
 use crate::{
     SeaOrmSessionStore, SubjectError,
     audit::{self, Ended},
-    queries::{self, REVOKED_GRACE_MS},
+    queries::WALK_NOW,
 };
-use pavex_session_sea_orm_entity::sessions::Column;
-use pavex_session_sea_orm_migration::{SessionsTable, now_millis};
+use pavex_session_sea_orm_migration::now_millis;
 use sea_orm::{
     DbBackend, DbErr, QueryResult,
-    sea_query::{
-        Alias, DeleteStatement, Expr, ExprTrait, InsertStatement, Order, Query, SelectStatement,
-        TableRef,
-    },
+    sea_query::{Alias, Query},
 };
 use std::{collections::HashSet, num::NonZeroUsize};
 
@@ -127,13 +123,13 @@ impl SeaOrmSessionStore {
         self.statements().await?;
         let backend = self.db.get_database_backend();
         let now = Query::select()
-            .expr_as(now_millis(backend)?, Alias::new(NOW))
+            .expr_as(now_millis(backend)?, Alias::new(WALK_NOW))
             .to_owned();
         let row = self
             .query_one(&backend.build(&now))
             .await?
             .ok_or_else(|| SubjectError::UnreadableRow("the clock returned no row".to_owned()))?;
-        let start: i64 = row.try_get("", NOW)?;
+        let start: i64 = row.try_get("", WALK_NOW)?;
         // Every session created up to the start, its millisecond included.
         self.end_created_before(start.saturating_add(1), batch_size, on_batch)
             .await
@@ -212,9 +208,8 @@ impl SeaOrmSessionStore {
         batch_size: NonZeroUsize,
         mut on_batch: impl FnMut(&BulkEndProgress),
     ) -> Result<u64, SubjectError> {
-        self.statements().await?;
+        let queries = self.statements().await?.queries();
         let backend = self.db.get_database_backend();
-        let walk = Walk::new(backend, &self.table, before)?;
         let limit = Ord::min(batch_size.get(), MAX_BULK_BATCH_SIZE);
         let mut progress = BulkEndProgress {
             ended: 0,
@@ -229,13 +224,13 @@ impl SeaOrmSessionStore {
             let mut ended_by_pass = 0u64;
             let mut cursor: Option<Vec<u8>> = None;
             loop {
-                let select = walk.chunk(cursor.as_deref(), limit);
+                let select = queries.walk_chunk(cursor.as_deref(), limit);
                 let rows = self.query(&backend.build(&select)).await?;
                 let chunk = rows
                     .iter()
                     .map(ChunkRow::read)
                     .collect::<Result<Vec<_>, _>>()?;
-                let ended = self.end_chunk(&walk, &chunk).await?;
+                let ended = self.end_chunk(before, &chunk).await?;
                 ended_by_pass = ended_by_pass.saturating_add(ended);
                 let over = chunk.len() < limit;
                 if let Some(last) = chunk.into_iter().last() {
@@ -269,31 +264,34 @@ impl SeaOrmSessionStore {
         Ok(progress.ended)
     }
 
-    /// Ends the sessions of `chunk` that are live and created before the walk's instant:
+    /// Ends the sessions of `chunk` that are live and created before `before`:
     /// revokes their sign-ins, deletes them (the condition checked again) and records each
     /// one deleted in the audit trail. Returns how many it deleted.
-    async fn end_chunk(&self, walk: &Walk, chunk: &[ChunkRow]) -> Result<u64, SubjectError> {
+    async fn end_chunk(&self, before: i64, chunk: &[ChunkRow]) -> Result<u64, SubjectError> {
         let ending: Vec<&ChunkRow> = chunk
             .iter()
-            .filter(|row| row.deadline > row.now && row.created_at < walk.before)
+            .filter(|row| row.deadline > row.now && row.created_at < before)
             .collect();
         if ending.is_empty() {
             return Ok(0);
         }
-        let backend = walk.backend;
+        let queries = self.statements().await?.queries();
+        let backend = self.db.get_database_backend();
         let with_sign_in: Vec<Vec<u8>> = ending
             .iter()
             .filter(|row| row.subject.is_some() && row.sign_in.is_some())
             .map(|row| row.id.clone())
             .collect();
         if !with_sign_in.is_empty() {
-            self.execute(&backend.build(&walk.revoke(with_sign_in)?))
+            self.execute(&backend.build(&queries.revoke_ending(with_sign_in, before)?))
                 .await?;
         }
         let ids: Vec<Vec<u8>> = ending.iter().map(|row| row.id.clone()).collect();
         if backend != DbBackend::MySql {
             // PostgreSQL and SQLite say which rows they deleted.
-            let deleted = self.query(&backend.build(&walk.delete(ids, true))).await?;
+            let deleted = self
+                .query(&backend.build(&queries.delete_ending(ids, before, true)))
+                .await?;
             for row in &deleted {
                 let id: Vec<u8> = row.try_get("", "id")?;
                 let subject: Option<Vec<u8>> = row.try_get("", "subject")?;
@@ -305,14 +303,14 @@ impl SeaOrmSessionStore {
         // every one deleted, needs nothing more; otherwise the ids still there were not deleted.
         let total = ids.len();
         let deleted = self
-            .execute(&backend.build(&walk.delete(ids.clone(), false)))
+            .execute(&backend.build(&queries.delete_ending(ids.clone(), before, false)))
             .await?
             .rows_affected();
         let still_there: HashSet<Vec<u8>> =
             if usize::try_from(deleted).is_ok_and(|deleted| deleted == total) {
                 HashSet::new()
             } else {
-                let rows = self.query(&backend.build(&walk.present(ids))).await?;
+                let rows = self.query(&backend.build(&queries.present(ids))).await?;
                 rows.iter()
                     .map(|row| row.try_get::<Vec<u8>>("", "id"))
                     .collect::<Result<_, DbErr>>()?
@@ -323,101 +321,6 @@ impl SeaOrmSessionStore {
             }
         }
         Ok(deleted)
-    }
-}
-
-/// The alias of the database clock's reading in the walk's `SELECT`s.
-const NOW: &str = "db_now";
-
-/// The statements of one bulk end, on one table, for one instant.
-struct Walk {
-    backend: DbBackend,
-    table: TableRef,
-    revoked: TableRef,
-    revoked_name: String,
-    now: Expr,
-    /// Sessions created before this instant (Unix epoch milliseconds) are ended.
-    before: i64,
-}
-
-impl Walk {
-    fn new(backend: DbBackend, table: &SessionsTable, before: i64) -> Result<Self, DbErr> {
-        let revoked = table.revoked();
-        Ok(Self {
-            backend,
-            table: table.table_ref(),
-            revoked: revoked.table_ref(),
-            revoked_name: revoked.name().to_owned(),
-            now: now_millis(backend)?,
-            before,
-        })
-    }
-
-    /// The next `limit` rows after `cursor` (from the first without one), by id, whatever they
-    /// hold, with the database's clock: one range of the primary key, O(limit).
-    fn chunk(&self, cursor: Option<&[u8]>, limit: usize) -> SelectStatement {
-        let mut select = Query::select();
-        select
-            .columns([
-                Column::Id,
-                Column::Subject,
-                Column::SignIn,
-                Column::Deadline,
-                Column::CreatedAt,
-            ])
-            .expr_as(self.now.clone(), Alias::new(NOW))
-            .from(self.table.clone());
-        if let Some(cursor) = cursor {
-            select.and_where(Expr::col(Column::Id).gt(cursor.to_vec()));
-        }
-        select
-            .order_by(Column::Id, Order::Asc)
-            .limit(u64::try_from(limit).unwrap_or(u64::MAX))
-            .to_owned()
-    }
-
-    /// Record the sign-ins of the sessions `ids` that are still live and created before the
-    /// instant as revoked, as `Queries::revoke_of` does for a subject's sessions.
-    fn revoke(&self, ids: Vec<Vec<u8>>) -> Result<InsertStatement, DbErr> {
-        let ended = Query::select()
-            .columns([Column::Subject, Column::SignIn])
-            .expr(Expr::col(Column::Deadline).add(REVOKED_GRACE_MS))
-            .from(self.table.clone())
-            .and_where(self.ending(ids))
-            .and_where(Expr::col(Column::Subject).is_not_null())
-            .and_where(Expr::col(Column::SignIn).is_not_null())
-            .to_owned();
-        queries::revoke(self.backend, &self.revoked, &self.revoked_name, ended)
-    }
-
-    /// Delete the sessions `ids` that are still live and created before the instant, returning
-    /// the id and subject of each (`returning`: PostgreSQL and SQLite).
-    fn delete(&self, ids: Vec<Vec<u8>>, returning: bool) -> DeleteStatement {
-        let mut delete = Query::delete();
-        delete
-            .from_table(self.table.clone())
-            .and_where(self.ending(ids));
-        if returning {
-            delete.returning(Query::returning().columns([Column::Id, Column::Subject]));
-        }
-        delete
-    }
-
-    /// The ids, among `ids`, still in the table.
-    fn present(&self, ids: Vec<Vec<u8>>) -> SelectStatement {
-        Query::select()
-            .column(Column::Id)
-            .from(self.table.clone())
-            .and_where(Expr::col(Column::Id).is_in(ids))
-            .to_owned()
-    }
-
-    /// The sessions `ids`, if they are live and were created before the instant.
-    fn ending(&self, ids: Vec<Vec<u8>>) -> Expr {
-        Expr::col(Column::Id)
-            .is_in(ids)
-            .and(Expr::col(Column::Deadline).gt(self.now.clone()))
-            .and(Expr::col(Column::CreatedAt).lt(self.before))
     }
 }
 
@@ -441,7 +344,7 @@ impl ChunkRow {
             sign_in: row.try_get("", "sign_in").map_err(unreadable)?,
             deadline: row.try_get("", "deadline").map_err(unreadable)?,
             created_at: row.try_get("", "created_at").map_err(unreadable)?,
-            now: row.try_get("", NOW).map_err(unreadable)?,
+            now: row.try_get("", WALK_NOW).map_err(unreadable)?,
         })
     }
 }

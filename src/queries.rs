@@ -470,6 +470,83 @@ impl Queries {
         delete
     }
 
+    /// A chunk of a bulk end's walk: the next `limit` rows after `cursor` (from the first without
+    /// one), by id, whatever they hold, with the database's clock as [`WALK_NOW`]: one range of
+    /// the primary key, O(limit).
+    pub(crate) fn walk_chunk(&self, cursor: Option<&[u8]>, limit: usize) -> SelectStatement {
+        let mut select = Query::select();
+        select
+            .columns([
+                Column::Id,
+                Column::Subject,
+                Column::SignIn,
+                Column::Deadline,
+                Column::CreatedAt,
+            ])
+            .expr_as(self.now.clone(), Alias::new(WALK_NOW))
+            .from(self.table.clone());
+        if let Some(cursor) = cursor {
+            select.and_where(Expr::col(Column::Id).gt(cursor.to_vec()));
+        }
+        select
+            .order_by(Column::Id, Order::Asc)
+            .limit(bounded(u64::try_from(limit).unwrap_or(u64::MAX)))
+            .to_owned()
+    }
+
+    /// Record as revoked the sign-ins of the sessions `ids` that are still live and created
+    /// before `before`, as [`revoke_of`](Self::revoke_of) does for a subject's sessions.
+    pub(crate) fn revoke_ending(
+        &self,
+        ids: Vec<Key>,
+        before: i64,
+    ) -> Result<InsertStatement, DbErr> {
+        let ended = Query::select()
+            .columns([Column::Subject, Column::SignIn])
+            .expr(Expr::col(Column::Deadline).add(REVOKED_GRACE_MS))
+            .from(self.table.clone())
+            .and_where(self.ending(ids, before))
+            .and_where(Expr::col(Column::Subject).is_not_null())
+            .and_where(Expr::col(Column::SignIn).is_not_null())
+            .to_owned();
+        revoke(self.backend, &self.revoked, &self.revoked_name, ended)
+    }
+
+    /// Delete the sessions `ids` that are still live and created before `before`, returning the
+    /// id and subject of each (`returning`: PostgreSQL and SQLite).
+    pub(crate) fn delete_ending(
+        &self,
+        ids: Vec<Key>,
+        before: i64,
+        returning: bool,
+    ) -> DeleteStatement {
+        let mut delete = Query::delete();
+        delete
+            .from_table(self.table.clone())
+            .and_where(self.ending(ids, before));
+        if returning {
+            delete.returning(Query::returning().columns([Column::Id, Column::Subject]));
+        }
+        delete
+    }
+
+    /// The ids, among `ids`, still in the table.
+    pub(crate) fn present(&self, ids: Vec<Key>) -> SelectStatement {
+        Query::select()
+            .column(Column::Id)
+            .from(self.table.clone())
+            .and_where(Expr::col(Column::Id).is_in(ids))
+            .to_owned()
+    }
+
+    /// The sessions `ids`, if they are live and were created before `before`.
+    fn ending(&self, ids: Vec<Key>, before: i64) -> Expr {
+        Expr::col(Column::Id)
+            .is_in(ids)
+            .and(self.live())
+            .and(Expr::col(Column::CreatedAt).lt(before))
+    }
+
     /// Lock the subject's guard row, creating it if need be: the first statement of every write
     /// under a per-subject cap, so that two such writes for one subject run one after the other
     /// (on one server the second waits for the row lock; on a Galera cluster, where locks are
@@ -659,6 +736,9 @@ pub(crate) enum Which {
 /// The `sign_in` of a subject's guard row in the revoked sign-ins table (see [`Queries::guard`]):
 /// 0xFF appears in no UTF-8 text, so no sign-in of the app can be mistaken for it.
 pub(crate) const GUARD_SIGN_IN: [u8; 1] = [0xFF];
+
+/// The alias of the database clock's reading in [`Queries::walk_chunk`].
+pub(crate) const WALK_NOW: &str = "db_now";
 
 /// The alias under which [`Queries::count_of`] returns its count.
 pub(crate) const COUNT: &str = "count";
