@@ -4,7 +4,12 @@
 
 mod common;
 
-use common::{Backend, TestDb, audit::Audit, record, state};
+use common::{
+    Backend, TestDb,
+    audit::Audit,
+    plans::{full_scans, most_rows_read_by_a_step, plan},
+    record, state,
+};
 use pavex_session::{
     SessionId,
     store::{SessionStorageBackend, errors::CreateError},
@@ -383,7 +388,7 @@ async fn the_audit_trail_names_each_ended_session_by_its_handle(backend: Backend
 /// revocation's `INSERT` and the `DELETE` reach their rows by primary key, never by a scan.
 async fn each_batch_reads_a_batch_of_rows(backend: Backend) {
     use pavex_session_sea_orm::entity::sessions;
-    use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+    use sea_orm::{DbBackend, Statement};
     const ROWS: usize = 4_000;
     const OLD_EVERY: usize = 20;
     const BATCH: usize = 100;
@@ -439,107 +444,16 @@ async fn each_batch_reads_a_batch_of_rows(backend: Backend) {
     let chunk = &selects[ROWS / BATCH / 2];
     assert!(chunk.sql.contains("ORDER BY"), "{}", chunk.sql);
     for statement in [chunk, &inserts[0], &deletes[0]] {
-        let explain = match db.db_backend() {
-            DbBackend::Postgres => "EXPLAIN ",
-            DbBackend::MySql => "EXPLAIN ",
-            _ => "EXPLAIN QUERY PLAN ",
-        };
-        let explained = Statement {
-            sql: format!("{explain}{}", statement.sql),
-            ..statement.clone()
-        };
-        let plan: Vec<String> = db
-            .db
-            .query_all_raw(explained)
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| {
-                let columns: &[&str] = match db.db_backend() {
-                    DbBackend::Postgres => &["QUERY PLAN"],
-                    DbBackend::MySql => &["table", "type", "key", "Extra"],
-                    _ => &["detail"],
-                };
-                columns
-                    .iter()
-                    .map(|c| {
-                        row.try_get::<Option<String>>("", c)
-                            .unwrap()
-                            .unwrap_or_default()
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            })
-            .collect();
-        let text = plan.join("\n");
-        let scans: Vec<_> = plan
-            .iter()
-            .filter(|step| match db.db_backend() {
-                DbBackend::Postgres => step.contains("Seq Scan"),
-                DbBackend::MySql => step.starts_with("sessions |") && step.contains("| ALL |"),
-                _ => step.starts_with("SCAN sessions"),
-            })
-            .collect();
-        assert!(scans.is_empty(), "{}:\n{text}", statement.sql);
+        let plan = plan(&db, statement).await;
+        let scans = full_scans(db.db_backend(), &plan);
+        assert!(scans.is_empty(), "{}:\n{}", statement.sql, plan.join("\n"));
     }
     if db.db_backend() == DbBackend::Postgres || db.db_backend() == DbBackend::MySql {
-        let prefix = match db.db_backend() {
-            DbBackend::Postgres => "EXPLAIN (ANALYZE, FORMAT JSON) ",
-            _ => "ANALYZE FORMAT=JSON ",
-        };
-        let explained = Statement {
-            sql: format!("{prefix}{}", chunk.sql),
-            ..chunk.clone()
-        };
-        let txn = db.db.begin().await.unwrap();
-        let row = txn.query_one_raw(explained).await.unwrap().expect("a plan");
-        txn.rollback().await.unwrap();
-        let (mut most, plan) = (0u64, String::new());
-        let plan = match db.db_backend() {
-            DbBackend::Postgres => {
-                let plan: Value = row.try_get_by_index(0).unwrap();
-                visit(&plan, &mut |node| {
-                    if let (Some(r), Some(l)) = (node.get("Actual Rows"), node.get("Actual Loops"))
-                    {
-                        most = most.max(r.as_f64().unwrap() as u64 * l.as_u64().unwrap());
-                    }
-                });
-                plan.to_string()
-            }
-            _ => {
-                // MariaDB's JSON quotes the binary cursor as it is (not valid JSON): read the
-                // `r_rows` of each step from the text.
-                let text: String = row.try_get_by_index(0).unwrap();
-                for (_, after) in text
-                    .match_indices("\"r_rows\":")
-                    .map(|(at, m)| (at, &text[at + m.len()..]))
-                {
-                    let number: String = after
-                        .trim_start()
-                        .chars()
-                        .take_while(|c| c.is_ascii_digit() || *c == '.')
-                        .collect();
-                    most = most.max(number.parse::<f64>().unwrap() as u64);
-                }
-                assert!(text.contains("r_rows"), "{text}");
-                plan + &text
-            }
-        };
+        let (most, plan) = most_rows_read_by_a_step(&db, chunk).await;
         assert!(
             most <= 2 * BATCH as u64,
             "a step read {most} rows for a chunk of {BATCH} among {ROWS}: {plan}"
         );
-    }
-}
-
-fn visit(value: &Value, f: &mut impl FnMut(&serde_json::Map<String, Value>)) {
-    match value {
-        Value::Object(map) => {
-            f(map);
-            map.values().for_each(|v| visit(v, f));
-        }
-        Value::Array(items) => items.iter().for_each(|v| visit(v, f)),
-        _ => {}
     }
 }
 

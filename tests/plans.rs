@@ -10,11 +10,15 @@
 
 mod common;
 
-use common::{Backend, TestDb, store_on};
+use common::{
+    Backend, TestDb,
+    plans::{full_scans, most_rows_read_by_a_step, plan},
+    store_on,
+};
 use pavex_session::store::SessionStorageBackend;
 use pavex_session_sea_orm::SeaOrmSessionStore;
 use pavex_session_sea_orm::entity::sessions;
-use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, TransactionTrait};
+use sea_orm::{DbBackend, EntityTrait, Statement};
 use std::{
     num::NonZeroUsize,
     sync::{Arc, Mutex},
@@ -57,88 +61,6 @@ async fn fill(db: &TestDb) {
         })
         .collect();
     common::insert_and_analyze(db, rows).await;
-}
-
-/// The most rows any step of `statement`'s plan read (PostgreSQL, MariaDB), measured by running
-/// it in a transaction that is rolled back.
-async fn most_rows_read_by_a_step(db: &TestDb, statement: &Statement) -> (u64, String) {
-    let (prefix, rows_of): (&str, fn(&serde_json::Value) -> Vec<u64>) = match db.db_backend() {
-        DbBackend::Postgres => ("EXPLAIN (ANALYZE, FORMAT JSON) ", |plan| {
-            let mut rows = Vec::new();
-            visit(plan, &mut |node| {
-                if let (Some(r), Some(l)) = (node.get("Actual Rows"), node.get("Actual Loops")) {
-                    rows.push(r.as_f64().unwrap() as u64 * l.as_u64().unwrap());
-                }
-            });
-            rows
-        }),
-        _ => ("ANALYZE FORMAT=JSON ", |plan| {
-            let mut rows = Vec::new();
-            visit(plan, &mut |node| {
-                if let Some(r) = node.get("r_rows") {
-                    rows.push(r.as_f64().unwrap() as u64);
-                }
-            });
-            rows
-        }),
-    };
-    let explain = Statement {
-        sql: format!("{prefix}{}", statement.sql),
-        ..statement.clone()
-    };
-    let txn = db.db.begin().await.unwrap();
-    let row = txn.query_one_raw(explain).await.unwrap().expect("a plan");
-    txn.rollback().await.unwrap();
-    let plan: serde_json::Value = match db.db_backend() {
-        DbBackend::Postgres => row.try_get_by_index(0).unwrap(),
-        _ => serde_json::from_str(&row.try_get_by_index::<String>(0).unwrap()).unwrap(),
-    };
-    let most = rows_of(&plan).into_iter().max().unwrap_or(0);
-    (most, plan.to_string())
-}
-
-fn visit(
-    value: &serde_json::Value,
-    f: &mut impl FnMut(&serde_json::Map<String, serde_json::Value>),
-) {
-    match value {
-        serde_json::Value::Object(map) => {
-            f(map);
-            map.values().for_each(|v| visit(v, f));
-        }
-        serde_json::Value::Array(items) => items.iter().for_each(|v| visit(v, f)),
-        _ => {}
-    }
-}
-
-/// The plan of `statement`, one line per step, as the backend explains it.
-async fn plan(db: &TestDb, statement: &Statement) -> Vec<String> {
-    let (prefix, columns): (&str, &[&str]) = match db.db_backend() {
-        DbBackend::Postgres => ("EXPLAIN ", &["QUERY PLAN"]),
-        DbBackend::MySql => (
-            "EXPLAIN ",
-            &["select_type", "table", "type", "key", "Extra"],
-        ),
-        _ => ("EXPLAIN QUERY PLAN ", &["detail"]),
-    };
-    let explain = Statement {
-        sql: format!("{prefix}{}", statement.sql),
-        ..statement.clone()
-    };
-    let rows = db.db.query_all_raw(explain).await.unwrap();
-    rows.iter()
-        .map(|row| {
-            columns
-                .iter()
-                .map(|c| {
-                    row.try_get::<Option<String>>("", c)
-                        .unwrap()
-                        .unwrap_or_default()
-                })
-                .collect::<Vec<_>>()
-                .join(" | ")
-        })
-        .collect()
 }
 
 /// A store on a [`fill`]ed table, and the statements it runs, as it runs them.
@@ -205,18 +127,6 @@ async fn batched_delete_expired_uses_the_deadline_index(backend: Backend) {
     assert_eq!(deleted, EXPIRED);
     let left = sessions::Entity::find().all(&db.db).await.unwrap().len();
     assert_eq!(left, LIVE);
-}
-
-/// The steps of `plan` that read the whole table.
-fn full_scans(backend: DbBackend, plan: &[String]) -> Vec<String> {
-    plan.iter()
-        .filter(|step| match backend {
-            DbBackend::Postgres => step.contains("Seq Scan"),
-            DbBackend::MySql => step.contains("| ALL |"),
-            _ => step.starts_with("SCAN sessions"),
-        })
-        .cloned()
-        .collect()
 }
 
 async fn the_subject_queries_use_the_subject_index(backend: Backend) {

@@ -4,6 +4,7 @@
 pub mod audit;
 mod db;
 pub mod galera;
+pub mod plans;
 pub mod server;
 pub use db::*;
 
