@@ -6,7 +6,7 @@ mod binary;
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use binary::{run, text};
+use binary::{foreign_sessions_table, run, text};
 use common::{Backend, TestDb, fresh_db};
 use pavex_session::{
     SessionId,
@@ -173,16 +173,7 @@ async fn it_refuses_a_table_that_is_not_ours(backend: Backend) {
         return; // the command cannot reach a database in this process's memory
     }
     let db = fresh_db(backend).await;
-    db.db
-        .execute_unprepared(
-            "CREATE TABLE sessions (id BIGINT PRIMARY KEY, deadline BIGINT NOT NULL)",
-        )
-        .await
-        .unwrap();
-    db.db
-        .execute_unprepared("INSERT INTO sessions (id, deadline) VALUES (1, 0), (2, 5)")
-        .await
-        .unwrap();
+    foreign_sessions_table(&db).await;
     let output = run(&["end-sessions", "--all"], Some(&db.url));
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);

@@ -20,3 +20,18 @@ pub fn run(args: &[&str], database_url: Option<&str>) -> Output {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// Creates a `sessions` table that is not ours (the app's own, say) with two rows.
+pub async fn foreign_sessions_table(db: &crate::common::TestDb) {
+    use sea_orm::ConnectionTrait;
+    db.db
+        .execute_unprepared(
+            "CREATE TABLE sessions (id BIGINT PRIMARY KEY, deadline BIGINT NOT NULL)",
+        )
+        .await
+        .unwrap();
+    db.db
+        .execute_unprepared("INSERT INTO sessions (id, deadline) VALUES (1, 0), (2, 5)")
+        .await
+        .unwrap();
+}
