@@ -412,14 +412,40 @@ impl Queries {
         subject: Vec<u8>,
         which: &Which,
     ) -> Result<InsertStatement, DbErr> {
+        self.revoke_where(self.live_of(subject, which))
+    }
+
+    /// Record as revoked, until an hour after their deadline, the sign-ins of the sessions that
+    /// `condition` names (those that have a subject and a sign-in); one already recorded stays.
+    fn revoke_where(&self, condition: Condition) -> Result<InsertStatement, DbErr> {
         let ended = Query::select()
             .columns([Column::Subject, Column::SignIn])
             .expr(Expr::col(Column::Deadline).add(REVOKED_GRACE_MS))
             .from(self.table.clone())
-            .cond_where(self.live_of(subject, which))
+            .cond_where(condition)
+            .and_where(Expr::col(Column::Subject).is_not_null())
             .and_where(Expr::col(Column::SignIn).is_not_null())
             .to_owned();
-        revoke(self.backend, &self.revoked, &self.revoked_name, ended)
+        let mut insert = Query::insert();
+        insert
+            .into_table(self.revoked.clone())
+            .columns([Column::Subject, Column::SignIn, Column::Deadline])
+            .select_from(ended)
+            .map_err(|e| DbErr::Custom(e.to_string()))?
+            .on_conflict(match self.backend {
+                // MySQL's `ON DUPLICATE KEY UPDATE subject = subject` would be ambiguous with the
+                // selected table's column: name the target's.
+                DbBackend::MySql => OnConflict::new()
+                    .value(
+                        Column::Subject,
+                        Expr::col((Alias::new(&self.revoked_name), Column::Subject)),
+                    )
+                    .to_owned(),
+                _ => OnConflict::columns([Column::Subject, Column::SignIn])
+                    .do_nothing()
+                    .to_owned(),
+            });
+        Ok(insert)
     }
 
     /// Delete the revoked sign-ins of `subject` that no session can continue any more.
@@ -501,15 +527,7 @@ impl Queries {
         ids: Vec<Key>,
         before: i64,
     ) -> Result<InsertStatement, DbErr> {
-        let ended = Query::select()
-            .columns([Column::Subject, Column::SignIn])
-            .expr(Expr::col(Column::Deadline).add(REVOKED_GRACE_MS))
-            .from(self.table.clone())
-            .and_where(self.ending(ids, before))
-            .and_where(Expr::col(Column::Subject).is_not_null())
-            .and_where(Expr::col(Column::SignIn).is_not_null())
-            .to_owned();
-        revoke(self.backend, &self.revoked, &self.revoked_name, ended)
+        self.revoke_where(Cond::all().add(self.ending(ids, before)))
     }
 
     /// Delete the sessions `ids` that are still live and created before `before`, returning the
@@ -654,36 +672,6 @@ impl Queries {
     fn expired(&self) -> Expr {
         Expr::col(Column::Deadline).lte(self.now.clone())
     }
-}
-
-/// Record as revoked, in the table `revoked` (named `revoked_name`), the `(subject, sign_in,
-/// deadline)` rows that `ended` selects; one already there stays as it is.
-pub(crate) fn revoke(
-    backend: DbBackend,
-    revoked: &TableRef,
-    revoked_name: &str,
-    ended: SelectStatement,
-) -> Result<InsertStatement, DbErr> {
-    let mut insert = Query::insert();
-    insert
-        .into_table(revoked.clone())
-        .columns([Column::Subject, Column::SignIn, Column::Deadline])
-        .select_from(ended)
-        .map_err(|e| DbErr::Custom(e.to_string()))?
-        .on_conflict(match backend {
-            // MySQL's `ON DUPLICATE KEY UPDATE subject = subject` would be ambiguous with the
-            // selected table's column: name the target's.
-            DbBackend::MySql => OnConflict::new()
-                .value(
-                    Column::Subject,
-                    Expr::col((Alias::new(revoked_name), Column::Subject)),
-                )
-                .to_owned(),
-            _ => OnConflict::columns([Column::Subject, Column::SignIn])
-                .do_nothing()
-                .to_owned(),
-        });
-    Ok(insert)
 }
 
 /// A `LIMIT` the drivers can bind: they bind it as a signed 64-bit integer (and panic on a
