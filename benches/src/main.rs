@@ -4,6 +4,7 @@
 
 mod args;
 mod bench;
+mod cpu;
 mod ids;
 mod payload;
 mod pool;

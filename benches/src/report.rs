@@ -169,6 +169,43 @@ fn write_table(out: &mut String, run: &BackendRun, table: &Table) -> std::fmt::R
             y.p50_over_floor,
         )?;
     }
+    writeln!(out)?;
+    write_cpu_table(out, [a, b], table)
+}
+
+/// CPU per call: what each side's calls cost the client and the server (see `cpu.rs`), and on
+/// MariaDB/MySQL the buffer pool's page reads per call; medians over rounds.
+fn write_cpu_table(out: &mut String, [a, b]: [&String; 2], table: &Table) -> std::fmt::Result {
+    let cell =
+        |v: Option<f64>, digits: usize| v.map_or("–".to_owned(), |v| format!("{v:.digits$}"));
+    writeln!(
+        out,
+        "CPU per call, µs (client = this process, server = the database's processes), and \
+         buffer-pool page reads per call:\n"
+    )?;
+    writeln!(
+        out,
+        "| op | {a} client | {b} client | {a} server | {b} server | {a} client+server | \
+         {b} client+server | {a} page reads | {b} page reads |"
+    )?;
+    writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+    for row in &table.rows {
+        let [x, y] = &row.sides;
+        let total = |s: &crate::summary::SideStats| s.server_cpu_us.map(|v| v + s.client_cpu_us);
+        writeln!(
+            out,
+            "| {} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} |",
+            row.name,
+            x.client_cpu_us,
+            y.client_cpu_us,
+            cell(x.server_cpu_us, 1),
+            cell(y.server_cpu_us, 1),
+            cell(total(x), 1),
+            cell(total(y), 1),
+            cell(x.page_reads, 3),
+            cell(y.page_reads, 3),
+        )?;
+    }
     writeln!(out)
 }
 

@@ -231,24 +231,7 @@ impl Side {
 
     /// Counts the rows of the side's `sessions` table.
     pub async fn count_rows(&self) -> anyhow::Result<i64> {
-        const SQL: &str = "SELECT COUNT(*) FROM sessions";
-        let context = || format!("`{SQL}` on {}", self.label);
-        let n = match &self.conn {
-            Conn::SeaOrm(db) => db
-                .query_one_raw(Statement::from_string(db.get_database_backend(), SQL))
-                .await
-                .with_context(context)?
-                .context("COUNT(*) returned no row")?
-                .try_get_by_index::<i64>(0)
-                .with_context(context)?,
-            Conn::Postgres(db) => sqlx::query_scalar(SQL).fetch_one(db).await?,
-            Conn::Mysql(db) => sqlx::query_scalar(SQL).fetch_one(db).await?,
-            Conn::Sqlite(db) => sqlx::query_scalar(SQL).fetch_one(db).await?,
-            Conn::RawPostgres(db) => sqlx09::query_scalar(SQL).fetch_one(db).await?,
-            Conn::RawMysql(db) => sqlx09::query_scalar(SQL).fetch_one(db).await?,
-            Conn::RawSqlite(db) => sqlx09::query_scalar(SQL).fetch_one(db).await?,
-        };
-        Ok(n)
+        self.scalar("SELECT COUNT(*) FROM sessions").await
     }
 
     /// Bytes the side's `sessions` table takes with its indexes: PostgreSQL
@@ -256,7 +239,7 @@ impl Side {
     /// (its estimate, refreshed by the `ANALYZE TABLE` of the settle step), SQLite the whole
     /// database file (`page_count * page_size`, one file per side, after the checkpoint).
     pub async fn table_bytes(&self) -> anyhow::Result<i64> {
-        let sql = match self.backend {
+        self.scalar(match self.backend {
             Backend::Postgres => "SELECT CAST(pg_total_relation_size('sessions') AS BIGINT)",
             Backend::Mysql => {
                 "SELECT CAST(data_length + index_length AS SIGNED) FROM information_schema.tables \
@@ -265,22 +248,55 @@ impl Side {
             Backend::Sqlite => {
                 "SELECT p.page_count * s.page_size FROM pragma_page_count() p, pragma_page_size() s"
             }
-        };
+        })
+        .await
+    }
+
+    /// MariaDB/MySQL: pages InnoDB has read from disk (the OS page cache included) since the
+    /// server started, because they were not in its buffer pool; a row the pool holds costs no
+    /// read. Other backends: `None` (PostgreSQL's counters reach its statistics a second late).
+    pub async fn page_reads(&self) -> anyhow::Result<Option<i64>> {
+        match self.backend {
+            Backend::Mysql => self
+                .scalar(
+                    "SELECT CAST(variable_value AS SIGNED) FROM information_schema.global_status \
+                     WHERE variable_name = 'INNODB_BUFFER_POOL_READS'",
+                )
+                .await
+                .map(Some),
+            Backend::Postgres | Backend::Sqlite => Ok(None),
+        }
+    }
+
+    /// Runs a query returning one integer, on the side's pool.
+    async fn scalar(&self, sql: &str) -> anyhow::Result<i64> {
         let context = || format!("`{sql}` on {}", self.label);
         let n = match &self.conn {
             Conn::SeaOrm(db) => db
                 .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
                 .await
                 .with_context(context)?
-                .context("no size row")?
+                .with_context(|| format!("`{sql}` returned no row"))?
                 .try_get_by_index::<i64>(0)
                 .with_context(context)?,
             Conn::Postgres(db) => sqlx::query_scalar(sql).fetch_one(db).await?,
             Conn::Mysql(db) => sqlx::query_scalar(sql).fetch_one(db).await?,
             Conn::Sqlite(db) => sqlx::query_scalar(sql).fetch_one(db).await?,
-            Conn::RawPostgres(db) => sqlx09::query_scalar(sql).fetch_one(db).await?,
-            Conn::RawMysql(db) => sqlx09::query_scalar(sql).fetch_one(db).await?,
-            Conn::RawSqlite(db) => sqlx09::query_scalar(sql).fetch_one(db).await?,
+            Conn::RawPostgres(db) => {
+                sqlx09::query_scalar(AssertSqlSafe(sql))
+                    .fetch_one(db)
+                    .await?
+            }
+            Conn::RawMysql(db) => {
+                sqlx09::query_scalar(AssertSqlSafe(sql))
+                    .fetch_one(db)
+                    .await?
+            }
+            Conn::RawSqlite(db) => {
+                sqlx09::query_scalar(AssertSqlSafe(sql))
+                    .fetch_one(db)
+                    .await?
+            }
         };
         Ok(n)
     }

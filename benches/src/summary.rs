@@ -23,6 +23,11 @@ pub struct SideStats {
     /// This operation's p50 divided by the same side's floor (`SELECT 1`) p50.
     pub p50_over_floor: f64,
     pub calls: usize,
+    /// Median over rounds of the CPU µs per call spent by the client and by the server, and of
+    /// the buffer pool's page reads per call ([`Measurement::per_call`]).
+    pub client_cpu_us: f64,
+    pub server_cpu_us: Option<f64>,
+    pub page_reads: Option<f64>,
 }
 
 /// Both sides' numbers for one operation.
@@ -98,7 +103,15 @@ pub fn summarize(concurrency: usize, rounds: &[Round]) -> Table {
             .collect();
         all.sort_unstable();
         let p50_us = percentile(&all, 0.50) as f64 / 1e3;
+        let per_call: Vec<_> = measured.iter().map(|m| m.per_call()).collect();
+        let median_of = |values: Vec<Option<f64>>| -> Option<f64> {
+            let values: Option<Vec<f64>> = values.into_iter().collect();
+            values.map(|values| median(&values))
+        };
         SideStats {
+            client_cpu_us: median(&per_call.iter().map(|c| c.0).collect::<Vec<_>>()),
+            server_cpu_us: median_of(per_call.iter().map(|c| c.1).collect()),
+            page_reads: median_of(per_call.iter().map(|c| c.2).collect()),
             ops_per_sec_median: median(&ops_per_sec_rounds),
             ops_per_sec_rounds,
             p50_us,

@@ -6,6 +6,7 @@
 //! benchmark with the operation's name.
 
 use crate::{
+    cpu::{CpuSample, CpuSpent},
     ids::{LiveIds, fresh_ids},
     payload::Payload,
     side::Side,
@@ -88,12 +89,27 @@ pub struct Measurement {
     pub elapsed: Duration,
     /// Each call's latency, in nanoseconds (unsorted).
     pub latencies_ns: Vec<u64>,
+    /// CPU time the client and the server spent from the first call's start to the last
+    /// call's end ([`crate::cpu`]).
+    pub cpu: CpuSpent,
+    /// MariaDB/MySQL: pages InnoDB read because its buffer pool lacked them, in the same span.
+    pub page_reads: Option<i64>,
 }
 
 impl Measurement {
     /// Calls per second of wall time.
     pub fn ops_per_sec(&self) -> f64 {
         self.latencies_ns.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Per call: the client's CPU µs, the server's CPU µs and the buffer pool's page reads.
+    pub fn per_call(&self) -> (f64, Option<f64>, Option<f64>) {
+        let calls = self.latencies_ns.len().max(1) as f64;
+        (
+            self.cpu.client_ns as f64 / 1e3 / calls,
+            self.cpu.server_ns.map(|ns| ns as f64 / 1e3 / calls),
+            self.page_reads.map(|reads| reads as f64 / calls),
+        )
     }
 }
 
@@ -154,6 +170,8 @@ async fn run_jobs(
     concurrency: usize,
 ) -> anyhow::Result<Measurement> {
     let next = Arc::new(AtomicUsize::new(0));
+    let reads_before = side.page_reads().await?;
+    let cpu_before = CpuSample::now(side.backend);
     let start = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
@@ -186,9 +204,16 @@ async fn run_jobs(
             .with_context(|| format!("a {} task on {} panicked", op.name(), side.label))??;
         latencies_ns.extend(task_latencies);
     }
+    let elapsed = start.elapsed();
+    let cpu = cpu_before.until(CpuSample::now(side.backend));
+    let reads_after = side.page_reads().await?;
     Ok(Measurement {
-        elapsed: start.elapsed(),
+        elapsed,
         latencies_ns,
+        cpu,
+        page_reads: reads_before
+            .zip(reads_after)
+            .map(|(before, after)| after.saturating_sub(before)),
     })
 }
 
