@@ -111,25 +111,7 @@ pub enum BackendChoice {
     All,
 }
 
-/// A database backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    Postgres,
-    Mysql,
-    Sqlite,
-}
-
-impl Backend {
-    /// A display name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Postgres => "postgres",
-            Backend::Mysql => "mysql",
-            Backend::Sqlite => "sqlite",
-        }
-    }
-}
+pub use crate::support::Backend;
 
 /// The `--mode` flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]

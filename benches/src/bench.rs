@@ -5,12 +5,12 @@ use crate::{
     ids::{LiveIds, fresh_ids},
     payload::Payload,
     prefill::{prefill, settle},
-    scratch::Scratch,
     side::{Kind, Side},
     summary::{BackendRun, Round, SideInfo, summarize},
+    support::Scratch,
     workload::run_round,
 };
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{anyhow, bail};
 use futures::FutureExt as _;
 use std::{panic::AssertUnwindSafe, sync::Arc, time::Instant};
 
@@ -38,31 +38,22 @@ fn sides_of(mode: Mode) -> anyhow::Result<[(&'static str, Kind, &'static str); 2
 /// whatever happened (a failure or a panic while measuring included).
 pub async fn run_backend(backend: Backend, mode: Mode, cfg: &Config) -> anyhow::Result<BackendRun> {
     let sides = sides_of(mode)?;
-    let dir = tempfile::Builder::new()
-        .prefix("pavex_bench_")
-        .tempdir()
-        .context("creating a temporary directory")?;
-    let server_url = match backend {
-        Backend::Postgres => cfg.postgres_url.as_str(),
-        Backend::Mysql => cfg.mysql_url.as_str(),
-        Backend::Sqlite => "",
-    };
-    let a = Scratch::create(backend, server_url, sides[0].2, dir.path()).await?;
-    let b = match Scratch::create(backend, server_url, sides[1].2, dir.path()).await {
+    let (postgres, mysql) = (cfg.postgres_url.as_str(), cfg.mysql_url.as_str());
+    let a = Scratch::create(backend, sides[0].2, postgres, mysql).await?;
+    let b = match Scratch::create(backend, sides[1].2, postgres, mysql).await {
         Ok(b) => b,
         Err(e) => {
             warn_on_error(a.destroy().await);
             return Err(e);
         }
     };
-    let urls = [a.url().to_owned(), b.url().to_owned()];
+    let urls = [a.url.clone(), b.url.clone()];
     // A panic while measuring still drops the databases before it is reported.
     let outcome = AssertUnwindSafe(measure(backend, mode, urls, cfg))
         .catch_unwind()
         .await;
     warn_on_error(a.destroy().await);
     warn_on_error(b.destroy().await);
-    drop(dir);
     outcome.map_err(|panic| {
         let message = panic
             .downcast_ref::<&str>()

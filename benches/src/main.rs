@@ -11,11 +11,11 @@ mod pool;
 mod prefill;
 mod raw;
 mod report;
-mod scratch;
 mod secs;
 mod side;
 mod stats;
 mod summary;
+mod support;
 mod workload;
 
 use anyhow::Context as _;

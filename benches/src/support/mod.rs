@@ -1,6 +1,7 @@
-//! What the single-purpose benchmark binaries (`src/bin/`) share: the backends, a scratch
-//! database per run, and a pool configured as the comparison runs it. Included with
-//! `#[path = "../support/mod.rs"] mod support;`.
+//! What the comparison and the single-purpose benchmark binaries (`src/bin/`) share: the
+//! backends, a scratch database per run or side, and a pool configured as the comparison runs
+//! it. Included with `mod support;` by the comparison and with
+//! `#[path = "../support/mod.rs"] mod support;` by the others.
 
 #![allow(dead_code)]
 
@@ -8,7 +9,9 @@ use anyhow::{Context as _, bail};
 use sea_orm::{ConnectOptions, ConnectionTrait as _, Database, DatabaseConnection};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A database backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Backend {
     Postgres,
     Mysql,
