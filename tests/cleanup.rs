@@ -239,7 +239,7 @@ async fn expired_revoked_sign_ins_and_guard_rows_are_deleted(backend: Backend) {
         );
     }
     // Three guard rows (one per capped subject) and two revoked sign-ins.
-    assert_eq!(revoked_rows(&test_db).await, 5);
+    assert_eq!(common::revoked_rows(&test_db).await, 5);
     // Subject 1's revoked sign-in and guard row have expired; the rest are in force.
     let placeholder = match test_db.db_backend() {
         sea_orm::DbBackend::Postgres => "$1",
@@ -249,11 +249,11 @@ async fn expired_revoked_sign_ins_and_guard_rows_are_deleted(backend: Backend) {
     test_db.run(&sql, vec![b"1".to_vec().into()]).await;
     // `delete_expired` deletes sessions only: one statement, as the contract says.
     assert_eq!(store.delete_expired(None).await.unwrap(), 0);
-    assert_eq!(revoked_rows(&test_db).await, 5);
+    assert_eq!(common::revoked_rows(&test_db).await, 5);
     // The cleaner, at the end of a round, deletes the expired ones.
     let cleaner = ExpiredSessionCleaner::new(store.clone()).with_config(quick());
     assert_eq!(cleaner.drain(|_| {}).await.unwrap(), 0);
-    assert_eq!(revoked_rows(&test_db).await, 3);
+    assert_eq!(common::revoked_rows(&test_db).await, 3);
     // Once per round, a batch at most: with batches of one and an expired session, the round
     // is a full batch then an empty one, and one revoked row goes (not one per batch).
     test_db
@@ -267,33 +267,21 @@ async fn expired_revoked_sign_ins_and_guard_rows_are_deleted(backend: Backend) {
     let mut seen = Vec::new();
     assert_eq!(cleaner.drain(|batch| seen.push(batch)).await.unwrap(), 1);
     assert_eq!(seen, [1, 0]);
-    assert_eq!(revoked_rows(&test_db).await, 2);
+    assert_eq!(common::revoked_rows(&test_db).await, 2);
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(cleaner.run_until(async {
         stopped.await.ok();
     }));
     // The next rounds (20 ms apart) take the rest.
     for _ in 0..500 {
-        if revoked_rows(&test_db).await == 0 {
+        if common::revoked_rows(&test_db).await == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(revoked_rows(&test_db).await, 0);
+    assert_eq!(common::revoked_rows(&test_db).await, 0);
     stop.send(()).unwrap();
     running.await.unwrap();
-}
-
-async fn revoked_rows(test_db: &common::TestDb) -> u64 {
-    use sea_orm::{ConnectionTrait, Statement};
-    let sql = "SELECT COUNT(*) AS n FROM sessions_revoked";
-    let row = test_db
-        .db
-        .query_one_raw(Statement::from_string(test_db.db_backend(), sql.to_owned()))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get::<i64>("", "n").unwrap() as u64
 }
 
 on_every_backend!(

@@ -48,6 +48,20 @@ pub async fn expire(test_db: &TestDb, id: &pavex_session::SessionId) {
     assert_eq!(updated.rows_affected, 1, "the record to expire exists");
 }
 
+/// The rows of `sessions_revoked` (revoked sign-ins and guard rows).
+#[allow(dead_code)]
+pub async fn revoked_rows(test_db: &TestDb) -> u64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let sql = "SELECT COUNT(*) AS n FROM sessions_revoked";
+    let row = test_db
+        .db
+        .query_one_raw(Statement::from_string(test_db.db_backend(), sql.to_owned()))
+        .await
+        .expect("count the revoked sign-ins")
+        .expect("a count");
+    row.try_get::<i64>("", "n").expect("n") as u64
+}
+
 /// Every row of the `sessions` table as bytes (its id, its state and its subject), read with the
 /// test's own SQL rather than the store's.
 pub async fn all_rows(test_db: &TestDb) -> Vec<Vec<u8>> {
