@@ -190,6 +190,14 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         let Some(row) = row else {
             return Ok(None);
         };
+        // The server computed the remaining time; not positive means expired, whatever the state.
+        let ttl_ms: i64 = row
+            .try_get("", TTL_MS)
+            .context("The remaining TTL of the session could not be read")
+            .map_err(LoadError::DeserializationError)?;
+        let Some(ttl_ms) = u64::try_from(ttl_ms).ok().filter(|ms| *ms > 0) else {
+            return Ok(None);
+        };
         let state: Vec<u8> = row
             .try_get("", STATE)
             .context("The stored session state could not be read as bytes")
@@ -200,11 +208,7 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         let state: HashMap<Cow<'static, str>, serde_json::Value> = serde_json::from_slice(&state)
             .context("The stored session state is not a JSON object")
             .map_err(LoadError::DeserializationError)?;
-        let ttl_ms: i64 = row
-            .try_get("", TTL_MS)
-            .context("The remaining TTL of the session could not be read")
-            .map_err(LoadError::DeserializationError)?;
-        let ttl = Duration::from_millis(u64::try_from(ttl_ms).unwrap_or(0));
+        let ttl = Duration::from_millis(ttl_ms);
         Ok(Some(SessionRecord { state, ttl }))
     }
 

@@ -1,7 +1,10 @@
 //! Every statement the store runs, built with sea-query from the entity's columns.
 //!
 //! Liveness is always decided inside the statement, against [`now_millis`]: a record is live
-//! when `deadline > now` and expired when `deadline <= now`.
+//! when `deadline > now` and expired when `deadline <= now`. `load` alone leaves the test to the
+//! store: its statement returns `deadline - now`, computed by the server, and the store reads a
+//! record whose remaining time is not positive as absent (one clock and no filter: the cheapest
+//! statement on every backend, docs/schema.md "The load").
 
 use pavex_session_sea_orm_entity::sessions::Column;
 use pavex_session_sea_orm_migration::{SessionsTable, now_millis};
@@ -187,17 +190,27 @@ impl Queries {
             .to_owned()
     }
 
-    /// The state ([`STATE`]) and remaining time to live ([`TTL_MS`]) of the live record `id`.
+    /// The state ([`STATE`]) and remaining time to live ([`TTL_MS`]) of the record `id`, live or
+    /// not: the record is live only if the remaining time is positive, which the caller checks.
     ///
     /// The state comes back as the bytes of its JSON text, which the store parses straight into
-    /// the session's map; the server neither casts nor converts it.
+    /// the session's map; the server neither casts nor converts it. The remaining time is
+    /// `max(deadline, 0) - now`, which cannot overflow (`now` is positive) and is negative for a
+    /// deadline at or below zero, which no clock reading reaches.
     pub(crate) fn load(&self, id: Key) -> SelectStatement {
+        // PostgreSQL and MySQL spell the two-argument maximum GREATEST, SQLite MAX.
+        let greatest = match self.backend {
+            DbBackend::Sqlite => "MAX",
+            _ => "GREATEST",
+        };
+        let deadline: Expr = Func::cust(greatest)
+            .args([Expr::col(Column::Deadline), Expr::cust("0")])
+            .into();
         Query::select()
             .expr_as(Expr::col(Column::State), STATE)
-            .expr_as(Expr::col(Column::Deadline).sub(self.now.clone()), TTL_MS)
+            .expr_as(deadline.sub(self.now.clone()), TTL_MS)
             .from(self.table.clone())
             .and_where(id_is(id))
-            .and_where(self.live())
             .to_owned()
     }
 

@@ -262,6 +262,12 @@ async fn states_that_are_not_objects(backend: Backend) {
             .await
             .unwrap();
         assert_eq!(row.map(|r| r.state), Some(bad.to_vec()), "not deleted");
+        // Once expired, the same row is absent like any other expired one: its state is not read.
+        let now = db.db_now_millis().await;
+        for deadline in [now, now - 1, i64::MIN] {
+            set_deadline(&db, &id, deadline).await;
+            assert!(store.load(&id).await.unwrap().is_none(), "{deadline}");
+        }
     }
 }
 

@@ -263,8 +263,8 @@ async fn every_operation_runs_in_its_span_and_records_no_secret(backend: Backend
     }
     // The statement log: each backend's clock expression marks its statements.
     let clock = match backend {
-        Backend::Postgres => "EXTRACT(EPOCH FROM now())",
-        Backend::MySql => "UTC_TIMESTAMP(6)",
+        Backend::Postgres => "date_part('epoch', now())",
+        Backend::MySql => "@@timestamp",
         _ => "julianday('now')",
     };
     let lines: Vec<String> = lines.into_iter().chain(everywhere.lines()).collect();
