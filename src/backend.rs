@@ -21,7 +21,7 @@ use pavex_session::{
 };
 use pavex_session_sea_orm_entity::sessions::Column;
 use pavex_session_sea_orm_migration::stored_id;
-use sea_orm::{ExecResult, Iden, Value};
+use sea_orm::{ExecResult, Iden, QueryResult, Value};
 use std::{borrow::Cow, collections::HashMap, num::NonZeroUsize, time::Duration};
 
 /// The longest TTL stored, in milliseconds (1 000 years of 365.2425 days): longer ones, up to
@@ -190,12 +190,7 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        // The server computed the remaining time; not positive means expired, whatever the state.
-        let ttl_ms: i64 = row
-            .try_get("", TTL_MS)
-            .context("The remaining TTL of the session could not be read")
-            .map_err(LoadError::DeserializationError)?;
-        let Some(ttl_ms) = u64::try_from(ttl_ms).ok().filter(|ms| *ms > 0) else {
+        let Some(ttl_ms) = remaining_ms(&row).map_err(LoadError::DeserializationError)? else {
             return Ok(None);
         };
         let state: Vec<u8> = row
@@ -299,6 +294,12 @@ impl SeaOrmSessionStore {
                 .query_one(&statements.load.bind([old.clone().into()]))
                 .await
                 .map_err(|e| ChangeIdError::Other(e.into()))?;
+            let read = match read {
+                Some(row) => remaining_ms(&row)
+                    .map_err(ChangeIdError::Other)?
+                    .map(|_| row),
+                None => None,
+            };
             let stored = match read {
                 Some(row) if old != new => row
                     .try_get::<Vec<u8>>("", STATE)
@@ -568,4 +569,14 @@ fn inserted(done: ExecResult) -> Result<(), anyhow::Error> {
             "Inserting one session record affected {n} records instead of one"
         )),
     }
+}
+
+/// The remaining time to live, in milliseconds, of a row of the `load` statement, or `None` if
+/// its record has expired: the statement returns expired records too, with a remaining time of
+/// zero or less, computed by the server.
+fn remaining_ms(row: &QueryResult) -> anyhow::Result<Option<u64>> {
+    let ttl_ms: i64 = row
+        .try_get("", TTL_MS)
+        .context("The remaining TTL of the session could not be read")?;
+    Ok(u64::try_from(ttl_ms).ok().filter(|ms| *ms > 0))
 }

@@ -128,6 +128,30 @@ async fn every_operation_works_on_sealed_states(backend: Backend) {
     assert!(stored_state(&db, &renamed).await.is_none());
 }
 
+/// An expired sealed session is absent to every operation, as a plain one is: `load` (whose
+/// statement returns expired rows too, for the store to drop) and the sealed rename, which reads
+/// the state through the same statement, both see it gone.
+async fn an_expired_sealed_session_is_absent(backend: Backend) {
+    let (db, store) = common::store_on(backend).await;
+    let store = sealed(store, StateEncryption::new(1, key_of(7)));
+    let s = state(json!({"user_id": "3", "card": SECRET}));
+    let id = SessionId::random();
+    store.create(&id, record(&s)).await.unwrap();
+    common::expire(&db, &id).await;
+    assert!(store.load(&id).await.unwrap().is_none());
+    for new in [SessionId::random(), id] {
+        let renamed = store.change_id(&id, &new).await;
+        assert!(
+            matches!(renamed, Err(ChangeIdError::UnknownId(_))),
+            "{renamed:?}"
+        );
+    }
+    assert!(store.update_ttl(&id, HOUR).await.is_err());
+    // Still stored, untouched, for the clean-up to collect.
+    assert!(stored_state(&db, &id).await.is_some());
+    assert_eq!(store.delete_expired(None).await.unwrap(), 1);
+}
+
 /// A rename racing writes of the same session loses none of them: whichever order they take,
 /// the session ends up under the new id with a state that opens and is one that was written.
 async fn a_rename_racing_updates_keeps_a_readable_state(backend: Backend) {
@@ -285,6 +309,7 @@ async fn a_state_that_does_not_open_is_a_typed_error_and_is_kept(backend: Backen
 
 on_every_backend!(and_galera:
     every_operation_works_on_sealed_states,
+    an_expired_sealed_session_is_absent,
     a_rename_racing_updates_keeps_a_readable_state,
     a_rotated_key_ring_opens_old_states_and_moves_them,
     a_state_that_does_not_open_is_a_typed_error_and_is_kept,
