@@ -198,14 +198,7 @@ impl Queries {
     /// `max(deadline, 0) - now`, which cannot overflow (`now` is positive) and is negative for a
     /// deadline at or below zero, which no clock reading reaches.
     pub(crate) fn load(&self, id: Key) -> SelectStatement {
-        // PostgreSQL and MySQL spell the two-argument maximum GREATEST, SQLite MAX.
-        let greatest = match self.backend {
-            DbBackend::Sqlite => "MAX",
-            _ => "GREATEST",
-        };
-        let deadline: Expr = Func::cust(greatest)
-            .args([Expr::col(Column::Deadline), Expr::cust("0")])
-            .into();
+        let deadline = self.greatest(Expr::col(Column::Deadline), Expr::cust("0"));
         Query::select()
             .expr_as(Expr::col(Column::State), STATE)
             .expr_as(deadline.sub(self.now.clone()), TTL_MS)
@@ -588,19 +581,12 @@ impl Queries {
     pub(crate) fn guard(&self, subject: Vec<u8>) -> Result<InsertStatement, DbErr> {
         // The deadline proposed (MySQL's `VALUES(deadline)`, elsewhere `excluded.deadline`),
         // or one more than the current one, whichever is later.
-        let (proposed, greatest) = match self.backend {
-            DbBackend::MySql => (
-                Func::cust("VALUES").arg(Expr::col(Column::Deadline)).into(),
-                "GREATEST",
-            ),
-            DbBackend::Postgres => (
-                Expr::col((Alias::new("excluded"), Column::Deadline)),
-                "GREATEST",
-            ),
-            _ => (Expr::col((Alias::new("excluded"), Column::Deadline)), "MAX"),
+        let proposed = match self.backend {
+            DbBackend::MySql => Func::cust("VALUES").arg(Expr::col(Column::Deadline)).into(),
+            _ => Expr::col((Alias::new("excluded"), Column::Deadline)),
         };
         let current = Expr::col((Alias::new(&self.revoked_name), Column::Deadline));
-        let moved: Expr = Func::cust(greatest).args([proposed, current.add(1)]).into();
+        let moved = self.greatest(proposed, current.add(1));
         let mut insert = Query::insert();
         insert
             .into_table(self.revoked.clone())
@@ -670,12 +656,26 @@ impl Queries {
             return deadline;
         }
         let cap = Expr::col(Column::CreatedAt).add(lifetime_ms);
-        // PostgreSQL and MySQL spell the two-argument minimum LEAST, SQLite MIN.
-        let least = match self.backend {
+        self.least(deadline, cap)
+    }
+
+    /// The larger of `a` and `b`: `GREATEST` on PostgreSQL and MySQL, the two-argument `MAX` on
+    /// SQLite.
+    fn greatest(&self, a: Expr, b: Expr) -> Expr {
+        let name = match self.backend {
+            DbBackend::Sqlite => "MAX",
+            _ => "GREATEST",
+        };
+        Func::cust(name).args([a, b]).into()
+    }
+
+    /// The smaller of `a` and `b`: `LEAST`, or SQLite's two-argument `MIN`.
+    fn least(&self, a: Expr, b: Expr) -> Expr {
+        let name = match self.backend {
             DbBackend::Sqlite => "MIN",
             _ => "LEAST",
         };
-        Func::cust(least).args([deadline, cap]).into()
+        Func::cust(name).args([a, b]).into()
     }
 
     fn live(&self) -> Expr {

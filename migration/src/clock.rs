@@ -18,9 +18,9 @@ pub fn now_millis(backend: DbBackend) -> Result<Expr, DbErr> {
     // The server keeps the statement's time in microseconds. PostgreSQL and MySQL hand it out
     // cheaply only as a double (seconds): times 10^6 and rounded, that double gives the exact
     // microsecond back (its error stays under 0.5 µs until 2106, when the seconds outgrow 32
-    // bits), and an integer division floors it to the millisecond. `EXTRACT(EPOCH ...)` (numeric on PostgreSQL 14+) and
-    // `TIMESTAMPDIFF` give the same value for 15-20% more server instructions per `load`
-    // (docs/schema.md, "The clock").
+    // bits), and an integer division floors it to the millisecond. `EXTRACT(EPOCH ...)` (a
+    // `numeric` on PostgreSQL 14+) and `TIMESTAMPDIFF` give the same value for 1 600-2 200 more
+    // server instructions per evaluation (docs/schema.md, "The clock").
     let sql = match backend {
         // `now()` is the transaction's start time; time-zone independent.
         DbBackend::Postgres => "(CAST(date_part('epoch', now()) * 1000000 AS BIGINT) / 1000)",
