@@ -6,7 +6,7 @@
 #   `i64`; they become `ChronoUnixTimestampMillis` (a `chrono::DateTime<Utc>` stored as those
 #   milliseconds), so that application code reads dates;
 # - PostgreSQL's `bytea` has no length: the entity gets the migration's widths back (`id`
-#   `VarBinary(32)`, `subject` and `sign_in` `VarBinary(1020)`, `state` a `Blob`), so that a
+#   `Binary(16)`, `subject` and `sign_in` `VarBinary(1020)`, `state` a `Blob`), so that a
 #   table created from the entity is the migrated one on every backend but for MySQL's
 #   `longblob` (tests/schema.rs, `entity_agrees_with_the_migration`).
 #
@@ -27,7 +27,7 @@ sea-orm-cli generate entity \
 # entity/src/lib.rs is ours (crate docs); the generated mod.rs is not used.
 perl -0pe '
   s/pub (deadline|created_at|updated_at): i64,/pub $1: ChronoUnixTimestampMillis,/g;
-  s/VarBinary\(StringLen::None\)("\n\s*\)\]\n\s*pub id:)/VarBinary(StringLen::N(32))$1/;
+  s/VarBinary\(StringLen::None\)("\n\s*\)\]\n\s*pub id:)/Binary(16)$1/;
   s/VarBinary\(StringLen::None\)("\)\]\n\s*pub state:)/Blob$1/;
   s/VarBinary\(StringLen::None\)(", nullable\)\]\n\s*pub (subject|sign_in):)/VarBinary(StringLen::N(1020))$1/g;
 ' "$out/sessions.rs" > entity/src/sessions.rs
@@ -38,7 +38,7 @@ expect() {
   }
 }
 expect ChronoUnixTimestampMillis 3
-expect 'VarBinary(StringLen::N(32))' 1
+expect 'Binary(16)' 1
 expect 'column_type = "Blob"' 1
 expect 'VarBinary(StringLen::N(1020))' 2
 expect 'StringLen::None' 0

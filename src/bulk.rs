@@ -367,11 +367,11 @@ mod tests {
 
     #[test]
     fn the_fraction_behind_an_id_is_its_position_among_all_ids() {
-        assert_eq!(fraction_behind(&[0; 32]), 0.0);
-        assert!(fraction_behind(&[0x80; 32]) > 0.5 && fraction_behind(&[0x80; 32]) < 0.51);
+        assert_eq!(fraction_behind(&[0; 16]), 0.0);
+        assert!(fraction_behind(&[0x80; 16]) > 0.5 && fraction_behind(&[0x80; 16]) < 0.51);
         assert!((fraction_behind(&[0x80, 0, 0, 0, 0, 0, 0, 0, 7]) - 0.5).abs() < f64::EPSILON);
-        assert!(fraction_behind(&[0xff; 32]) <= 1.0);
-        assert!(fraction_behind(&[0xff; 32]) > 0.999);
+        assert!(fraction_behind(&[0xff; 16]) <= 1.0);
+        assert!(fraction_behind(&[0xff; 16]) > 0.999);
         assert_eq!(fraction_behind(&[]), 0.0);
         assert!((fraction_behind(&[0x40]) - 0.25).abs() < f64::EPSILON);
     }

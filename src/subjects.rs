@@ -55,7 +55,7 @@ impl From<SchemaCheckError> for SubjectError {
 ///
 /// let id = SessionId::random();
 /// let handle = SessionHandle::of(&id);
-/// assert_eq!(handle.to_string().len(), 64);
+/// assert_eq!(handle.to_string().len(), 32);
 /// assert_eq!(handle.to_string().parse::<SessionHandle>()?, handle);
 /// assert!(!handle.to_string().contains(&id.inner().simple().to_string()));
 /// # Ok::<(), pavex_session_sea_orm::InvalidHandle>(())
@@ -87,13 +87,13 @@ impl fmt::Debug for SessionHandle {
     }
 }
 
-/// A string that is not a [`SessionHandle`] (64 hexadecimal digits).
+/// A string that is not a [`SessionHandle`] (32 hexadecimal digits).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidHandle;
 
 impl fmt::Display for InvalidHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a session handle is 64 hexadecimal digits")
+        f.write_str("a session handle is 32 hexadecimal digits")
     }
 }
 
@@ -176,7 +176,7 @@ impl std::ops::DerefMut for SessionsPage {
 /// ```
 /// use pavex_session_sea_orm::PageCursor;
 ///
-/// let text = format!("1700000000000.{}", "ab".repeat(32));
+/// let text = format!("1700000000000.{}", "ab".repeat(16));
 /// let cursor: PageCursor = text.parse()?;
 /// assert_eq!(cursor.to_string(), text);
 /// assert!("not a cursor".parse::<PageCursor>().is_err());

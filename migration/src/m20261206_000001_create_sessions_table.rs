@@ -24,7 +24,7 @@ pub const MAX_SUBJECT_BYTES: u32 = 1020;
 ///
 /// | column | PostgreSQL | MySQL / MariaDB | SQLite | holds |
 /// |---|---|---|---|---|
-/// | `id` (primary key) | `bytea` | `varbinary(32)` | blob | the SHA-256 of the session id |
+/// | `id` (primary key) | `bytea` | `binary(16)` | blob | the session id's SHA-256, first 16 bytes |
 /// | `deadline` | `bigint` | `bigint` | integer | Unix epoch milliseconds, database clock |
 /// | `state` | `bytea` | `longblob` | blob | the state, as JSON text |
 /// | `subject` (nullable) | `bytea` | `varbinary(1020)` | blob | who the session belongs to, UTF-8 |
@@ -155,7 +155,7 @@ impl CreateSessionsTable {
         create
             .table(self.table.table_ref())
             .if_not_exists()
-            .col(var_binary(Sessions::Id, 32).primary_key())
+            .col(binary_len(Sessions::Id, 16).primary_key())
             .col(big_integer(Sessions::Deadline))
             .col(match backend {
                 // MySQL's `blob` stops at 64 KiB.

@@ -291,9 +291,9 @@ const COLUMNS: [Needed; 7] = [
         name: "id",
         nullable: false,
         postgres: &["bytea"],
-        mysql: &["varbinary(32)"],
-        sqlite: &["varbinary_blob(32)"],
-        what: "a NOT NULL binary column holding the SHA-256 of the session id",
+        mysql: &["binary(16)"],
+        sqlite: &["blob(16)"],
+        what: "a NOT NULL 16-byte binary column holding the hash of the session id",
     },
     Needed {
         name: "deadline",

@@ -348,7 +348,7 @@ async fn fill(db: &DatabaseConnection, backend: Backend, n: u64) -> anyhow::Resu
         let sql = match backend {
             Backend::Postgres => format!(
                 "INSERT INTO sessions (id, deadline, state, subject, created_at, updated_at) \
-                 SELECT sha256(i::text::bytea), \
+                 SELECT substring(sha256(i::text::bytea) for 16), \
                  (EXTRACT(EPOCH FROM now()) * 1000)::bigint + 86400000 + i % 1000, \
                  convert_to('{{\"user\": 1}}', 'UTF8'), \
                  CASE WHEN i % 2 = 0 THEN convert_to('user-' || (i % 100000), 'UTF8') END, \
@@ -358,7 +358,7 @@ async fn fill(db: &DatabaseConnection, backend: Backend, n: u64) -> anyhow::Resu
             ),
             Backend::Mysql => format!(
                 "INSERT INTO sessions (id, deadline, state, subject, created_at, updated_at) \
-                 SELECT UNHEX(SHA2(seq, 256)), \
+                 SELECT LEFT(UNHEX(SHA2(seq, 256)), 16), \
                  UNIX_TIMESTAMP() * 1000 + 86400000 + seq % 1000, \
                  CAST('{{\"user\": 1}}' AS BINARY), \
                  IF(seq % 2 = 0, CAST(CONCAT('user-', seq % 100000) AS BINARY), NULL), \
@@ -368,7 +368,7 @@ async fn fill(db: &DatabaseConnection, backend: Backend, n: u64) -> anyhow::Resu
             Backend::Sqlite => format!(
                 "WITH RECURSIVE c(x) AS (SELECT {from} UNION ALL SELECT x + 1 FROM c WHERE x < {to}) \
                  INSERT INTO sessions (id, deadline, state, subject, created_at, updated_at) \
-                 SELECT randomblob(32), \
+                 SELECT randomblob(16), \
                  CAST(unixepoch() AS INTEGER) * 1000 + 86400000 + x % 1000, \
                  CAST('{{\"user\": 1}}' AS BLOB), \
                  CASE WHEN x % 2 = 0 THEN CAST('user-' || (x % 100000) AS BLOB) END, \

@@ -219,16 +219,16 @@ async fn ours(backend: &str, server: &str, n: u64, batch: NonZeroUsize) -> anyho
     // `created_at` and `updated_at` have no default.
     let (expired, live) = match db.get_database_backend() {
         DbBackend::Postgres => (
-            "INSERT INTO sessions (id, deadline, state, created_at, updated_at) SELECT sha256(uuid_send(gen_random_uuid())), (EXTRACT(EPOCH FROM now()) * 1000)::bigint - 86400000 + g, convert_to('{}', 'UTF8'), (EXTRACT(EPOCH FROM now()) * 1000)::bigint, (EXTRACT(EPOCH FROM now()) * 1000)::bigint FROM generate_series(1, {n}) g",
-            "INSERT INTO sessions (id, deadline, state, created_at, updated_at) SELECT sha256(uuid_send(gen_random_uuid())), (EXTRACT(EPOCH FROM now()) * 1000)::bigint + 86400000 + g, convert_to('{\"user\": 1}', 'UTF8'), (EXTRACT(EPOCH FROM now()) * 1000)::bigint, (EXTRACT(EPOCH FROM now()) * 1000)::bigint FROM generate_series(1, {n}) g",
+            "INSERT INTO sessions (id, deadline, state, created_at, updated_at) SELECT substring(sha256(uuid_send(gen_random_uuid())) for 16), (EXTRACT(EPOCH FROM now()) * 1000)::bigint - 86400000 + g, convert_to('{}', 'UTF8'), (EXTRACT(EPOCH FROM now()) * 1000)::bigint, (EXTRACT(EPOCH FROM now()) * 1000)::bigint FROM generate_series(1, {n}) g",
+            "INSERT INTO sessions (id, deadline, state, created_at, updated_at) SELECT substring(sha256(uuid_send(gen_random_uuid())) for 16), (EXTRACT(EPOCH FROM now()) * 1000)::bigint + 86400000 + g, convert_to('{\"user\": 1}', 'UTF8'), (EXTRACT(EPOCH FROM now()) * 1000)::bigint, (EXTRACT(EPOCH FROM now()) * 1000)::bigint FROM generate_series(1, {n}) g",
         ),
         DbBackend::MySql => (
-            "INSERT INTO sessions (id, deadline, state, created_at, updated_at) SELECT UNHEX(SHA2(UUID(), 256)), UNIX_TIMESTAMP() * 1000 - 86400000 + seq, CAST('{}' AS BINARY), UNIX_TIMESTAMP() * 1000, UNIX_TIMESTAMP() * 1000 FROM seq_1_to_{n}",
-            "INSERT INTO sessions (id, deadline, state, created_at, updated_at) SELECT UNHEX(SHA2(UUID(), 256)), UNIX_TIMESTAMP() * 1000 + 86400000 + seq, CAST('{\"user\": 1}' AS BINARY), UNIX_TIMESTAMP() * 1000, UNIX_TIMESTAMP() * 1000 FROM seq_1_to_{n}",
+            "INSERT INTO sessions (id, deadline, state, created_at, updated_at) SELECT LEFT(UNHEX(SHA2(UUID(), 256)), 16), UNIX_TIMESTAMP() * 1000 - 86400000 + seq, CAST('{}' AS BINARY), UNIX_TIMESTAMP() * 1000, UNIX_TIMESTAMP() * 1000 FROM seq_1_to_{n}",
+            "INSERT INTO sessions (id, deadline, state, created_at, updated_at) SELECT LEFT(UNHEX(SHA2(UUID(), 256)), 16), UNIX_TIMESTAMP() * 1000 + 86400000 + seq, CAST('{\"user\": 1}' AS BINARY), UNIX_TIMESTAMP() * 1000, UNIX_TIMESTAMP() * 1000 FROM seq_1_to_{n}",
         ),
         _ => (
-            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) INSERT INTO sessions (id, deadline, state, created_at, updated_at) SELECT randomblob(32), CAST(unixepoch() AS INTEGER) * 1000 - 86400000 + x, CAST('{}' AS BLOB), CAST(unixepoch() AS INTEGER) * 1000, CAST(unixepoch() AS INTEGER) * 1000 FROM c",
-            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) INSERT INTO sessions (id, deadline, state, created_at, updated_at) SELECT randomblob(32), CAST(unixepoch() AS INTEGER) * 1000 + 86400000 + x, CAST('{\"user\": 1}' AS BLOB), CAST(unixepoch() AS INTEGER) * 1000, CAST(unixepoch() AS INTEGER) * 1000 FROM c",
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) INSERT INTO sessions (id, deadline, state, created_at, updated_at) SELECT randomblob(16), CAST(unixepoch() AS INTEGER) * 1000 - 86400000 + x, CAST('{}' AS BLOB), CAST(unixepoch() AS INTEGER) * 1000, CAST(unixepoch() AS INTEGER) * 1000 FROM c",
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) INSERT INTO sessions (id, deadline, state, created_at, updated_at) SELECT randomblob(16), CAST(unixepoch() AS INTEGER) * 1000 + 86400000 + x, CAST('{\"user\": 1}' AS BLOB), CAST(unixepoch() AS INTEGER) * 1000, CAST(unixepoch() AS INTEGER) * 1000 FROM c",
         ),
     };
     db.execute_unprepared(&expired.replace("{n}", &n.to_string()))
