@@ -100,6 +100,14 @@ pub struct Args {
     /// Seed of the random choice of ids (the ids themselves are random v4 UUIDs).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+
+    /// Count the database servers' instructions per call instead of timing calls: the servers
+    /// at --postgres-url and --mysql-url run under `valgrind --tool=callgrind`, PostgreSQL
+    /// writing its profiles into DIR (`benches/instructions.sh` starts such servers and passes
+    /// this). Sides: ours, theirs and raw; --ops calls per operation [default: 2000] after 100
+    /// unmeasured, on tables of --rows live sessions [default: 8000] and no expired ones.
+    #[arg(long, value_name = "DIR")]
+    pub instructions: Option<PathBuf>,
 }
 
 /// The `--backend` flag.
@@ -165,6 +173,9 @@ pub struct Config {
     #[serde(skip)]
     pub json: PathBuf,
     pub seed: u64,
+    /// `--instructions`: the directory of PostgreSQL's callgrind profiles.
+    #[serde(skip)]
+    pub instructions: Option<PathBuf>,
 }
 
 impl Config {
@@ -181,13 +192,20 @@ impl Config {
             Mode::All => vec![Mode::Ab, Mode::Ac, Mode::Cb],
             one => vec![one],
         };
-        let rows = args
-            .rows
-            .unwrap_or(if args.full { 1_000_000 } else { 100_000 });
-        let expired = args
-            .expired
-            .unwrap_or(if args.full { 1_474_000 } else { 147_400 });
-        let ops = args.ops.unwrap_or(if args.full { 2_000 } else { 500 });
+        let counting = args.instructions.is_some();
+        let rows = args.rows.unwrap_or(match (counting, args.full) {
+            (true, _) => 8_000,
+            (false, true) => 1_000_000,
+            (false, false) => 100_000,
+        });
+        let expired = args.expired.unwrap_or(match (counting, args.full) {
+            (true, _) => 0,
+            (false, true) => 1_474_000,
+            (false, false) => 147_400,
+        });
+        let ops = args
+            .ops
+            .unwrap_or(if args.full || counting { 2_000 } else { 500 });
         let rounds = args.rounds.unwrap_or(if args.full { 7 } else { 6 });
         anyhow::ensure!(ops > 0, "--ops must be at least 1");
         anyhow::ensure!(rounds > 0, "--rounds must be at least 1");
@@ -226,6 +244,7 @@ impl Config {
             mysql_url: args.mysql_url,
             json: args.json,
             seed: args.seed,
+            instructions: args.instructions,
         })
     }
 }

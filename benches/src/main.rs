@@ -6,6 +6,7 @@ mod args;
 mod bench;
 mod cpu;
 mod ids;
+mod instructions;
 mod payload;
 mod pool;
 mod prefill;
@@ -32,6 +33,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(cfg: args::Config) -> anyhow::Result<()> {
+    if let Some(dir) = &cfg.instructions {
+        print!("{}", instructions::run(&cfg, dir).await?);
+        return Ok(());
+    }
     let started = Instant::now();
     let mut runs = Vec::new();
     for &backend in &cfg.backends {

@@ -269,7 +269,7 @@ impl Side {
     }
 
     /// Runs a query returning one integer, on the side's pool.
-    async fn scalar(&self, sql: &str) -> anyhow::Result<i64> {
+    pub async fn scalar(&self, sql: &str) -> anyhow::Result<i64> {
         let context = || format!("`{sql}` on {}", self.label);
         let n = match &self.conn {
             Conn::SeaOrm(db) => db

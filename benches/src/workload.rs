@@ -124,41 +124,70 @@ pub async fn run_round(
 ) -> anyhow::Result<Vec<(Op, Measurement)>> {
     let mut results = Vec::with_capacity(Op::ALL.len());
     for op in Op::ALL {
-        let jobs: Vec<Job> = match op {
-            Op::Floor => vec![Job::Floor; n],
-            Op::Create => fresh_ids(n).into_iter().map(Job::Create).collect(),
-            Op::LoadHit => live.sample(n).into_iter().map(Job::LoadHit).collect(),
-            Op::LoadMiss => fresh_ids(n).into_iter().map(Job::LoadMiss).collect(),
-            Op::Update => live.sample(n).into_iter().map(Job::Update).collect(),
-            Op::UpdateTtl => live.sample(n).into_iter().map(Job::UpdateTtl).collect(),
-            Op::ChangeId => live
-                .take(n)
-                .into_iter()
-                .zip(fresh_ids(n))
-                .map(|(old, new)| Job::ChangeId(old, new))
-                .collect(),
-            Op::Delete => live.take(n).into_iter().map(Job::Delete).collect(),
-        };
-        if jobs.len() < n {
-            bail!(
-                "{} on {}: only {} live ids left for {n} calls",
-                op.name(),
-                side.label,
-                jobs.len()
-            );
-        }
-        let jobs = Arc::new(jobs);
+        let jobs = Arc::new(jobs(side, op, live, n)?);
         let measurement = run_jobs(side, op, jobs.clone(), payload, concurrency).await?;
-        // Every call succeeded: record the ids it made live.
-        for job in jobs.iter() {
-            match *job {
-                Job::Create(id) | Job::ChangeId(_, id) => live.add([id]),
-                _ => {}
-            }
-        }
+        made_live(&jobs, live);
         results.push((op, measurement));
     }
     Ok(results)
+}
+
+/// Runs `n` calls of `op` on `side`, one after the other, untimed, and keeps `live` up to date:
+/// the calls whose cost the server counts ([`crate::instructions`]).
+pub async fn run_calls(
+    side: &Side,
+    op: Op,
+    live: &mut LiveIds,
+    payload: &Payload,
+    n: usize,
+) -> anyhow::Result<()> {
+    let jobs = jobs(side, op, live, n)?;
+    for job in &jobs {
+        call(side, job, payload)
+            .await
+            .with_context(|| format!("{} failed on {}", op.name(), side.label))?;
+    }
+    made_live(&jobs, live);
+    Ok(())
+}
+
+/// `n` calls of `op`, with their inputs: live ids for the calls that need one (taken out of
+/// `live` for the calls that end or move them), fresh ids for the others.
+fn jobs(side: &Side, op: Op, live: &mut LiveIds, n: usize) -> anyhow::Result<Vec<Job>> {
+    let jobs: Vec<Job> = match op {
+        Op::Floor => vec![Job::Floor; n],
+        Op::Create => fresh_ids(n).into_iter().map(Job::Create).collect(),
+        Op::LoadHit => live.sample(n).into_iter().map(Job::LoadHit).collect(),
+        Op::LoadMiss => fresh_ids(n).into_iter().map(Job::LoadMiss).collect(),
+        Op::Update => live.sample(n).into_iter().map(Job::Update).collect(),
+        Op::UpdateTtl => live.sample(n).into_iter().map(Job::UpdateTtl).collect(),
+        Op::ChangeId => live
+            .take(n)
+            .into_iter()
+            .zip(fresh_ids(n))
+            .map(|(old, new)| Job::ChangeId(old, new))
+            .collect(),
+        Op::Delete => live.take(n).into_iter().map(Job::Delete).collect(),
+    };
+    if jobs.len() < n {
+        bail!(
+            "{} on {}: only {} live ids left for {n} calls",
+            op.name(),
+            side.label,
+            jobs.len()
+        );
+    }
+    Ok(jobs)
+}
+
+/// Every call of `jobs` succeeded: records the ids they made live.
+fn made_live(jobs: &[Job], live: &mut LiveIds) {
+    for job in jobs {
+        match *job {
+            Job::Create(id) | Job::ChangeId(_, id) => live.add([id]),
+            _ => {}
+        }
+    }
 }
 
 /// Runs `jobs` with `concurrency` tasks pulling from one shared queue, timing each call.

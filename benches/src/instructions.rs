@@ -1,0 +1,305 @@
+//! The database server's instructions per call, counted under callgrind: a measure that does
+//! not move with the machine's load, where timings on a shared 2-core machine move by 10%.
+//!
+//! The servers run under `valgrind --tool=callgrind` (`benches/instructions.sh` starts them).
+//! Each side gets a fresh database and a pool of one connection:
+//!
+//! - MariaDB (one process, a thread per connection, its pid in `mariadb.pid` beside the
+//!   profiles): its counters are zeroed before the calls and dumped after them
+//!   (`callgrind_control -z` / `-d`); the count is every server thread's, InnoDB's background
+//!   threads included, with the purge of the calls' old row versions waited for before the
+//!   dump (and the earlier operation's before the zero).
+//! - PostgreSQL (a process per connection): callgrind writes a backend's total when it exits. Two
+//!   connections run the same unmeasured calls, then the second runs the measured ones too;
+//!   the difference of their totals is the calls' cost, connection set-up and teardown
+//!   cancelled out.
+
+use crate::{
+    args::{Backend, Config},
+    ids::LiveIds,
+    payload::Payload,
+    pool::PoolSettings,
+    side::{Kind, Side},
+    support::Scratch,
+    workload::{Op, run_calls},
+};
+use anyhow::{Context as _, bail};
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+/// Unmeasured calls of each operation before the measured ones (statements prepared, caches
+/// warm).
+const WARM_UP: usize = 100;
+
+/// The sides counted: label, store, database tag.
+const SIDES: [(&str, Kind, &str); 3] = [
+    ("ours", Kind::Ours, "ours"),
+    ("theirs", Kind::Theirs, "theirs"),
+    ("raw", Kind::Raw, "raw"),
+];
+
+/// Counts every operation on every side of each server backend; returns the Markdown report.
+pub async fn run(cfg: &Config, profiles: &Path) -> anyhow::Result<String> {
+    let pool = PoolSettings {
+        max_connections: 1,
+        min_connections: 0,
+        ..cfg.pool.clone()
+    };
+    anyhow::ensure!(
+        cfg.expired == 0,
+        "--instructions counts on tables of live sessions only: leave --expired at 0"
+    );
+    let payload = Payload::new(cfg.ttl);
+    let mut report = format!(
+        "# Server instructions per call\n\n- {} live sessions per table (created through each \
+         side's store), {} calls of each operation after {WARM_UP} unmeasured, one connection\n- \
+         sides: ours (pavex_session_sea_orm), theirs (pavex_session_sqlx 0.2.10, sqlx 0.8), raw \
+         (theirs' statements on sqlx 0.9)\n",
+        cfg.rows, cfg.ops
+    );
+    for &backend in &cfg.backends {
+        if backend == Backend::Sqlite {
+            eprintln!("[sqlite] skipped: no server process to count");
+            continue;
+        }
+        let mut counts = Vec::with_capacity(SIDES.len());
+        for (label, kind, tag) in SIDES {
+            let scratch = Scratch::create(backend, tag, &cfg.postgres_url, &cfg.mysql_url).await?;
+            let counted = count_side(
+                backend,
+                label,
+                kind,
+                &scratch.url,
+                &pool,
+                &payload,
+                cfg,
+                profiles,
+            )
+            .await;
+            scratch.destroy().await?;
+            counts.push(counted?);
+        }
+        write_table(&mut report, backend, &counts)?;
+    }
+    Ok(report)
+}
+
+/// Instructions per call of each operation of [`Op::ALL`] on one side.
+#[allow(clippy::too_many_arguments)]
+async fn count_side(
+    backend: Backend,
+    label: &str,
+    kind: Kind,
+    url: &str,
+    pool: &PoolSettings,
+    payload: &Payload,
+    cfg: &Config,
+    profiles: &Path,
+) -> anyhow::Result<Vec<f64>> {
+    let side = Side::connect(label, kind, backend, url, pool).await?;
+    let mut live = LiveIds::new(Vec::new(), cfg.seed);
+    run_calls(&side, Op::Create, &mut live, payload, cfg.rows).await?;
+    let mut per_call = Vec::with_capacity(Op::ALL.len());
+    match backend {
+        Backend::Mysql => {
+            let pid = mariadb_pid(profiles)?;
+            // The prefill's dirty pages are written out in the background, about once a second.
+            purge(&side).await?;
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            for op in Op::ALL {
+                run_calls(&side, op, &mut live, payload, WARM_UP).await?;
+                purge(&side).await?;
+                callgrind_control(&["-z", &pid])?;
+                run_calls(&side, op, &mut live, payload, cfg.ops).await?;
+                purge(&side).await?;
+                let total = mariadb_dump(&pid, profiles)?;
+                per_call.push(total as f64 / cfg.ops as f64);
+                eprintln!(
+                    "[mysql] {label} {}: {:.0}",
+                    op.name(),
+                    per_call[per_call.len() - 1]
+                );
+            }
+            side.close().await;
+        }
+        Backend::Postgres => {
+            close(&side).await;
+            for op in Op::ALL {
+                let short =
+                    postgres_connection(&side, url, pool, op, &mut live, payload, 0, profiles)
+                        .await?;
+                let long = postgres_connection(
+                    &side, url, pool, op, &mut live, payload, cfg.ops, profiles,
+                )
+                .await?;
+                let calls = long
+                    .checked_sub(short)
+                    .context("the longer connection counted fewer instructions")?;
+                per_call.push(calls as f64 / cfg.ops as f64);
+                eprintln!(
+                    "[postgres] {label} {}: {:.0}",
+                    op.name(),
+                    per_call[per_call.len() - 1]
+                );
+            }
+        }
+        Backend::Sqlite => bail!("SQLite has no server process to count"),
+    }
+    Ok(per_call)
+}
+
+/// The instructions one PostgreSQL connection of `side`'s kind runs in all: set-up, the
+/// store's migration check, [`WARM_UP`] calls of `op`, then `measured` more, teardown.
+#[allow(clippy::too_many_arguments)]
+async fn postgres_connection(
+    like: &Side,
+    url: &str,
+    pool: &PoolSettings,
+    op: Op,
+    live: &mut LiveIds,
+    payload: &Payload,
+    measured: usize,
+    profiles: &Path,
+) -> anyhow::Result<u64> {
+    let side = Side::connect(&like.label, like.kind, Backend::Postgres, url, pool).await?;
+    let pid = side
+        .scalar("SELECT CAST(pg_backend_pid() AS BIGINT)")
+        .await?;
+    run_calls(&side, op, live, payload, WARM_UP + measured).await?;
+    close(&side).await;
+    let profile = profiles.join(format!("pg.{pid}"));
+    let total = wait_for_totals(&profile)?;
+    eprintln!(
+        "[postgres] {} {}, {} calls: {total} in {}",
+        like.label,
+        op.name(),
+        WARM_UP + measured,
+        profile.display()
+    );
+    Ok(total)
+}
+
+/// Closes `side`'s pool once its connection is back in it: sqlx 0.8 returns a connection to
+/// its pool on a task of its own, and a pool closed before that leaves the connection open.
+async fn close(side: &Side) {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    side.close().await;
+}
+
+/// Waits for a profile that callgrind writes when the process exits, and reads its total.
+fn wait_for_totals(profile: &Path) -> anyhow::Result<u64> {
+    let started = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(profile)
+            && let Some(total) = totals(&text)
+        {
+            return Ok(total);
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!(
+                "no callgrind totals in {} after 60 s: is the server running under callgrind, \
+                 writing its profiles there?",
+                profile.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The `totals:` line of a callgrind profile.
+fn totals(profile: &str) -> Option<u64> {
+    profile
+        .lines()
+        .find_map(|line| line.strip_prefix("totals:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Waits until InnoDB has purged every old row version: the calls' own clean-up is counted with
+/// them, and none of an earlier operation's.
+async fn purge(side: &Side) -> anyhow::Result<()> {
+    side.execute("SET GLOBAL innodb_max_purge_lag_wait = 0")
+        .await
+}
+
+/// The MariaDB server's process id, from the pid file it writes into `profiles`
+/// (`--pid-file`, as `benches/instructions.sh` starts it).
+fn mariadb_pid(profiles: &Path) -> anyhow::Result<String> {
+    let path = profiles.join("mariadb.pid");
+    let pid = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading MariaDB's pid file {}", path.display()))?;
+    Ok(pid.trim().to_owned())
+}
+
+/// Dumps MariaDB's counters and reads the dump's total (every thread's since the last zero).
+fn mariadb_dump(pid: &str, profiles: &Path) -> anyhow::Result<u64> {
+    let before = dumps(pid, profiles)?;
+    callgrind_control(&["-d", pid])?;
+    let newest = dumps(pid, profiles)?
+        .into_iter()
+        .filter(|dump| !before.contains(dump))
+        .max()
+        .context("callgrind_control -d wrote no new dump")?;
+    wait_for_totals(&newest)
+}
+
+/// The dumps callgrind has written for process `pid` into `profiles` (`<prefix>.<pid>.<n>`).
+fn dumps(pid: &str, profiles: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let infix = format!(".{pid}.");
+    let mut found = Vec::new();
+    for entry in
+        std::fs::read_dir(profiles).with_context(|| format!("listing {}", profiles.display()))?
+    {
+        let path = entry?.path();
+        if path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .is_some_and(|name| name.contains(&infix))
+        {
+            found.push(path);
+        }
+    }
+    Ok(found)
+}
+
+/// Runs `callgrind_control` with `args`; returns what it printed.
+fn callgrind_control(args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new("callgrind_control")
+        .args(args)
+        .output()
+        .context("running callgrind_control (Debian's valgrind)")?;
+    if !output.status.success() {
+        bail!(
+            "callgrind_control {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// One table per backend: instructions per call of each side, and ours against the others.
+fn write_table(report: &mut String, backend: Backend, counts: &[Vec<f64>]) -> anyhow::Result<()> {
+    let [ours, theirs, raw] = counts else {
+        bail!("expected three sides");
+    };
+    writeln!(
+        report,
+        "\n## {}\n\n| op | ours | theirs | raw | ours / theirs | ours / raw |\n|---|---:|---:|---:|---:|---:|",
+        backend.display()
+    )?;
+    for (i, op) in Op::ALL.iter().enumerate() {
+        let (a, b, c) = (ours[i], theirs[i], raw[i]);
+        writeln!(
+            report,
+            "| {} | {a:.0} | {b:.0} | {c:.0} | {:.2} | {:.2} |",
+            op.name(),
+            a / b,
+            a / c
+        )?;
+    }
+    Ok(())
+}
