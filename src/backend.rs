@@ -5,10 +5,11 @@ use crate::{
     SeaOrmSessionStore, SignedOut,
     cap::{Capped, CappedWrite},
     prepared::Statements,
-    queries::{Key, STATE, TTL_MS},
+    queries::{DEADLINE, Key, NOW, STATE, TTL_MS},
     unusable,
 };
 use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 use pavex_session::{
     SessionId,
     store::{
@@ -20,8 +21,8 @@ use pavex_session::{
     },
 };
 use pavex_session_sea_orm_entity::sessions::Column;
-use pavex_session_sea_orm_migration::stored_id;
-use sea_orm::{ExecResult, Iden, QueryResult, Value};
+use pavex_session_sea_orm_migration::{millis_of, stored_id};
+use sea_orm::{DbBackend, ExecResult, Iden, QueryResult, Value};
 use std::{borrow::Cow, collections::HashMap, num::NonZeroUsize, time::Duration};
 
 /// The longest TTL stored, in milliseconds (1 000 years of 365.2425 days): longer ones, up to
@@ -190,7 +191,9 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        let Some(ttl_ms) = remaining_ms(&row).map_err(LoadError::DeserializationError)? else {
+        let Some(ttl_ms) =
+            remaining_ms(statements.backend(), &row).map_err(LoadError::DeserializationError)?
+        else {
             return Ok(None);
         };
         let state: Vec<u8> = row
@@ -295,7 +298,7 @@ impl SeaOrmSessionStore {
                 .await
                 .map_err(|e| ChangeIdError::Other(e.into()))?;
             let read = match read {
-                Some(row) => remaining_ms(&row)
+                Some(row) => remaining_ms(statements.backend(), &row)
                     .map_err(ChangeIdError::Other)?
                     .map(|_| row),
                 None => None,
@@ -573,10 +576,16 @@ fn inserted(done: ExecResult) -> Result<(), anyhow::Error> {
 
 /// The remaining time to live, in milliseconds, of a row of the `load` statement, or `None` if
 /// its record has expired: the statement returns expired records too, with a remaining time of
-/// zero or less, computed by the server.
-fn remaining_ms(row: &QueryResult) -> anyhow::Result<Option<u64>> {
-    let ttl_ms: i64 = row
-        .try_get("", TTL_MS)
-        .context("The remaining TTL of the session could not be read")?;
+/// zero or less (computed by the server, or on PostgreSQL from the deadline and `now()` it
+/// returns).
+fn remaining_ms(backend: DbBackend, row: &QueryResult) -> anyhow::Result<Option<u64>> {
+    let unreadable = "The remaining TTL of the session could not be read";
+    let ttl_ms: i64 = if backend == DbBackend::Postgres {
+        let deadline: i64 = row.try_get("", DEADLINE).context(unreadable)?;
+        let now: DateTime<Utc> = row.try_get("", NOW).context(unreadable)?;
+        deadline.max(0).saturating_sub(millis_of(now))
+    } else {
+        row.try_get("", TTL_MS).context(unreadable)?
+    };
     Ok(u64::try_from(ttl_ms).ok().filter(|ms| *ms > 0))
 }

@@ -21,8 +21,15 @@ use std::num::NonZeroUsize;
 /// The alias under which [`Queries::load`] returns the state, the bytes of its JSON text.
 pub(crate) const STATE: &str = "state";
 
-/// The alias under which [`Queries::load`] returns the remaining time to live, in milliseconds.
+/// The alias under which [`Queries::load`] returns the remaining time to live, in milliseconds
+/// (MySQL, SQLite).
 pub(crate) const TTL_MS: &str = "ttl_ms";
+
+/// The aliases under which [`Queries::load`] returns, on PostgreSQL, the deadline and the
+/// database clock's reading (`now()`, a `timestamptz`), from which the store computes the
+/// remaining time.
+pub(crate) const DEADLINE: &str = "deadline";
+pub(crate) const NOW: &str = "now";
 
 /// Builds the store's statements for one table on one backend. The columns are the entity's;
 /// the table is the store's [`SessionsTable`].
@@ -190,18 +197,29 @@ impl Queries {
             .to_owned()
     }
 
-    /// The state ([`STATE`]) and remaining time to live ([`TTL_MS`]) of the record `id`, live or
-    /// not: the record is live only if the remaining time is positive, which the caller checks.
+    /// The state ([`STATE`]) and remaining time to live of the record `id`, live or not: the
+    /// record is live only if the remaining time is positive, which the caller checks.
     ///
     /// The state comes back as the bytes of its JSON text, which the store parses straight into
     /// the session's map; the server neither casts nor converts it. The remaining time is
-    /// `max(deadline, 0) - now`, which cannot overflow (`now` is positive) and is negative for a
-    /// deadline at or below zero, which no clock reading reaches.
+    /// `max(deadline, 0) - now`, negative for a deadline at or below zero, which no clock
+    /// reading reaches: computed by MySQL and SQLite ([`TTL_MS`]), where it cannot overflow
+    /// (`now` is positive); on PostgreSQL the statement returns the deadline ([`DEADLINE`]) and
+    /// `now()` itself ([`NOW`]), and the store does the arithmetic on the exact microsecond,
+    /// because there the clock's expression costs the server more than the rest of a miss
+    /// (docs/schema.md, "The load").
     pub(crate) fn load(&self, id: Key) -> SelectStatement {
-        let deadline = self.greatest(Expr::col(Column::Deadline), Expr::cust("0"));
-        Query::select()
-            .expr_as(Expr::col(Column::State), STATE)
-            .expr_as(deadline.sub(self.now.clone()), TTL_MS)
+        let mut select = Query::select();
+        select.expr_as(Expr::col(Column::State), STATE);
+        if self.backend == DbBackend::Postgres {
+            select
+                .expr_as(Expr::col(Column::Deadline), DEADLINE)
+                .expr_as(Expr::cust("now()"), NOW);
+        } else {
+            let deadline = self.greatest(Expr::col(Column::Deadline), Expr::cust("0"));
+            select.expr_as(deadline.sub(self.now.clone()), TTL_MS);
+        }
+        select
             .from(self.table.clone())
             .and_where(id_is(id))
             .to_owned()

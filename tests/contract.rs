@@ -234,6 +234,35 @@ async fn load_ttl_has_millisecond_precision(backend: Backend) {
     );
 }
 
+/// On PostgreSQL `load` reads `now()` and the store computes the clock's milliseconds itself
+/// (`millis_of`): the same value as the clock every other statement evaluates (`now_millis`),
+/// compared in one statement, so at one instant, many times over.
+#[tokio::test]
+async fn postgres_now_read_by_the_store_is_the_statements_clock() {
+    let db = common::fresh_db(Backend::Postgres).await;
+    let select = sea_orm::sea_query::Query::select()
+        .expr_as(Expr::cust("now()"), "now")
+        .expr(pavex_session_sea_orm_migration::now_millis(db.db_backend()).expect("a clock"))
+        .to_owned();
+    let clock = db.db_backend().build(&select).to_string();
+    for _ in 0..500 {
+        let row = sea_orm::ConnectionTrait::query_one_raw(
+            &db.db,
+            sea_orm::Statement::from_string(db.db_backend(), clock.clone()),
+        )
+        .await
+        .unwrap()
+        .expect("a row");
+        let now: chrono::DateTime<chrono::Utc> = row.try_get("", "now").unwrap();
+        let in_sql: i64 = row.try_get_by_index(1).unwrap();
+        assert_eq!(
+            pavex_session_sea_orm_migration::millis_of(now),
+            in_sql,
+            "{now}"
+        );
+    }
+}
+
 async fn deadline_is_database_now_plus_ttl(backend: Backend) {
     let (db, store) = store_on(backend).await;
     let ttl_ms = 123_456;

@@ -1,6 +1,6 @@
 //! The database clock: the one clock that sets and compares deadlines.
 
-use sea_orm_migration::sea_orm::{DbBackend, DbErr, sea_query::Expr};
+use sea_orm_migration::sea_orm::{DbBackend, DbErr, prelude::ChronoDateTimeUtc, sea_query::Expr};
 
 /// The database server's current time in Unix epoch milliseconds, as an SQL expression that the
 /// server evaluates inside the statement.
@@ -39,4 +39,25 @@ pub fn now_millis(backend: DbBackend) -> Result<Expr, DbErr> {
         }
     };
     Ok(Expr::cust(sql))
+}
+
+/// The database clock's reading in Unix epoch milliseconds for an instant that PostgreSQL's
+/// `now()` returned: the value [`now_millis`] computes in SQL for that instant (its exact
+/// microsecond, floored to the millisecond).
+///
+/// For a statement that returns `now()` itself and leaves the arithmetic to the application,
+/// which costs PostgreSQL less than the expression (the store's `load` does this).
+///
+/// ```
+/// use pavex_session_sea_orm_migration::millis_of;
+/// use sea_orm_migration::sea_orm::prelude::ChronoDateTimeUtc;
+///
+/// let now = ChronoDateTimeUtc::from_timestamp_micros(1_700_000_000_123_999).ok_or("range")?;
+/// assert_eq!(millis_of(now), 1_700_000_000_123);
+/// let before_1970 = ChronoDateTimeUtc::from_timestamp_micros(-1).ok_or("range")?;
+/// assert_eq!(millis_of(before_1970), -1);
+/// # Ok::<(), &str>(())
+/// ```
+pub fn millis_of(now: ChronoDateTimeUtc) -> i64 {
+    now.timestamp_micros().div_euclid(1000)
 }

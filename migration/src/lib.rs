@@ -57,7 +57,7 @@ pub use adopt::{
     ADOPTION_STAGING_TABLE, AdoptPavexSessionSqlxTable, AdoptionReport, MAX_BATCH_BYTES,
     SQLX_BACKUP_TABLE, SQLX_SESSIONS_TABLE,
 };
-pub use clock::now_millis;
+pub use clock::{millis_of, now_millis};
 pub use m20261206_000001_create_sessions_table::{
     CreateSessionsTable, DEADLINE_INDEX, MAX_SUBJECT_BYTES, SESSIONS_TABLE,
 };
