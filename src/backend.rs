@@ -5,11 +5,10 @@ use crate::{
     SeaOrmSessionStore, SignedOut,
     cap::{Capped, CappedWrite},
     prepared::Statements,
-    queries::{DEADLINE, Key, NOW, STATE, TTL_MS},
+    queries::{Key, STATE, remaining_ms},
     unusable,
 };
 use anyhow::Context as _;
-use chrono::{DateTime, Utc};
 use pavex_session::{
     SessionId,
     store::{
@@ -21,8 +20,8 @@ use pavex_session::{
     },
 };
 use pavex_session_sea_orm_entity::sessions::Column;
-use pavex_session_sea_orm_migration::{millis_of, stored_id};
-use sea_orm::{DbBackend, ExecResult, Iden, QueryResult, Value};
+use pavex_session_sea_orm_migration::stored_id;
+use sea_orm::{ExecResult, Iden, Value};
 use std::{borrow::Cow, collections::HashMap, num::NonZeroUsize, time::Duration};
 
 /// The longest TTL stored, in milliseconds (1 000 years of 365.2425 days): longer ones, up to
@@ -572,20 +571,4 @@ fn inserted(done: ExecResult) -> Result<(), anyhow::Error> {
             "Inserting one session record affected {n} records instead of one"
         )),
     }
-}
-
-/// The remaining time to live, in milliseconds, of a row of the `load` statement, or `None` if
-/// its record has expired: the statement returns expired records too, with a remaining time of
-/// zero or less (computed by the server, or on PostgreSQL from the deadline and `now()` it
-/// returns).
-fn remaining_ms(backend: DbBackend, row: &QueryResult) -> anyhow::Result<Option<u64>> {
-    let unreadable = "The remaining TTL of the session could not be read";
-    let ttl_ms: i64 = if backend == DbBackend::Postgres {
-        let deadline: i64 = row.try_get("", DEADLINE).context(unreadable)?;
-        let now: DateTime<Utc> = row.try_get("", NOW).context(unreadable)?;
-        deadline.max(0).saturating_sub(millis_of(now))
-    } else {
-        row.try_get("", TTL_MS).context(unreadable)?
-    };
-    Ok(u64::try_from(ttl_ms).ok().filter(|ms| *ms > 0))
 }

@@ -2,14 +2,17 @@
 //!
 //! Liveness is always decided inside the statement, against [`now_millis`]: a record is live
 //! when `deadline > now` and expired when `deadline <= now`. `load` alone leaves the test to the
-//! store: its statement returns `deadline - now`, computed by the server, and the store reads a
-//! record whose remaining time is not positive as absent (one clock and no filter: the cheapest
-//! statement on every backend, docs/schema.md "The load").
+//! store: its statement returns the remaining time `deadline - now` (on PostgreSQL the deadline
+//! and `now()`, [`remaining_ms`] subtracts), and the store reads a record whose remaining time
+//! is not positive as absent (one clock and no filter: the cheapest statement on every backend,
+//! docs/schema.md "The load").
 
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 use pavex_session_sea_orm_entity::sessions::Column;
-use pavex_session_sea_orm_migration::{SessionsTable, now_millis};
+use pavex_session_sea_orm_migration::{SessionsTable, millis_of, now_millis};
 use sea_orm::{
-    DbBackend, DbErr, Iterable,
+    DbBackend, DbErr, Iterable, QueryResult,
     sea_query::{
         Alias, Cond, Condition, DeleteStatement, Expr, ExprTrait, Func, InsertStatement,
         IntoColumnRef, LockBehavior, LockType, OnConflict, Order, Query, SelectStatement, TableRef,
@@ -23,13 +26,13 @@ pub(crate) const STATE: &str = "state";
 
 /// The alias under which [`Queries::load`] returns the remaining time to live, in milliseconds
 /// (MySQL, SQLite).
-pub(crate) const TTL_MS: &str = "ttl_ms";
+const TTL_MS: &str = "ttl_ms";
 
 /// The aliases under which [`Queries::load`] returns, on PostgreSQL, the deadline and the
-/// database clock's reading (`now()`, a `timestamptz`), from which the store computes the
-/// remaining time.
-pub(crate) const DEADLINE: &str = "deadline";
-pub(crate) const NOW: &str = "now";
+/// database clock's reading (`now()`, a `timestamptz`), from which [`remaining_ms`] computes
+/// the remaining time.
+const DEADLINE: &str = "deadline";
+const NOW: &str = "now";
 
 /// Builds the store's statements for one table on one backend. The columns are the entity's;
 /// the table is the store's [`SessionsTable`].
@@ -205,9 +208,9 @@ impl Queries {
     /// `max(deadline, 0) - now`, negative for a deadline at or below zero, which no clock
     /// reading reaches: computed by MySQL and SQLite ([`TTL_MS`]), where it cannot overflow
     /// (`now` is positive); on PostgreSQL the statement returns the deadline ([`DEADLINE`]) and
-    /// `now()` itself ([`NOW`]), and the store does the arithmetic on the exact microsecond,
-    /// because there the clock's expression costs the server more than the rest of a miss
-    /// (docs/schema.md, "The load").
+    /// `now()` itself ([`NOW`]), and [`remaining_ms`] does the arithmetic on the exact
+    /// microsecond, because there the clock's expression was most of what a miss cost the
+    /// server over theirs (docs/schema.md, "The load").
     pub(crate) fn load(&self, id: Key) -> SelectStatement {
         let mut select = Query::select();
         select.expr_as(Expr::col(Column::State), STATE);
@@ -707,6 +710,21 @@ impl Queries {
 
 /// A `LIMIT` the drivers can bind: they bind it as a signed 64-bit integer (and panic on a
 /// larger one), so a larger limit is brought down to `i64::MAX`, which means "all".
+/// The remaining time to live, in milliseconds, of a row of [`Queries::load`] on `backend`, or
+/// `None` if its record has expired: the statement returns expired records too, with a
+/// remaining time of zero or less.
+pub(crate) fn remaining_ms(backend: DbBackend, row: &QueryResult) -> anyhow::Result<Option<u64>> {
+    let unreadable = "The remaining TTL of the session could not be read";
+    let ttl_ms: i64 = if backend == DbBackend::Postgres {
+        let deadline: i64 = row.try_get("", DEADLINE).context(unreadable)?;
+        let now: DateTime<Utc> = row.try_get("", NOW).context(unreadable)?;
+        Ord::max(deadline, 0).saturating_sub(millis_of(now))
+    } else {
+        row.try_get("", TTL_MS).context(unreadable)?
+    };
+    Ok(u64::try_from(ttl_ms).ok().filter(|ms| *ms > 0))
+}
+
 fn bounded(limit: u64) -> u64 {
     Ord::min(limit, i64::MAX.unsigned_abs())
 }
