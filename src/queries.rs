@@ -3,9 +3,9 @@
 //! Liveness is always decided inside the statement, against [`now_millis`]: a record is live
 //! when `deadline > now` and expired when `deadline <= now`. `load` alone leaves the test to the
 //! store: its statement returns the remaining time `deadline - now` (on PostgreSQL the deadline
-//! and `now()`, [`remaining_ms`] subtracts), and the store reads a record whose remaining time
-//! is not positive as absent (one clock and no filter: the cheapest statement on every backend,
-//! docs/schema.md "The load").
+//! and `CURRENT_TIMESTAMP`, [`remaining_ms`] subtracts), and the store reads a record whose
+//! remaining time is not positive as absent (one clock and no filter: the cheapest statement on
+//! every backend, docs/schema.md "The load").
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -29,8 +29,8 @@ pub(crate) const STATE: &str = "state";
 const TTL_MS: &str = "ttl_ms";
 
 /// The aliases under which [`Queries::load`] returns, on PostgreSQL, the deadline and the
-/// database clock's reading (`now()`, a `timestamptz`), from which [`remaining_ms`] computes
-/// the remaining time.
+/// database clock's reading (`CURRENT_TIMESTAMP`, a `timestamptz`), from which [`remaining_ms`]
+/// computes the remaining time.
 const DEADLINE: &str = "deadline";
 const NOW: &str = "now";
 
@@ -208,16 +208,17 @@ impl Queries {
     /// `max(deadline, 0) - now`, negative for a deadline at or below zero, which no clock
     /// reading reaches: computed by MySQL and SQLite ([`TTL_MS`]), where it cannot overflow
     /// (`now` is positive); on PostgreSQL the statement returns the deadline ([`DEADLINE`]) and
-    /// `now()` itself ([`NOW`]), and [`remaining_ms`] does the arithmetic on the exact
-    /// microsecond, because there the clock's expression was most of what a miss cost the
-    /// server over theirs (docs/schema.md, "The load").
+    /// the clock's reading itself (`CURRENT_TIMESTAMP`, which is `now()`: [`NOW`]), and
+    /// [`remaining_ms`] does the arithmetic on the exact microsecond, because there the clock's
+    /// expression was most of what a miss cost the server over theirs (docs/schema.md, "The
+    /// load").
     pub(crate) fn load(&self, id: Key) -> SelectStatement {
         let mut select = Query::select();
         select.expr_as(Expr::col(Column::State), STATE);
         if self.backend == DbBackend::Postgres {
             select
                 .expr_as(Expr::col(Column::Deadline), DEADLINE)
-                .expr_as(Expr::cust("now()"), NOW);
+                .expr_as(Expr::current_timestamp(), NOW);
         } else {
             let deadline = self.greatest(Expr::col(Column::Deadline), Expr::cust("0"));
             select.expr_as(deadline.sub(self.now.clone()), TTL_MS);

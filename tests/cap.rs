@@ -253,20 +253,74 @@ async fn racing_sign_ins_never_exceed_the_cap(backend: Backend) {
                     MAX as usize
                 }
             };
+            let mut counts = Vec::new();
             for store in &stores {
-                assert_eq!(
-                    store.count_sessions_of(&user).await.unwrap(),
-                    expected as u64,
-                    "{at_cap:?} round {round}: the cap was exceeded or undershot"
+                counts.push(store.count_sessions_of(&user).await.unwrap());
+            }
+            let mut live = Vec::new();
+            for id in &succeeded {
+                live.push(stores[0].load(id).await.unwrap().is_some());
+            }
+            if counts.iter().any(|&n| n != expected as u64) {
+                panic!(
+                    "{at_cap:?} round {round}: the cap was exceeded or undershot: {counts:?} \
+                     sessions counted on the nodes, {expected} expected\n{}",
+                    what_the_racers_saw(&outcomes, stores.len(), &db).await
                 );
             }
-            let mut live = 0;
-            for id in &succeeded {
-                live += usize::from(stores[0].load(id).await.unwrap().is_some());
+            let live = live.iter().filter(|&&live| live).count();
+            if live != expected {
+                panic!(
+                    "{at_cap:?} round {round}: {live} of the sign-ins are live, {expected} \
+                     expected\n{}",
+                    what_the_racers_saw(&outcomes, stores.len(), &db).await
+                );
             }
-            assert_eq!(live, expected, "{at_cap:?} round {round}");
         }
     }
+}
+
+/// Each racer's outcome and every row of the `sessions` table as each node sees it (handle,
+/// subject, deadline, `created_at`): what a failure of the racing test prints, should it ever
+/// happen in CI.
+async fn what_the_racers_saw(
+    outcomes: &[(SessionId, Option<anyhow::Error>)],
+    nodes: usize,
+    db: &common::TestDb,
+) -> String {
+    use sea_orm::{ConnectionTrait, sea_query::Query};
+    let mut seen = String::new();
+    for (i, (id, e)) in outcomes.iter().enumerate() {
+        let how = if i % 2 == 1 { "update" } else { "create" };
+        let handle = SessionHandle::of(id);
+        seen.push_str(&format!(
+            "racer {i} ({how}, node {}) {handle}: {e:?}\n",
+            i % nodes
+        ));
+    }
+    let select = Query::select()
+        .columns(["id", "subject", "deadline", "created_at"])
+        .from("sessions")
+        .order_by("created_at", sea_orm::Order::Asc)
+        .to_owned();
+    for (node, connection) in db.node_connections().iter().enumerate() {
+        seen.push_str(&format!("node {node}:\n"));
+        match connection.query_all(&select).await {
+            Ok(rows) => {
+                for row in rows {
+                    let id: Vec<u8> = row.try_get("", "id").unwrap_or_default();
+                    let subject: Option<Vec<u8>> = row.try_get("", "subject").unwrap_or_default();
+                    let deadline: i64 = row.try_get("", "deadline").unwrap_or_default();
+                    let created_at: i64 = row.try_get("", "created_at").unwrap_or_default();
+                    let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+                    let subject = subject.map(|s| String::from_utf8_lossy(&s).into_owned());
+                    seen.push_str(&format!("  {id} {subject:?} {deadline} {created_at}\n"));
+                }
+            }
+            Err(e) => seen.push_str(&format!("  cannot read: {e}\n")),
+        }
+    }
+    seen
 }
 
 on_every_backend!(and_galera:

@@ -234,15 +234,19 @@ async fn load_ttl_has_millisecond_precision(backend: Backend) {
     );
 }
 
-/// On PostgreSQL `load` reads `now()` and the store computes the clock's milliseconds itself
-/// (`millis_of`): the same value as the clock every other statement evaluates (`now_millis`),
-/// compared in one statement, so at one instant, many times over.
+/// On PostgreSQL `load` reads `CURRENT_TIMESTAMP` (which is `now()`) and the store computes the
+/// clock's milliseconds itself (`millis_of`): the same value as the clock every other statement
+/// evaluates (`now_millis`), compared in one statement, so at one instant, many times over.
 #[tokio::test]
 async fn postgres_now_read_by_the_store_is_the_statements_clock() {
     let db = common::fresh_db(Backend::Postgres).await;
     let select = sea_orm::sea_query::Query::select()
+        .expr_as(Expr::current_timestamp(), "current")
         .expr_as(Expr::cust("now()"), "now")
-        .expr(pavex_session_sea_orm_migration::now_millis(db.db_backend()).expect("a clock"))
+        .expr_as(
+            pavex_session_sea_orm_migration::now_millis(db.db_backend()).expect("a clock"),
+            "in_sql",
+        )
         .to_owned();
     let clock = db.db_backend().build(&select).to_string();
     for _ in 0..500 {
@@ -253,12 +257,14 @@ async fn postgres_now_read_by_the_store_is_the_statements_clock() {
         .await
         .unwrap()
         .expect("a row");
+        let current: chrono::DateTime<chrono::Utc> = row.try_get("", "current").unwrap();
         let now: chrono::DateTime<chrono::Utc> = row.try_get("", "now").unwrap();
-        let in_sql: i64 = row.try_get_by_index(1).unwrap();
+        let in_sql: i64 = row.try_get("", "in_sql").unwrap();
+        assert_eq!(current, now);
         assert_eq!(
-            pavex_session_sea_orm_migration::millis_of(now),
+            pavex_session_sea_orm_migration::millis_of(current),
             in_sql,
-            "{now}"
+            "{current}"
         );
     }
 }

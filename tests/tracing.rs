@@ -263,7 +263,7 @@ async fn every_operation_runs_in_its_span_and_records_no_secret(backend: Backend
     }
     // The statement log: each backend's clock expression marks its statements.
     let clock = match backend {
-        Backend::Postgres => "date_part('epoch', now())",
+        Backend::Postgres => "date_part('epoch', CURRENT_TIMESTAMP)",
         Backend::MySql => "@@timestamp",
         _ => "julianday('now')",
     };

@@ -22,8 +22,12 @@ pub fn now_millis(backend: DbBackend) -> Result<Expr, DbErr> {
     // `numeric` on PostgreSQL 14+) and `TIMESTAMPDIFF` give the same value for 1 600-2 200 more
     // server instructions per evaluation (docs/schema.md, "The clock").
     let sql = match backend {
-        // `now()` is the transaction's start time; time-zone independent.
-        DbBackend::Postgres => "(CAST(date_part('epoch', now()) * 1000000 AS BIGINT) / 1000)",
+        // `CURRENT_TIMESTAMP` is `now()`, the transaction's start time; time-zone independent.
+        // PostgreSQL 15 and earlier evaluate it without setting up a function at each execution
+        // of a prepared statement, as `now()` needs.
+        DbBackend::Postgres => {
+            "(CAST(date_part('epoch', CURRENT_TIMESTAMP) * 1000000 AS BIGINT) / 1000)"
+        }
         // `@@timestamp` is the statement's start time in Unix seconds, as `UTC_TIMESTAMP(6)`
         // and `NOW()` see it (a session's `SET timestamp` moves all three alike); time-zone
         // independent, so no DST hour is ambiguous.
