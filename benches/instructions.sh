@@ -2,7 +2,8 @@
 # Counts the database servers' instructions per session operation (ours, theirs, raw):
 # starts a private PostgreSQL and MariaDB under `valgrind --tool=callgrind` in a temporary
 # directory (ports 5443 and 3317, loopback only), runs the benchmark with `--instructions`, and
-# stops and removes them again, whatever happened. Extra flags go to the benchmark, e.g.
+# stops and removes them again, whatever happened. For SQLite, which has no server, the
+# benchmark runs itself under callgrind and counts its own process. Extra flags go to the benchmark, e.g.
 # `--backend postgres --ops 2000`. Needs root (PostgreSQL runs as the `postgres` user), Debian's
 # valgrind, postgresql and mariadb-server packages. The report goes to stdout.
 set -euo pipefail

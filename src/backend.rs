@@ -202,7 +202,7 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         let state = self
             .opened(|| key(session_id), state)
             .map_err(LoadError::DeserializationError)?;
-        let state: HashMap<Cow<'static, str>, serde_json::Value> = serde_json::from_slice(&state)
+        let state = parse_state(&state)
             .context("The stored session state is not a JSON object")
             .map_err(LoadError::DeserializationError)?;
         let ttl = Duration::from_millis(ttl_ms);
@@ -538,6 +538,40 @@ fn state_json(record: &SessionRecordRef<'_>) -> Result<String, serde_json::Error
         )),
         false => serde_json::to_string(&*record.state),
     }
+}
+
+/// The keys a parsed state has room for before its map grows.
+const STATE_KEYS: usize = 8;
+
+/// Parses a stored state, the bytes of a JSON object, into the map `pavex_session` wants, as
+/// `serde_json::from_slice` would (a later duplicate key wins; trailing bytes are an error),
+/// but into a map with room for [`STATE_KEYS`] keys: a JSON object does not say how many it
+/// holds, and a map grown from nothing reallocates and rehashes on the way, about 700
+/// instructions per `load` of a 4-key state (callgrind, BENCHMARKS.md).
+fn parse_state(bytes: &[u8]) -> serde_json::Result<HashMap<Cow<'static, str>, serde_json::Value>> {
+    struct StateMap;
+    impl<'de> serde::de::Visitor<'de> for StateMap {
+        type Value = HashMap<Cow<'static, str>, serde_json::Value>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut state = HashMap::with_capacity(map.size_hint().unwrap_or(STATE_KEYS));
+            while let Some((key, value)) = map.next_entry::<String, serde_json::Value>()? {
+                state.insert(Cow::Owned(key), value);
+            }
+            Ok(state)
+        }
+    }
+    let mut json = serde_json::Deserializer::from_slice(bytes);
+    let state = serde::Deserializer::deserialize_map(&mut json, StateMap)?;
+    json.end()?;
+    Ok(state)
 }
 
 fn contains_nul(value: &serde_json::Value) -> bool {

@@ -250,8 +250,28 @@ async fn states_that_are_not_objects(backend: Backend) {
             }
         }
     }
-    // Bytes that are not JSON, or not UTF-8, written by hand: an error, and the row stays.
-    for bad in [&b"{oops"[..], &[0xff, 0xfe, b'{', b'}'][..]] {
+    // Objects written by hand as serde_json reads them: a later duplicate key wins, white space
+    // around the object is allowed, and more keys than the parsed map has room for at first.
+    let many: serde_json::Map<String, serde_json::Value> =
+        (0..20).map(|i| (format!("k{i}"), json!(i))).collect();
+    let many = serde_json::Value::Object(many);
+    for (stored, expected) in [
+        (r#"{"a": 1, "a": 2}"#.to_owned(), json!({"a": 2})),
+        (" \n{\"a\": 1}\t ".to_owned(), json!({"a": 1})),
+        (many.to_string(), many.clone()),
+    ] {
+        let id = session_with_stored_state(&db, &store, stored.clone().into_bytes()).await;
+        let loaded = store.load(&id).await.unwrap().expect("live");
+        assert_eq!(loaded.state, state(expected), "{stored}");
+    }
+    // Bytes that are not JSON (trailing bytes after the object included), or not UTF-8, written
+    // by hand: an error, and the row stays.
+    for bad in [
+        &b"{oops"[..],
+        &[0xff, 0xfe, b'{', b'}'][..],
+        &b"{} x"[..],
+        &b"{}{}"[..],
+    ] {
         let id = session_with_stored_state(&db, &store, bad.to_vec()).await;
         assert!(matches!(
             store.load(&id).await,

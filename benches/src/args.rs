@@ -104,7 +104,8 @@ pub struct Args {
     /// Count the database servers' instructions per call instead of timing calls: the servers
     /// at --postgres-url and --mysql-url run under `valgrind --tool=callgrind`, PostgreSQL
     /// writing its profiles into DIR (`benches/instructions.sh` starts such servers and passes
-    /// this). Sides: ours, theirs and raw; --ops calls per operation [default: 2000] after 100
+    /// this); for SQLite the benchmark runs itself under callgrind and counts its own process.
+    /// Sides: ours, theirs and raw; --ops calls per operation [default: 2000] after 100
     /// unmeasured, on tables of --rows live sessions [default: 8000] and no expired ones.
     #[arg(long, value_name = "DIR")]
     pub instructions: Option<PathBuf>,

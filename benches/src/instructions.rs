@@ -13,6 +13,10 @@
 //!   connections run the same unmeasured calls, then the second runs the measured ones too;
 //!   the difference of their totals is the calls' cost, connection set-up and teardown
 //!   cancelled out.
+//! - SQLite (no server: the database runs in the benchmark's process): the benchmark runs
+//!   itself again under callgrind for it, and counts every instruction of its own process
+//!   during the calls (the store or theirs, the driver, SQLite), zeroed on entering
+//!   [`pss_callgrind_zero`] and dumped on entering [`pss_callgrind_dump`].
 
 use crate::{
     args::{Backend, Config},
@@ -27,9 +31,12 @@ use anyhow::{Context as _, bail};
 use std::{
     fmt::Write as _,
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
+
+/// Set in the environment of the benchmark's copy that counts SQLite under callgrind.
+const COUNTING_SQLITE: &str = "PSS_BENCH_COUNTING_SQLITE";
 
 /// Unmeasured calls of each operation before the measured ones (statements prepared, caches
 /// warm).
@@ -55,15 +62,18 @@ pub async fn run(cfg: &Config, profiles: &Path) -> anyhow::Result<String> {
     );
     let payload = Payload::new(cfg.ttl);
     let mut report = format!(
-        "# Server instructions per call\n\n- {} live sessions per table (created through each \
+        "# Instructions per call\n\n- {} live sessions per table (created through each \
          side's store), {} calls of each operation after {WARM_UP} unmeasured, one connection\n- \
          sides: ours (pavex_session_sea_orm), theirs (pavex_session_sqlx 0.2.10, sqlx 0.8), raw \
          (theirs' statements on sqlx 0.9)\n",
         cfg.rows, cfg.ops
     );
+    if std::env::var_os(COUNTING_SQLITE).is_some() {
+        return count_sqlite(cfg, &pool, &payload, profiles).await;
+    }
     for &backend in &cfg.backends {
         if backend == Backend::Sqlite {
-            eprintln!("[sqlite] skipped: no server process to count");
+            report.push_str(&sqlite_under_callgrind(profiles)?);
             continue;
         }
         let mut counts = Vec::with_capacity(SIDES.len());
@@ -86,6 +96,92 @@ pub async fn run(cfg: &Config, profiles: &Path) -> anyhow::Result<String> {
         write_table(&mut report, backend, &counts)?;
     }
     Ok(report)
+}
+
+/// Runs this benchmark again under callgrind to count SQLite ([`count_sqlite`]); returns its
+/// table.
+fn sqlite_under_callgrind(profiles: &Path) -> anyhow::Result<String> {
+    let exe = std::env::current_exe().context("locating the benchmark's executable")?;
+    let output = Command::new("valgrind")
+        .args(["--tool=callgrind", "-q"])
+        .arg(format!(
+            "--callgrind-out-file={}",
+            profiles.join("sqlite.%p").display()
+        ))
+        .arg("--zero-before=pss_callgrind_zero")
+        .arg("--dump-before=pss_callgrind_dump")
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env(COUNTING_SQLITE, "1")
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running the benchmark under valgrind (Debian's valgrind)")?;
+    if !output.status.success() {
+        bail!("counting SQLite under callgrind failed: {}", output.status);
+    }
+    String::from_utf8(output.stdout).context("the SQLite count's report is not UTF-8")
+}
+
+/// Callgrind zeroes its counters when the process enters this function (`--zero-before`).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn pss_callgrind_zero() {
+    std::hint::black_box(());
+}
+
+/// Callgrind writes a dump of its counters when the process enters this function
+/// (`--dump-before`), and zeroes them.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn pss_callgrind_dump() {
+    std::hint::black_box(());
+}
+
+/// Counts every side on SQLite in this process, which runs under callgrind: the instructions
+/// of the whole process (store, driver, SQLite) per call of each operation.
+async fn count_sqlite(
+    cfg: &Config,
+    pool: &PoolSettings,
+    payload: &Payload,
+    profiles: &Path,
+) -> anyhow::Result<String> {
+    let pid = std::process::id().to_string();
+    let mut counts = Vec::with_capacity(SIDES.len());
+    for (label, kind, tag) in SIDES {
+        let scratch = Scratch::create(Backend::Sqlite, tag, "", "").await?;
+        let side = Side::connect(label, kind, Backend::Sqlite, &scratch.url, pool).await?;
+        let mut live = LiveIds::new(Vec::new(), cfg.seed);
+        run_calls(&side, Op::Create, &mut live, payload, cfg.rows).await?;
+        let mut per_call = Vec::with_capacity(Op::ALL.len());
+        for op in Op::ALL {
+            run_calls(&side, op, &mut live, payload, WARM_UP).await?;
+            pss_callgrind_zero();
+            run_calls(&side, op, &mut live, payload, cfg.ops).await?;
+            let before = dumps(&pid, profiles)?;
+            pss_callgrind_dump();
+            let dump = dumps(&pid, profiles)?
+                .into_iter()
+                .filter(|dump| !before.contains(dump))
+                .max()
+                .context("callgrind wrote no dump: is this process running under callgrind?")?;
+            per_call.push(wait_for_totals(&dump)? as f64 / cfg.ops as f64);
+            eprintln!(
+                "[sqlite] {label} {}: {:.0}",
+                op.name(),
+                per_call[per_call.len() - 1]
+            );
+        }
+        side.close().await;
+        scratch.destroy().await?;
+        counts.push(per_call);
+    }
+    let mut table = String::new();
+    write_table(&mut table, Backend::Sqlite, &counts)?;
+    table.push_str(
+        "\nSQLite has no server: its counts are every instruction of the benchmark's process \
+         during the calls (the store or theirs, the driver, SQLite).\n",
+    );
+    Ok(table)
 }
 
 /// Instructions per call of each operation of [`Op::ALL`] on one side.
