@@ -546,8 +546,9 @@ const STATE_KEYS: usize = 8;
 /// Parses a stored state, the bytes of a JSON object, into the map `pavex_session` wants, as
 /// `serde_json::from_slice` would (a later duplicate key wins; trailing bytes are an error),
 /// but into a map with room for [`STATE_KEYS`] keys: a JSON object does not say how many it
-/// holds, and a map grown from nothing reallocates and rehashes on the way, about 700
-/// instructions per `load` of a 4-key state (callgrind, BENCHMARKS.md).
+/// holds, and a map grown from nothing reallocates and rehashes on the way, about 600
+/// instructions per `load` of a 4-key state (callgrind, BENCHMARKS.md). No size hint from the
+/// input is trusted for the allocation.
 fn parse_state(bytes: &[u8]) -> serde_json::Result<HashMap<Cow<'static, str>, serde_json::Value>> {
     struct StateMap;
     impl<'de> serde::de::Visitor<'de> for StateMap {
@@ -561,7 +562,7 @@ fn parse_state(bytes: &[u8]) -> serde_json::Result<HashMap<Cow<'static, str>, se
             self,
             mut map: A,
         ) -> Result<Self::Value, A::Error> {
-            let mut state = HashMap::with_capacity(map.size_hint().unwrap_or(STATE_KEYS));
+            let mut state = HashMap::with_capacity(STATE_KEYS);
             while let Some((key, value)) = map.next_entry::<String, serde_json::Value>()? {
                 state.insert(Cow::Owned(key), value);
             }
