@@ -709,8 +709,6 @@ impl Queries {
     }
 }
 
-/// A `LIMIT` the drivers can bind: they bind it as a signed 64-bit integer (and panic on a
-/// larger one), so a larger limit is brought down to `i64::MAX`, which means "all".
 /// The remaining time to live, in milliseconds, of a row of [`Queries::load`] on `backend`, or
 /// `None` if its record has expired: the statement returns expired records too, with a
 /// remaining time of zero or less.
@@ -726,6 +724,8 @@ pub(crate) fn remaining_ms(backend: DbBackend, row: &QueryResult) -> anyhow::Res
     Ok(u64::try_from(ttl_ms).ok().filter(|ms| *ms > 0))
 }
 
+/// A `LIMIT` the drivers can bind: they bind it as a signed 64-bit integer (and panic on a
+/// larger one), so a larger limit is brought down to `i64::MAX`, which means "all".
 fn bounded(limit: u64) -> u64 {
     Ord::min(limit, i64::MAX.unsigned_abs())
 }

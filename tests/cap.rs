@@ -312,9 +312,12 @@ async fn what_the_racers_saw(
                     let subject: Option<Vec<u8>> = row.try_get("", "subject").unwrap_or_default();
                     let deadline: i64 = row.try_get("", "deadline").unwrap_or_default();
                     let created_at: i64 = row.try_get("", "created_at").unwrap_or_default();
-                    let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+                    // The racers' handles, so that a row and its racer read alike.
+                    let handle = SessionHandle::try_from(id.as_slice());
                     let subject = subject.map(|s| String::from_utf8_lossy(&s).into_owned());
-                    seen.push_str(&format!("  {id} {subject:?} {deadline} {created_at}\n"));
+                    seen.push_str(&format!(
+                        "  {handle:?} {subject:?} {deadline} {created_at}\n"
+                    ));
                 }
             }
             Err(e) => seen.push_str(&format!("  cannot read: {e}\n")),

@@ -174,7 +174,7 @@ pub struct Config {
     #[serde(skip)]
     pub json: PathBuf,
     pub seed: u64,
-    /// `--instructions`: the directory of PostgreSQL's callgrind profiles.
+    /// `--instructions`: the directory of the callgrind profiles (and MariaDB's pid file).
     #[serde(skip)]
     pub instructions: Option<PathBuf>,
 }

@@ -157,14 +157,11 @@ async fn count_sqlite(
             run_calls(&side, op, &mut live, payload, WARM_UP).await?;
             pss_callgrind_zero();
             run_calls(&side, op, &mut live, payload, cfg.ops).await?;
-            let before = dumps(&pid, profiles)?;
-            pss_callgrind_dump();
-            let dump = dumps(&pid, profiles)?
-                .into_iter()
-                .filter(|dump| !before.contains(dump))
-                .max()
-                .context("callgrind wrote no dump: is this process running under callgrind?")?;
-            per_call.push(wait_for_totals(&dump)? as f64 / cfg.ops as f64);
+            let total = dumped_total(&pid, profiles, || {
+                pss_callgrind_dump();
+                Ok(())
+            })?;
+            per_call.push(total as f64 / cfg.ops as f64);
             eprintln!(
                 "[sqlite] {label} {}: {:.0}",
                 op.name(),
@@ -332,13 +329,29 @@ fn mariadb_pid(profiles: &Path) -> anyhow::Result<String> {
 
 /// Dumps MariaDB's counters and reads the dump's total (every thread's since the last zero).
 fn mariadb_dump(pid: &str, profiles: &Path) -> anyhow::Result<u64> {
+    dumped_total(pid, profiles, || {
+        callgrind_control(&["-d", pid]).map(|_| ())
+    })
+}
+
+/// Has callgrind write a dump of process `pid` (`dump`) and reads the new dump's total.
+fn dumped_total(
+    pid: &str,
+    profiles: &Path,
+    dump: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
     let before = dumps(pid, profiles)?;
-    callgrind_control(&["-d", pid])?;
+    dump()?;
     let newest = dumps(pid, profiles)?
         .into_iter()
         .filter(|dump| !before.contains(dump))
         .max()
-        .context("callgrind_control -d wrote no new dump")?;
+        .with_context(|| {
+            format!(
+                "callgrind wrote no dump of process {pid} into {}",
+                profiles.display()
+            )
+        })?;
     wait_for_totals(&newest)
 }
 

@@ -23,8 +23,8 @@ pub fn now_millis(backend: DbBackend) -> Result<Expr, DbErr> {
     // server instructions per evaluation (docs/schema.md, "The clock").
     let sql = match backend {
         // `CURRENT_TIMESTAMP` is `now()`, the transaction's start time; time-zone independent.
-        // PostgreSQL 15 and earlier evaluate it without setting up a function at each execution
-        // of a prepared statement, as `now()` needs.
+        // PostgreSQL 15 evaluates it without setting up a function at each execution of a
+        // prepared statement, as `now()` needs (docs/schema.md, "The clock").
         DbBackend::Postgres => {
             "(CAST(date_part('epoch', CURRENT_TIMESTAMP) * 1000000 AS BIGINT) / 1000)"
         }
