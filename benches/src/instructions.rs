@@ -69,37 +69,56 @@ pub async fn run(cfg: &Config, profiles: &Path) -> anyhow::Result<String> {
         cfg.rows, cfg.ops
     );
     if std::env::var_os(COUNTING_SQLITE).is_some() {
-        return count_sqlite(cfg, &pool, &payload, profiles).await;
+        return count_backend(Backend::Sqlite, cfg, &pool, &payload, profiles).await;
     }
     for &backend in &cfg.backends {
-        if backend == Backend::Sqlite {
-            report.push_str(&sqlite_under_callgrind(profiles)?);
-            continue;
-        }
-        let mut counts = Vec::with_capacity(SIDES.len());
-        for (label, kind, tag) in SIDES {
-            let scratch = Scratch::create(backend, tag, &cfg.postgres_url, &cfg.mysql_url).await?;
-            let counted = count_side(
-                backend,
-                label,
-                kind,
-                &scratch.url,
-                &pool,
-                &payload,
-                cfg,
-                profiles,
-            )
-            .await;
-            scratch.destroy().await?;
-            counts.push(counted?);
-        }
-        write_table(&mut report, backend, &counts)?;
+        let table = match backend {
+            Backend::Sqlite => sqlite_under_callgrind(profiles)?,
+            _ => count_backend(backend, cfg, &pool, &payload, profiles).await?,
+        };
+        report.push_str(&table);
     }
     Ok(report)
 }
 
-/// Runs this benchmark again under callgrind to count SQLite ([`count_sqlite`]); returns its
-/// table.
+/// Counts every side on `backend`, each on a fresh database; returns the backend's table.
+async fn count_backend(
+    backend: Backend,
+    cfg: &Config,
+    pool: &PoolSettings,
+    payload: &Payload,
+    profiles: &Path,
+) -> anyhow::Result<String> {
+    let mut counts = Vec::with_capacity(SIDES.len());
+    for (label, kind, tag) in SIDES {
+        let scratch = Scratch::create(backend, tag, &cfg.postgres_url, &cfg.mysql_url).await?;
+        let counted = count_side(
+            backend,
+            label,
+            kind,
+            &scratch.url,
+            pool,
+            payload,
+            cfg,
+            profiles,
+        )
+        .await;
+        scratch.destroy().await?;
+        counts.push(counted?);
+    }
+    let mut table = String::new();
+    write_table(&mut table, backend, &counts)?;
+    if backend == Backend::Sqlite {
+        table.push_str(
+            "\nSQLite has no server: its counts are every instruction of the benchmark's \
+             process during the calls (the store or theirs, the driver, SQLite).\n",
+        );
+    }
+    Ok(table)
+}
+
+/// Runs this benchmark again under callgrind to count SQLite (there [`count_backend`]);
+/// returns its table.
 fn sqlite_under_callgrind(profiles: &Path) -> anyhow::Result<String> {
     let exe = std::env::current_exe().context("locating the benchmark's executable")?;
     let output = Command::new("valgrind")
@@ -137,50 +156,6 @@ pub extern "C" fn pss_callgrind_dump() {
     std::hint::black_box(());
 }
 
-/// Counts every side on SQLite in this process, which runs under callgrind: the instructions
-/// of the whole process (store, driver, SQLite) per call of each operation.
-async fn count_sqlite(
-    cfg: &Config,
-    pool: &PoolSettings,
-    payload: &Payload,
-    profiles: &Path,
-) -> anyhow::Result<String> {
-    let pid = std::process::id().to_string();
-    let mut counts = Vec::with_capacity(SIDES.len());
-    for (label, kind, tag) in SIDES {
-        let scratch = Scratch::create(Backend::Sqlite, tag, "", "").await?;
-        let side = Side::connect(label, kind, Backend::Sqlite, &scratch.url, pool).await?;
-        let mut live = LiveIds::new(Vec::new(), cfg.seed);
-        run_calls(&side, Op::Create, &mut live, payload, cfg.rows).await?;
-        let mut per_call = Vec::with_capacity(Op::ALL.len());
-        for op in Op::ALL {
-            run_calls(&side, op, &mut live, payload, WARM_UP).await?;
-            pss_callgrind_zero();
-            run_calls(&side, op, &mut live, payload, cfg.ops).await?;
-            let total = dumped_total(&pid, profiles, || {
-                pss_callgrind_dump();
-                Ok(())
-            })?;
-            per_call.push(total as f64 / cfg.ops as f64);
-            eprintln!(
-                "[sqlite] {label} {}: {:.0}",
-                op.name(),
-                per_call[per_call.len() - 1]
-            );
-        }
-        side.close().await;
-        scratch.destroy().await?;
-        counts.push(per_call);
-    }
-    let mut table = String::new();
-    write_table(&mut table, Backend::Sqlite, &counts)?;
-    table.push_str(
-        "\nSQLite has no server: its counts are every instruction of the benchmark's process \
-         during the calls (the store or theirs, the driver, SQLite).\n",
-    );
-    Ok(table)
-}
-
 /// Instructions per call of each operation of [`Op::ALL`] on one side.
 #[allow(clippy::too_many_arguments)]
 async fn count_side(
@@ -198,21 +173,28 @@ async fn count_side(
     run_calls(&side, Op::Create, &mut live, payload, cfg.rows).await?;
     let mut per_call = Vec::with_capacity(Op::ALL.len());
     match backend {
-        Backend::Mysql => {
-            let pid = mariadb_pid(profiles)?;
-            // The prefill's dirty pages are written out in the background, about once a second.
-            purge(&side).await?;
-            tokio::time::sleep(Duration::from_secs(3)).await;
+        Backend::Mysql | Backend::Sqlite => {
+            let counted = match backend {
+                Backend::Mysql => Counted::Mariadb(mariadb_pid(profiles)?),
+                _ => Counted::Itself(std::process::id().to_string()),
+            };
+            counted.settle(&side).await?;
+            if let Counted::Mariadb(_) = counted {
+                // The prefill's dirty pages are written out in the background, about once a
+                // second.
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
             for op in Op::ALL {
                 run_calls(&side, op, &mut live, payload, WARM_UP).await?;
-                purge(&side).await?;
-                callgrind_control(&["-z", &pid])?;
+                counted.settle(&side).await?;
+                counted.zero()?;
                 run_calls(&side, op, &mut live, payload, cfg.ops).await?;
-                purge(&side).await?;
-                let total = mariadb_dump(&pid, profiles)?;
+                counted.settle(&side).await?;
+                let total = counted.dump(profiles)?;
                 per_call.push(total as f64 / cfg.ops as f64);
                 eprintln!(
-                    "[mysql] {label} {}: {:.0}",
+                    "[{}] {label} {}: {:.0}",
+                    backend.name(),
                     op.name(),
                     per_call[per_call.len() - 1]
                 );
@@ -240,7 +222,6 @@ async fn count_side(
                 );
             }
         }
-        Backend::Sqlite => bail!("SQLite has no server process to count"),
     }
     Ok(per_call)
 }
@@ -327,11 +308,49 @@ fn mariadb_pid(profiles: &Path) -> anyhow::Result<String> {
     Ok(pid.trim().to_owned())
 }
 
-/// Dumps MariaDB's counters and reads the dump's total (every thread's since the last zero).
-fn mariadb_dump(pid: &str, profiles: &Path) -> anyhow::Result<u64> {
-    dumped_total(pid, profiles, || {
-        callgrind_control(&["-d", pid]).map(|_| ())
-    })
+/// A process under callgrind whose counters are zeroed before the calls and dumped after them.
+enum Counted {
+    /// The MariaDB server (its pid), through `callgrind_control`; every thread's count, InnoDB's
+    /// background threads included.
+    Mariadb(String),
+    /// This process (its pid), run under callgrind for SQLite ([`sqlite_under_callgrind`]),
+    /// through the marker functions.
+    Itself(String),
+}
+
+impl Counted {
+    /// Waits until the server has no work of earlier calls left: on MariaDB, the purge of old
+    /// row versions, so that the calls' own clean-up is counted with them and none of an
+    /// earlier operation's.
+    async fn settle(&self, side: &Side) -> anyhow::Result<()> {
+        match self {
+            Counted::Mariadb(_) => purge(side).await,
+            Counted::Itself(_) => Ok(()),
+        }
+    }
+
+    fn zero(&self) -> anyhow::Result<()> {
+        match self {
+            Counted::Mariadb(pid) => callgrind_control(&["-z", pid]).map(drop),
+            Counted::Itself(_) => {
+                pss_callgrind_zero();
+                Ok(())
+            }
+        }
+    }
+
+    /// The instructions counted since [`zero`](Self::zero).
+    fn dump(&self, profiles: &Path) -> anyhow::Result<u64> {
+        match self {
+            Counted::Mariadb(pid) => {
+                dumped_total(pid, profiles, || callgrind_control(&["-d", pid]).map(drop))
+            }
+            Counted::Itself(pid) => dumped_total(pid, profiles, || {
+                pss_callgrind_dump();
+                Ok(())
+            }),
+        }
+    }
 }
 
 /// Has callgrind write a dump of process `pid` (`dump`) and reads the new dump's total.
