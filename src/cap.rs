@@ -6,6 +6,8 @@
 //! the cap. Two such writes for one subject therefore run one after the other, on one server
 //! (the second waits for the row lock) and on a Galera cluster (the two write the same row, one
 //! loses certification and is run again), so racing sign-ins never leave more than the cap.
+//! Every statement the transaction may run is built before it begins, and on MySQL prepared
+//! before its first one ([`crate::transaction`] says why).
 //! An `update` of a session that already has its subject is one statement, as without a cap.
 
 use crate::{
@@ -14,21 +16,20 @@ use crate::{
     execute::{Finish, retrying_lock_conflicts_up_to},
     prepared::Statements,
     queries::{COUNT, Key, Which},
+    transaction::Transaction,
 };
 use pavex_session_sea_orm_entity::sessions::Column;
-use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbErr, Iden, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait, Value,
-};
+use sea_orm::{DbErr, Iden, SqliteTransactionMode, Statement, TransactionOptions, Value};
 use std::num::NonZeroU32;
 
 /// Times a capped write's transaction runs at most while it keeps losing lock conflicts (on a
 /// cluster, sign-ins racing on several nodes).
 const ATTEMPTS: u32 = 8;
 
-/// Sessions a capped write ends per statement when a subject has many more than the cap (a cap
-/// set on an app whose users already have many sessions).
-const EVICTED_PER_STATEMENT: u64 = 500;
+/// Sessions a capped write ends per statement (when a subject has many more than the cap: a cap
+/// set on an app whose users already have many sessions, several statements). Every such
+/// statement binds this many ids, so that its text is always the one prepared.
+const EVICTED_PER_STATEMENT: usize = 32;
 
 /// What a write does when it would give a subject more live sessions than the cap
 /// ([`SeaOrmSessionStore::with_max_sessions_per_subject`]).
@@ -180,16 +181,16 @@ impl SeaOrmSessionStore {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
-        let write = &write;
+        let run = &CappedStatements::new(statements, cap, &write, subject, key)?;
         let (capped, ended) = retrying_lock_conflicts_up_to(ATTEMPTS, move || async move {
-            let transaction = self.db.begin_with_options(options).await?;
-            let outcome = self
-                .capped_attempt(&transaction, statements, cap, write, subject, key)
-                .await
-                .map(|(capped, ended)| match capped {
-                    Capped::Written => Finish::Commit((capped, ended)),
-                    _ => Finish::Rollback((capped, ended)),
-                });
+            let mut transaction = self.begin_preparing(options, &run.all()).await?;
+            let outcome =
+                self.capped_attempt(&mut transaction, run, cap)
+                    .await
+                    .map(|(capped, ended)| match capped {
+                        Capped::Written => Finish::Commit((capped, ended)),
+                        _ => Finish::Rollback((capped, ended)),
+                    });
             Self::finish(transaction, outcome).await
         })
         .await?;
@@ -206,55 +207,38 @@ impl SeaOrmSessionStore {
     /// sessions it ended.
     async fn capped_attempt(
         &self,
-        transaction: &DatabaseTransaction,
-        statements: &Statements,
+        transaction: &mut Transaction,
+        run: &CappedStatements<'_>,
         cap: SubjectCap,
-        write: &CappedWrite,
-        subject: &[u8],
-        key: &Key,
     ) -> Result<(Capped, Vec<Key>), DbErr> {
-        let queries = statements.queries();
-        let backend = transaction.get_database_backend();
-        self.in_transaction(
-            transaction,
-            backend.build(&queries.guard(subject.to_vec())?),
-        )
-        .await?;
-        match write {
-            CappedWrite::Create(values) => {
-                let overwrite = statements.overwrite_expired.bind(values.clone());
-                let overwritten = self.in_transaction(transaction, overwrite).await?;
+        self.in_transaction(transaction, run.guard.clone()).await?;
+        match &run.write {
+            Write::Create { overwrite, insert } => {
+                let overwritten = self.in_transaction(transaction, overwrite.clone()).await?;
                 if overwritten.rows_affected() == 0 {
-                    let insert = statements.insert.bind(values.clone());
-                    match self.in_transaction(transaction, insert).await {
+                    match self.in_transaction(transaction, insert.clone()).await {
                         Ok(done) if done.rows_affected() == 0 => {
                             return Ok((Capped::SignedOut, Vec::new()));
                         }
                         Ok(_) => {}
-                        Err(e) if statements.is_id_taken(&e) => {
+                        Err(e) if run.is_id_taken(&e) => {
                             return Ok((Capped::DuplicateId, Vec::new()));
                         }
                         Err(e) => return Err(e),
                     }
                 }
             }
-            CappedWrite::Update(values) => {
-                let update = statements.update.bind(values.clone());
-                if self
-                    .in_transaction(transaction, update)
-                    .await?
-                    .rows_affected()
-                    == 0
-                {
+            Write::Update(update) => {
+                let updated = self.in_transaction(transaction, update.clone()).await?;
+                if updated.rows_affected() == 0 {
                     return Ok((Capped::UnknownId, Vec::new()));
                 }
             }
         }
         let max = u64::from(cap.max.get());
         if cap.at_cap == AtCap::Refuse {
-            let count = queries.count_others_of(subject.to_vec(), key.clone());
             let others = self
-                .rows_in_transaction(transaction, backend.build(&count))
+                .rows_in_transaction(transaction, run.count_others.clone())
                 .await?
                 .first()
                 .map(|row| row.try_get::<i64>("", COUNT))
@@ -269,37 +253,128 @@ impl SeaOrmSessionStore {
             };
         }
         // The session written stays; of the others, the `max - 1` most recently created.
-        let keep = max.saturating_sub(1);
+        let keep = usize::try_from(max.saturating_sub(1)).unwrap_or(usize::MAX);
+        let id = Column::Id.to_string();
         let mut ended = Vec::new();
         loop {
-            let others = queries.others_of(
-                subject.to_vec(),
-                key.clone(),
-                keep.saturating_add(EVICTED_PER_STATEMENT),
-            );
-            let id = Column::Id.to_string();
             let beyond: Vec<Key> = self
-                .rows_in_transaction(transaction, backend.build(&others))
+                .rows_in_transaction(transaction, run.others.clone())
                 .await?
                 .iter()
-                .skip(usize::try_from(keep).unwrap_or(usize::MAX))
+                .skip(keep)
                 .map(|row| row.try_get::<Key>("", &id))
                 .collect::<Result<_, _>>()?;
-            if beyond.is_empty() {
+            let Some(padding) = beyond.last().cloned() else {
                 return Ok((Capped::Written, ended));
-            }
-            let full = beyond.len() as u64 >= EVICTED_PER_STATEMENT;
-            let which = Which::Ids(beyond.clone());
-            let revoke = queries.revoke_of(subject.to_vec(), &which)?;
-            self.in_transaction(transaction, backend.build(&revoke))
+            };
+            let full = beyond.len() >= EVICTED_PER_STATEMENT;
+            // Always `EVICTED_PER_STATEMENT` ids, the last one repeated, so that the statements'
+            // text is the one prepared.
+            let mut ids = beyond.clone();
+            ids.resize(EVICTED_PER_STATEMENT, padding);
+            self.in_transaction(transaction, run.revoke(ids.clone())?)
                 .await?;
-            let end = queries.end_of(subject.to_vec(), &which);
-            self.in_transaction(transaction, backend.build(&end))
-                .await?;
+            self.in_transaction(transaction, run.end(ids)).await?;
             ended.extend(beyond);
             if !full {
                 return Ok((Capped::Written, ended));
             }
         }
     }
+}
+
+/// The write of a capped transaction, bound.
+enum Write {
+    Create {
+        overwrite: Statement,
+        insert: Statement,
+    },
+    Update(Statement),
+}
+
+/// Every statement a capped transaction may run, built before it begins (and, on MySQL,
+/// prepared before its first statement: [`crate::transaction`]).
+struct CappedStatements<'a> {
+    statements: &'a Statements,
+    subject: Vec<u8>,
+    guard: Statement,
+    write: Write,
+    count_others: Statement,
+    others: Statement,
+    /// `revoke` and `end` of `EVICTED_PER_STATEMENT` ids, for their text.
+    evict: [Statement; 2],
+}
+
+impl<'a> CappedStatements<'a> {
+    fn new(
+        statements: &'a Statements,
+        cap: SubjectCap,
+        write: &CappedWrite,
+        subject: &[u8],
+        key: &Key,
+    ) -> Result<Self, DbErr> {
+        let queries = statements.queries();
+        let backend = statements.backend();
+        let keep = u64::from(cap.max.get()).saturating_sub(1);
+        let limit = keep.saturating_add(EVICTED_PER_STATEMENT as u64);
+        let write = match write {
+            CappedWrite::Create(values) => Write::Create {
+                overwrite: statements.overwrite_expired.bind(values.clone()),
+                insert: statements.insert.bind(values.clone()),
+            },
+            CappedWrite::Update(values) => Write::Update(statements.update.bind(values.clone())),
+        };
+        let template = vec![key.clone(); EVICTED_PER_STATEMENT];
+        Ok(Self {
+            statements,
+            subject: subject.to_vec(),
+            guard: backend.build(&queries.guard(subject.to_vec())?),
+            write,
+            count_others: backend.build(&queries.count_others_of(subject.to_vec(), key.clone())),
+            others: backend.build(&queries.others_of(subject.to_vec(), key.clone(), limit)),
+            evict: [
+                revoke(statements, subject, template.clone())?,
+                end(statements, subject, template),
+            ],
+        })
+    }
+
+    /// Every statement, for [`SeaOrmSessionStore::begin_preparing`].
+    fn all(&self) -> Vec<&Statement> {
+        let mut all = vec![&self.guard, &self.count_others, &self.others];
+        match &self.write {
+            Write::Create { overwrite, insert } => all.extend([overwrite, insert]),
+            Write::Update(update) => all.push(update),
+        }
+        all.extend(&self.evict);
+        all
+    }
+
+    fn revoke(&self, ids: Vec<Key>) -> Result<Statement, DbErr> {
+        revoke(self.statements, &self.subject, ids)
+    }
+
+    fn end(&self, ids: Vec<Key>) -> Statement {
+        end(self.statements, &self.subject, ids)
+    }
+
+    fn is_id_taken(&self, e: &DbErr) -> bool {
+        self.statements.is_id_taken(e)
+    }
+}
+
+/// Records the sign-ins of the sessions `ids` of `subject` as revoked.
+fn revoke(statements: &Statements, subject: &[u8], ids: Vec<Key>) -> Result<Statement, DbErr> {
+    let revoke = statements
+        .queries()
+        .revoke_of(subject.to_vec(), &Which::Ids(ids))?;
+    Ok(statements.backend().build(&revoke))
+}
+
+/// Ends the sessions `ids` of `subject`.
+fn end(statements: &Statements, subject: &[u8], ids: Vec<Key>) -> Statement {
+    let end = statements
+        .queries()
+        .end_of(subject.to_vec(), &Which::Ids(ids));
+    statements.backend().build(&end)
 }

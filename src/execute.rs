@@ -8,9 +8,7 @@
 //! applied, is never retried.
 
 use crate::SeaOrmSessionStore;
-use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbErr, ExecResult, QueryResult, Statement, metric::Info,
-};
+use sea_orm::{ConnectionTrait, DbErr, ExecResult, QueryResult, Statement, metric::Info};
 use std::{
     fmt,
     future::Future,
@@ -125,52 +123,6 @@ pub(crate) enum Finish<T> {
 }
 
 impl SeaOrmSessionStore {
-    /// Commits or rolls back `transaction` as `outcome` says, and returns its value; a failed
-    /// `outcome` rolls back and is returned. Used inside [`retrying_lock_conflicts`], which runs
-    /// the whole transaction again when it loses a lock conflict (on a cluster, certification).
-    pub(crate) async fn finish<T>(
-        transaction: DatabaseTransaction,
-        outcome: Result<Finish<T>, DbErr>,
-    ) -> Result<T, DbErr> {
-        match outcome {
-            Ok(Finish::Commit(value)) => {
-                transaction.commit().await?;
-                Ok(value)
-            }
-            Ok(Finish::Rollback(value)) => {
-                transaction.rollback().await?;
-                Ok(value)
-            }
-            Err(e) => {
-                // The error is what counts; a failed rollback is the pool's to clean up.
-                transaction.rollback().await.ok();
-                Err(e)
-            }
-        }
-    }
-
-    /// Executes `statement` in `transaction`, measured like the store's other statements.
-    pub(crate) async fn in_transaction(
-        &self,
-        transaction: &DatabaseTransaction,
-        statement: Statement,
-    ) -> Result<ExecResult, DbErr> {
-        self.measured(&statement, transaction.execute_raw(statement.clone()))
-            .await
-    }
-
-    /// Runs the query `statement` in `transaction` and returns its rows.
-    pub(crate) async fn rows_in_transaction(
-        &self,
-        transaction: &DatabaseTransaction,
-        statement: Statement,
-    ) -> Result<Vec<QueryResult>, DbErr> {
-        self.measured(&statement, transaction.query_all_raw(statement.clone()))
-            .await
-    }
-}
-
-impl SeaOrmSessionStore {
     /// Runs `run`, then reports it to the metric callback, if the store has one.
     pub(crate) async fn measured<T>(
         &self,
@@ -204,7 +156,7 @@ impl fmt::Debug for MetricCallback {
 
 /// The statement as an sqlx query, its values bound as sea-orm binds them.
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
-fn sqlx_query<DB>(
+pub(crate) fn sqlx_query<DB>(
     statement: &Statement,
 ) -> sea_orm::sqlx::query::Query<'_, DB, sea_query_sqlx::SqlxValues>
 where
@@ -222,6 +174,18 @@ where
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 fn sqlx_error(e: sea_orm::sqlx::Error) -> sea_orm::RuntimeErr {
     sea_orm::RuntimeErr::SqlxError(e.into())
+}
+
+/// A failed statement that returns no rows, as sea-orm reports it.
+#[cfg(feature = "mysql")]
+pub(crate) fn exec_error(e: sea_orm::sqlx::Error) -> DbErr {
+    DbErr::Exec(sqlx_error(e))
+}
+
+/// A failed query (or `BEGIN`, `COMMIT`, `ROLLBACK`), as sea-orm reports it.
+#[cfg(feature = "mysql")]
+pub(crate) fn query_error(e: sea_orm::sqlx::Error) -> DbErr {
+    DbErr::Query(sqlx_error(e))
 }
 
 /// An error taking a connection from the pool, as sea-orm reports it.

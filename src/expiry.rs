@@ -16,12 +16,15 @@ use crate::{
 };
 use pavex_session::store::errors::DeleteExpiredError;
 use pavex_session_sea_orm_entity::sessions::Column;
-use sea_orm::{DbBackend, DbErr, Iden, QueryResult, TransactionTrait};
+use sea_orm::{DbBackend, DbErr, Iden, QueryResult, Statement, TransactionOptions};
 use std::num::NonZeroUsize;
 
 /// Sessions read and deleted per transaction on MySQL's audited path when the caller asked for
 /// all of them.
 const BATCH_WHEN_UNBOUNDED: u64 = 10_000;
+
+/// Ids per `DELETE` of MySQL's audited path (a batch of more takes several).
+const DELETED_PER_STATEMENT: u64 = 1_000;
 
 /// Times a MySQL batch runs at most while it keeps losing lock conflicts.
 const ATTEMPTS: u32 = 4;
@@ -108,20 +111,36 @@ impl SeaOrmSessionStore {
         let limit = batch_size.map_or(BATCH_WHEN_UNBOUNDED, |n| {
             u64::try_from(n.get()).unwrap_or(u64::MAX)
         });
+        let select = DbBackend::MySql.build(&queries.oldest_expired_locked(limit));
+        // Every `DELETE` binds `chunk` ids (the last one repeated), so that its text is the one
+        // prepared before the transaction's first statement ([`crate::transaction`]).
+        let chunk = usize::try_from(limit.min(DELETED_PER_STATEMENT)).unwrap_or(1);
+        let delete_among = |ids: Vec<Vec<u8>>| -> Statement {
+            DbBackend::MySql.build(&queries.delete_expired_among(ids))
+        };
+        let template = delete_among(vec![Vec::new(); chunk]);
+        let (select, template, delete_among) = (&select, &template, &delete_among);
         let mut total = ExpiredDeleted::default();
         loop {
             let batch = retrying_lock_conflicts_up_to(ATTEMPTS, || async {
-                let transaction = self.db.begin().await?;
+                let mut transaction = self
+                    .begin_preparing(TransactionOptions::default(), &[select, template])
+                    .await?;
                 let outcome = async {
-                    let select = DbBackend::MySql.build(&queries.oldest_expired_locked(limit));
-                    let rows = self.rows_in_transaction(&transaction, select).await?;
+                    let rows = self
+                        .rows_in_transaction(&mut transaction, select.clone())
+                        .await?;
                     let ids = rows
                         .iter()
                         .map(|row| row.try_get::<Vec<u8>>("", &Column::Id.to_string()))
                         .collect::<Result<Vec<_>, _>>()?;
-                    if !ids.is_empty() {
-                        let delete = DbBackend::MySql.build(&queries.delete_expired_among(ids));
-                        self.in_transaction(&transaction, delete).await?;
+                    for ids in ids.chunks(chunk) {
+                        let mut ids = ids.to_vec();
+                        if let Some(padding) = ids.last().cloned() {
+                            ids.resize(chunk, padding);
+                            self.in_transaction(&mut transaction, delete_among(ids))
+                                .await?;
+                        }
                     }
                     Ok(Finish::Commit(rows))
                 }

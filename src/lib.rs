@@ -167,6 +167,7 @@ mod expiry;
 mod prepared;
 mod queries;
 mod subjects;
+mod transaction;
 
 pub use audit::AUDIT_TARGET;
 pub use backend::MAX_TTL_MILLIS;

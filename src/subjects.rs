@@ -16,7 +16,7 @@ use pavex_session_sea_orm_entity::sessions::Column;
 use pavex_session_sea_orm_migration::{
     STORED_ID_LEN, SchemaCheckError, SchemaMismatch, subject_of,
 };
-use sea_orm::{DbBackend, DbErr, FromQueryResult, Iden, TransactionTrait};
+use sea_orm::{DbBackend, DbErr, FromQueryResult, Iden, TransactionOptions};
 use std::{borrow::Cow, collections::HashMap, fmt, str::FromStr};
 
 /// Why a subject operation ([`SeaOrmSessionStore::sessions_of`] and the others) failed.
@@ -446,20 +446,21 @@ impl SeaOrmSessionStore {
         // MySQL has no `DELETE ... RETURNING`: the ids are read with a locking read, which keeps
         // every matching session (and new ones of the subject) from changing until the `DELETE`
         // in the same transaction has ended them.
-        let select = queries.ids_of(subject.clone(), &which);
+        let select = backend.build(&queries.ids_of(subject.clone(), &which));
+        let end = backend.build(&end);
         let (select, end, id) = (&select, &end, &id);
         let (ended, count) = retrying_lock_conflicts_up_to(END_ATTEMPTS, move || async move {
-            let transaction = self.db.begin().await?;
+            let mut transaction = self
+                .begin_preparing(TransactionOptions::default(), &[select, end])
+                .await?;
             let outcome = async {
                 let ended = self
-                    .rows_in_transaction(&transaction, backend.build(select))
+                    .rows_in_transaction(&mut transaction, select.clone())
                     .await?
                     .iter()
                     .map(|row| row.try_get::<Key>("", id))
                     .collect::<Result<Vec<_>, _>>()?;
-                let done = self
-                    .in_transaction(&transaction, backend.build(end))
-                    .await?;
+                let done = self.in_transaction(&mut transaction, end.clone()).await?;
                 Ok(Finish::Commit((ended, done.rows_affected())))
             }
             .await;

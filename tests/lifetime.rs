@@ -195,4 +195,25 @@ async fn sessions_ended_by_the_lifetime_are_audited(backend: Backend) {
     .await;
 }
 
-on_every_backend!(and_galera: a_session_never_outlives_its_absolute_lifetime, sessions_ended_by_the_lifetime_are_audited,);
+/// The audited clean-up deletes a batch of more expired sessions than one of its `DELETE`s binds
+/// (on MySQL 1 000 ids each, the last one repeated): all of them, each counted once, and not the
+/// live one.
+async fn an_audited_batch_larger_than_one_delete_deletes_them_all(backend: Backend) {
+    let (db, plain) = common::store_on(backend).await;
+    let store = plain
+        .with_subject_key("user_id")
+        .with_absolute_lifetime(LIFETIME);
+    common::sessions_with_ttl(&store, 2_345, Duration::from_millis(1)).await;
+    common::sessions_with_ttl(&store, 1, DAY).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let deleted = store.delete_expired(None).await.unwrap();
+    assert_eq!(deleted, 2_345);
+    assert_eq!(common::all_rows(&db).await.len(), 1);
+    assert_eq!(store.delete_expired(None).await.unwrap(), 0);
+}
+
+on_every_backend!(and_galera:
+    a_session_never_outlives_its_absolute_lifetime,
+    sessions_ended_by_the_lifetime_are_audited,
+    an_audited_batch_larger_than_one_delete_deletes_them_all,
+);

@@ -127,3 +127,40 @@ impl<S: Subscriber> Layer<S> for Audit {
         self.0.lock().expect("not poisoned").push(fields);
     }
 }
+
+/// Every event of the store's crate (any target of `pavex_session_sea_orm`, any level) emitted
+/// while a future runs, each as one line: what a failing race test prints of each racer.
+#[derive(Clone, Default)]
+pub struct StoreEvents(Arc<Mutex<Vec<String>>>);
+
+impl StoreEvents {
+    /// Each event as `LEVEL target: field=value ...`.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().expect("not poisoned").clone()
+    }
+
+    /// A subscriber that records into this, for `WithSubscriber::with_subscriber`.
+    pub fn subscriber(&self) -> impl Subscriber + Send + Sync + 'static {
+        always_interested();
+        Registry::default().with(self.clone())
+    }
+}
+
+impl<S: Subscriber> Layer<S> for StoreEvents {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let metadata = event.metadata();
+        if !metadata.target().starts_with("pavex_session_sea_orm") {
+            return;
+        }
+        let mut fields = BTreeMap::new();
+        event.record(&mut Fields(&mut fields));
+        let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let line = format!(
+            "{} {}: {}",
+            metadata.level(),
+            metadata.target(),
+            fields.join(" ")
+        );
+        self.0.lock().expect("not poisoned").push(line);
+    }
+}

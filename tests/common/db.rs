@@ -165,6 +165,28 @@ impl TestDb {
         &self.nodes
     }
 
+    /// New pools to every node, on which no statement has been prepared yet: three on a cluster,
+    /// one on a server or a SQLite file; SQLite in memory keeps its only connection.
+    pub async fn new_node_connections(&self) -> Vec<DatabaseConnection> {
+        match self.backend {
+            Backend::SqliteMemory => self.nodes.clone(),
+            Backend::Galera => {
+                let cluster = super::galera::shared();
+                let name = self.url.rsplit('/').next().unwrap_or_default();
+                let mut nodes = Vec::new();
+                for node in 1..=3 {
+                    nodes.push(super::galera::connect(&cluster.url(node, name), 8).await);
+                }
+                nodes
+            }
+            _ => vec![
+                Database::connect(options(&self.url))
+                    .await
+                    .expect("connect to the test database again"),
+            ],
+        }
+    }
+
     /// The connection a test's store uses: on a cluster another node than `db`'s, so that the
     /// store's writes and the test's checks cross nodes.
     pub fn store_connection(&self) -> DatabaseConnection {
