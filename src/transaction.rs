@@ -21,6 +21,31 @@ use sea_orm::{
     TransactionOptions, TransactionTrait,
 };
 
+/// Runs `$statement` in `$transaction`, measured: through sea-orm's `$sea_orm` method, or on
+/// MySQL `$run` with the sqlx query and the transaction's connection, once the statement is
+/// known to be prepared.
+macro_rules! run_in {
+    ($store:expr, $transaction:expr, $statement:expr, $sea_orm:ident, |$query:ident, $connection:ident| $run:expr) => {
+        match $transaction {
+            Transaction::SeaOrm(transaction) => {
+                $store
+                    .measured(&$statement, transaction.$sea_orm($statement.clone()))
+                    .await
+            }
+            #[cfg(feature = "mysql")]
+            Transaction::MySql(transaction, texts) => {
+                was_prepared(texts, &$statement)?;
+                let run = async {
+                    let $query = crate::execute::sqlx_query(&$statement);
+                    let $connection = &mut **transaction;
+                    $run
+                };
+                $store.measured(&$statement, run).await
+            }
+        }
+    };
+}
+
 /// A transaction begun by [`SeaOrmSessionStore::begin_preparing`].
 pub(crate) enum Transaction {
     SeaOrm(DatabaseTransaction),
@@ -68,24 +93,19 @@ impl SeaOrmSessionStore {
         transaction: &mut Transaction,
         statement: Statement,
     ) -> Result<ExecResult, DbErr> {
-        match transaction {
-            Transaction::SeaOrm(transaction) => {
-                self.measured(&statement, transaction.execute_raw(statement.clone()))
+        run_in!(
+            self,
+            transaction,
+            statement,
+            execute_raw,
+            |query, connection| {
+                query
+                    .execute(connection)
                     .await
+                    .map(ExecResult::from)
+                    .map_err(crate::execute::exec_error)
             }
-            #[cfg(feature = "mysql")]
-            Transaction::MySql(transaction, texts) => {
-                was_prepared(texts, &statement)?;
-                let run = async {
-                    crate::execute::sqlx_query(&statement)
-                        .execute(&mut **transaction)
-                        .await
-                        .map(ExecResult::from)
-                        .map_err(crate::execute::exec_error)
-                };
-                self.measured(&statement, run).await
-            }
-        }
+        )
     }
 
     /// Runs the query `statement` in `transaction` and returns its rows.
@@ -94,24 +114,19 @@ impl SeaOrmSessionStore {
         transaction: &mut Transaction,
         statement: Statement,
     ) -> Result<Vec<QueryResult>, DbErr> {
-        match transaction {
-            Transaction::SeaOrm(transaction) => {
-                self.measured(&statement, transaction.query_all_raw(statement.clone()))
+        run_in!(
+            self,
+            transaction,
+            statement,
+            query_all_raw,
+            |query, connection| {
+                query
+                    .fetch_all(connection)
                     .await
+                    .map(|rows| rows.into_iter().map(QueryResult::from).collect())
+                    .map_err(crate::execute::query_error)
             }
-            #[cfg(feature = "mysql")]
-            Transaction::MySql(transaction, texts) => {
-                was_prepared(texts, &statement)?;
-                let run = async {
-                    crate::execute::sqlx_query(&statement)
-                        .fetch_all(&mut **transaction)
-                        .await
-                        .map(|rows| rows.into_iter().map(QueryResult::from).collect())
-                        .map_err(crate::execute::query_error)
-                };
-                self.measured(&statement, run).await
-            }
-        }
+        )
     }
 
     /// Commits or rolls back `transaction` as `outcome` says, and returns its value; a failed
