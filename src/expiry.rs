@@ -5,7 +5,7 @@
 //! A store without an absolute lifetime deletes as the contract says, one `DELETE` per batch.
 //! With one, the `DELETE` returns the id, `created_at` and deadline of each session it deleted
 //! (PostgreSQL, SQLite), or, on MySQL, which has no `DELETE ... RETURNING`, a locking read of the
-//! batch precedes the `DELETE` of those ids in one transaction.
+//! batch precedes the `DELETE`s of those ids (1 000 per statement) in one transaction.
 
 use crate::{
     SeaOrmSessionStore,
