@@ -7,8 +7,8 @@
 //! `COM_STMT_PREPARE` (a statement the connection has not prepared yet, which sqlx prepares
 //! on first use), MariaDB 10.11 loses the error: the statements after it run on their own,
 //! outside the transaction, and the `COMMIT` succeeds with nothing to commit. Seen on this
-//! project's 3-node cluster: a capped sign-in reported written that was not, and one sign-in too
-//! many accepted under a cap (docs/cluster.md has the measurement).
+//! project's 3-node cluster: capped sign-ins reported written that were not (docs/cluster.md has
+//! the measurement).
 //! Statements prepared beforehand are only executed inside the transaction, and an abort is then
 //! reported on the next one, which the caller runs again as a lock conflict.
 //!
