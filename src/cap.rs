@@ -236,29 +236,32 @@ impl SeaOrmSessionStore {
             }
         }
         let max = u64::from(cap.max.get());
-        if cap.at_cap == AtCap::Refuse {
-            let others = self
-                .rows_in_transaction(transaction, run.count_others.clone())
-                .await?
-                .first()
-                .map(|row| row.try_get::<i64>("", COUNT))
-                .transpose()?
-                .unwrap_or(0);
-            return match u64::try_from(others).unwrap_or(0) >= max {
-                true => Ok((
-                    Capped::Refused(TooManySessions { max: cap.max.get() }),
-                    Vec::new(),
-                )),
-                false => Ok((Capped::Written, Vec::new())),
-            };
-        }
+        let others = match &run.then {
+            Then::Count(count) => {
+                let others = self
+                    .rows_in_transaction(transaction, count.clone())
+                    .await?
+                    .first()
+                    .map(|row| row.try_get::<i64>("", COUNT))
+                    .transpose()?
+                    .unwrap_or(0);
+                return match u64::try_from(others).unwrap_or(0) >= max {
+                    true => Ok((
+                        Capped::Refused(TooManySessions { max: cap.max.get() }),
+                        Vec::new(),
+                    )),
+                    false => Ok((Capped::Written, Vec::new())),
+                };
+            }
+            Then::Evict { others, .. } => others,
+        };
         // The session written stays; of the others, the `max - 1` most recently created.
         let keep = usize::try_from(max.saturating_sub(1)).unwrap_or(usize::MAX);
         let id = Column::Id.to_string();
         let mut ended = Vec::new();
         loop {
             let beyond: Vec<Key> = self
-                .rows_in_transaction(transaction, run.others.clone())
+                .rows_in_transaction(transaction, others.clone())
                 .await?
                 .iter()
                 .skip(keep)
@@ -292,6 +295,18 @@ enum Write {
     Update(Statement),
 }
 
+/// What a capped transaction does once the session is written, as the policy says.
+enum Then {
+    /// `Refuse`: count the subject's other sessions.
+    Count(Statement),
+    /// `EndOldest`: read the subject's other sessions, then revoke and end those beyond the cap
+    /// (`evict`: the two statements for `EVICTED_PER_STATEMENT` ids, for their text).
+    Evict {
+        others: Statement,
+        evict: [Statement; 2],
+    },
+}
+
 /// Every statement a capped transaction may run, built before it begins (and, on MySQL,
 /// prepared before its first statement: [`crate::transaction`]).
 struct CappedStatements<'a> {
@@ -299,10 +314,7 @@ struct CappedStatements<'a> {
     subject: Vec<u8>,
     guard: Statement,
     write: Write,
-    count_others: Statement,
-    others: Statement,
-    /// `revoke` and `end` of `EVICTED_PER_STATEMENT` ids, for their text.
-    evict: [Statement; 2],
+    then: Then,
 }
 
 impl<'a> CappedStatements<'a> {
@@ -315,8 +327,6 @@ impl<'a> CappedStatements<'a> {
     ) -> Result<Self, DbErr> {
         let queries = statements.queries();
         let backend = statements.backend();
-        let keep = u64::from(cap.max.get()).saturating_sub(1);
-        let limit = keep.saturating_add(EVICTED_PER_STATEMENT as u64);
         let write = match write {
             CappedWrite::Create(values) => Write::Create {
                 overwrite: statements.overwrite_expired.bind(values.clone()),
@@ -324,29 +334,46 @@ impl<'a> CappedStatements<'a> {
             },
             CappedWrite::Update(values) => Write::Update(statements.update.bind(values.clone())),
         };
-        let template = vec![key.clone(); EVICTED_PER_STATEMENT];
+        let then = match cap.at_cap {
+            AtCap::Refuse => {
+                Then::Count(backend.build(&queries.count_others_of(subject.to_vec(), key.clone())))
+            }
+            AtCap::EndOldest => {
+                let keep = u64::from(cap.max.get()).saturating_sub(1);
+                let limit = keep.saturating_add(EVICTED_PER_STATEMENT as u64);
+                let template = vec![key.clone(); EVICTED_PER_STATEMENT];
+                Then::Evict {
+                    others: backend.build(&queries.others_of(subject.to_vec(), key.clone(), limit)),
+                    evict: [
+                        revoke(statements, subject, template.clone())?,
+                        end(statements, subject, template),
+                    ],
+                }
+            }
+        };
         Ok(Self {
             statements,
             subject: subject.to_vec(),
             guard: backend.build(&queries.guard(subject.to_vec())?),
             write,
-            count_others: backend.build(&queries.count_others_of(subject.to_vec(), key.clone())),
-            others: backend.build(&queries.others_of(subject.to_vec(), key.clone(), limit)),
-            evict: [
-                revoke(statements, subject, template.clone())?,
-                end(statements, subject, template),
-            ],
+            then,
         })
     }
 
     /// Every statement, for [`SeaOrmSessionStore::begin_preparing`].
     fn all(&self) -> Vec<&Statement> {
-        let mut all = vec![&self.guard, &self.count_others, &self.others];
+        let mut all = vec![&self.guard];
         match &self.write {
             Write::Create { overwrite, insert } => all.extend([overwrite, insert]),
             Write::Update(update) => all.push(update),
         }
-        all.extend(&self.evict);
+        match &self.then {
+            Then::Count(count) => all.push(count),
+            Then::Evict { others, evict } => {
+                all.push(others);
+                all.extend(evict);
+            }
+        }
         all
     }
 
