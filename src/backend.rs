@@ -57,8 +57,9 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         let (values, subject) = self.record_values(id, &record)?;
         if let (Some(cap), Some(subject)) = (self.cap, subject) {
             let write = CappedWrite::Create(values);
-            let capped = self
-                .write_capped(statements, cap, write, &subject, &key(id))
+            // Boxed, like every call of the cap's transaction: its future is large, and inline
+            // it would be copied on every create, capped or not (BENCHMARKS.md, "Copying futures").
+            let capped = Box::pin(self.write_capped(statements, cap, write, &subject, &key(id)))
                 .await
                 .map_err(|e| CreateError::Other(statements.other(e)))?;
             return match capped {
@@ -134,16 +135,15 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         if at_most_one_row(done).map_err(UpdateError::Other)? {
             return Ok(());
         }
-        let capped = self
-            .write_capped(
-                statements,
-                cap,
-                CappedWrite::Update(values),
-                &subject,
-                &key(id),
-            )
-            .await
-            .map_err(|e| UpdateError::Other(statements.other(e)))?;
+        let capped = Box::pin(self.write_capped(
+            statements,
+            cap,
+            CappedWrite::Update(values),
+            &subject,
+            &key(id),
+        ))
+        .await
+        .map_err(|e| UpdateError::Other(statements.other(e)))?;
         match capped {
             Capped::Written => Ok(()),
             Capped::UnknownId => Err(UnknownIdError { id: *id }.into()),
@@ -240,7 +240,7 @@ impl SessionStorageBackend for SeaOrmSessionStore {
             .await
             .map_err(|e| ChangeIdError::Other(unusable(e)))?;
         if self.seals_states() {
-            return self.change_id_sealed(statements, old_id, new_id).await;
+            return Box::pin(self.change_id_sealed(statements, old_id, new_id)).await;
         }
         let (old, new) = (key(old_id), key(new_id));
         let rename = statements

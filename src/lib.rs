@@ -519,23 +519,29 @@ impl SeaOrmSessionStore {
 
     /// The store's statements, rendered once the table has passed the check. A failed check is
     /// not remembered: the next operation checks again (the table may have been migrated since).
+    ///
+    /// The check's future is boxed and taken only on the way to the first success: inline, it
+    /// would be part of every operation's future, which is copied as it is boxed and moved
+    /// (BENCHMARKS.md, "Copying futures").
     async fn statements(&self) -> Result<&Statements, SchemaCheckError> {
-        self.statements
-            .get_or_try_init(|| async {
-                let checked = self.checked_table().await?;
-                let writes = Writes {
-                    subject: self.subject_key.is_some(),
-                    sign_in: self.sign_in_key.is_some(),
-                    lifetime_capped: self.absolute_lifetime.is_some(),
-                };
-                Ok(Statements::new(
-                    backend_of(&self.db)?,
-                    &self.table,
-                    checked.primary_key_name().to_owned(),
-                    writes,
-                )?)
-            })
-            .await
+        if let Some(statements) = self.statements.get() {
+            return Ok(statements);
+        }
+        Box::pin(self.statements.get_or_try_init(|| async {
+            let checked = self.checked_table().await?;
+            let writes = Writes {
+                subject: self.subject_key.is_some(),
+                sign_in: self.sign_in_key.is_some(),
+                lifetime_capped: self.absolute_lifetime.is_some(),
+            };
+            Ok(Statements::new(
+                backend_of(&self.db)?,
+                &self.table,
+                checked.primary_key_name().to_owned(),
+                writes,
+            )?)
+        }))
+        .await
     }
 }
 
