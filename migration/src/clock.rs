@@ -32,9 +32,10 @@ pub fn now_millis(backend: DbBackend) -> Result<Expr, DbErr> {
         // and `NOW()` see it (a session's `SET timestamp` moves all three alike); time-zone
         // independent, so no DST hour is ambiguous.
         DbBackend::MySql => "(CAST(@@timestamp * 1000000 AS SIGNED) DIV 1000)",
-        // `julianday('now')` is the statement's time, kept by SQLite in whole milliseconds;
-        // ROUND undoes the floating-point division.
-        DbBackend::Sqlite => "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)",
+        // `julianday()` is `julianday('now')`, the statement's time, kept by SQLite in whole
+        // milliseconds, without parsing the text 'now' at each evaluation; ROUND undoes the
+        // floating-point division.
+        DbBackend::Sqlite => "CAST(ROUND((julianday() - 2440587.5) * 86400000.0) AS INTEGER)",
         other => {
             return Err(DbErr::BackendNotSupported {
                 db: other.as_str(),

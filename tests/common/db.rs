@@ -249,7 +249,7 @@ pub async fn db_now_millis(db: &DatabaseConnection) -> i64 {
         DbBackend::MySql => {
             "SELECT CAST(FLOOR(UNIX_TIMESTAMP(SYSDATE(6)) * 1000) AS SIGNED) AS now"
         }
-        _ => "SELECT CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER) AS now",
+        _ => "SELECT CAST(ROUND((julianday() - 2440587.5) * 86400000.0) AS INTEGER) AS now",
     };
     let row = db
         .query_one_raw(Statement::from_string(backend, sql))
