@@ -16,7 +16,7 @@ use crate::{
     execute::{Finish, retrying_lock_conflicts_up_to},
     prepared::Statements,
     queries::{COUNT, Key, Which},
-    transaction::Transaction,
+    transaction::{Transaction, padded},
 };
 use pavex_session_sea_orm_entity::sessions::Column;
 use sea_orm::{DbErr, Iden, SqliteTransactionMode, Statement, TransactionOptions, Value};
@@ -267,14 +267,11 @@ impl SeaOrmSessionStore {
                 .skip(keep)
                 .map(|row| row.try_get::<Key>("", &id))
                 .collect::<Result<_, _>>()?;
-            let Some(padding) = beyond.last().cloned() else {
+            // Always `EVICTED_PER_STATEMENT` ids, so that the statements' text is the one prepared.
+            let Some(ids) = padded(&beyond, EVICTED_PER_STATEMENT) else {
                 return Ok((Capped::Written, ended));
             };
             let full = beyond.len() >= EVICTED_PER_STATEMENT;
-            // Always `EVICTED_PER_STATEMENT` ids, the last one repeated, so that the statements'
-            // text is the one prepared.
-            let mut ids = beyond.clone();
-            ids.resize(EVICTED_PER_STATEMENT, padding);
             self.in_transaction(transaction, run.revoke(ids.clone())?)
                 .await?;
             self.in_transaction(transaction, run.end(ids)).await?;

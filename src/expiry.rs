@@ -12,6 +12,7 @@ use crate::{
     audit::{self, Ended},
     execute::{Finish, retrying_lock_conflicts_up_to},
     prepared::Statements,
+    transaction::padded,
     unusable,
 };
 use pavex_session::store::errors::DeleteExpiredError;
@@ -134,13 +135,9 @@ impl SeaOrmSessionStore {
                         .iter()
                         .map(|row| row.try_get::<Vec<u8>>("", &Column::Id.to_string()))
                         .collect::<Result<Vec<_>, _>>()?;
-                    for ids in ids.chunks(chunk) {
-                        let mut ids = ids.to_vec();
-                        if let Some(padding) = ids.last().cloned() {
-                            ids.resize(chunk, padding);
-                            self.in_transaction(&mut transaction, delete_among(ids))
-                                .await?;
-                        }
+                    for ids in ids.chunks(chunk).filter_map(|ids| padded(ids, chunk)) {
+                        self.in_transaction(&mut transaction, delete_among(ids))
+                            .await?;
                     }
                     Ok(Finish::Commit(rows))
                 }

@@ -15,7 +15,7 @@
 //! Elsewhere (PostgreSQL, SQLite, a connection that is not an sqlx pool) the transaction is
 //! sea-orm's.
 
-use crate::{SeaOrmSessionStore, execute::Finish};
+use crate::{SeaOrmSessionStore, execute::Finish, queries::Key};
 use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbErr, ExecResult, QueryResult, Statement,
     TransactionOptions, TransactionTrait,
@@ -59,7 +59,8 @@ pub(crate) enum Transaction {
 
 impl SeaOrmSessionStore {
     /// Begins a transaction that will run only the statements `prepared` (by their SQL text;
-    /// their values may differ), prepared before it returns on MySQL.
+    /// their values may differ), prepared before it returns on MySQL. `options` are sea-orm's
+    /// (the MySQL path begins with the server's defaults, which is all the store asks for there).
     pub(crate) async fn begin_preparing(
         &self,
         options: TransactionOptions,
@@ -193,4 +194,13 @@ fn was_prepared(texts: &[String], statement: &Statement) -> Result<(), DbErr> {
                 .to_owned(),
         )),
     }
+}
+
+/// `ids` made exactly `len` long by repeating the last one (`None` when there is none): a
+/// statement over a list of ids keeps the text that was prepared for `len` of them.
+pub(crate) fn padded(ids: &[Key], len: usize) -> Option<Vec<Key>> {
+    let last = ids.last()?.clone();
+    let mut padded = ids.to_vec();
+    padded.resize(len, last);
+    Some(padded)
 }
