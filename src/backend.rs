@@ -55,11 +55,11 @@ impl SessionStorageBackend for SeaOrmSessionStore {
             .await
             .map_err(|e| CreateError::Other(unusable(e)))?;
         let (values, subject) = self.record_values(id, &record)?;
-        if let (Some(cap), Some(subject)) = (self.cap, subject) {
+        if let (Some(cap), Some(subject)) = (self.cap, &subject) {
             let write = CappedWrite::Create(values);
             // Boxed, like every call of the cap's transaction: its future is large, and inline
             // it would be copied on every create, capped or not (BENCHMARKS.md, "Copying futures").
-            let capped = Box::pin(self.write_capped(statements, cap, write, &subject, &key(id)))
+            let capped = Box::pin(self.write_capped(statements, cap, write, subject, &key(id)))
                 .await
                 .map_err(|e| CreateError::Other(statements.other(e)))?;
             return match capped {
@@ -71,6 +71,11 @@ impl SessionStorageBackend for SeaOrmSessionStore {
                     "Creating a session found no session to write"
                 ))),
             };
+        }
+        if let (Some(_), Some(subject)) = (&statements.enter, &subject) {
+            self.enter(statements, subject, &key(id))
+                .await
+                .map_err(|e| CreateError::Other(e.into()))?;
         }
         let insert = statements.insert.bind(values.clone());
         match self.execute(&insert).await {
@@ -116,18 +121,15 @@ impl SessionStorageBackend for SeaOrmSessionStore {
             ttl_ms,
             self.lifetime_ms().into(),
         ];
-        let (Some(cap), Some(subject)) = (self.cap, subject_bytes) else {
-            let done = self
-                .execute(&statements.update.bind(values))
-                .await
-                .map_err(|e| UpdateError::Other(statements.other(e)))?;
-            return match at_most_one_row(done).map_err(UpdateError::Other)? {
-                true => Ok(()),
-                false => Err(UnknownIdError { id: *id }.into()),
-            };
+        let subject = subject_bytes.filter(|_| self.cap.is_some() || statements.enter.is_some());
+        let Some(subject) = subject else {
+            return self
+                .update_one(statements, &statements.update.bind(values), id)
+                .await;
         };
-        // Under a cap: a session that already has this subject counts for it already, one
-        // statement; one that gets it now (a sign-in) goes through the cap's transaction.
+        // Under a cap, or on MySQL with its subject entries: a session that already has this
+        // subject counts for it and has its entry already, one statement; one that gets it now
+        // (a sign-in) goes through the cap's transaction, or has its entry written first.
         let done = self
             .execute(&statements.update_keeping_subject.bind(values.clone()))
             .await
@@ -135,6 +137,14 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         if at_most_one_row(done).map_err(UpdateError::Other)? {
             return Ok(());
         }
+        let Some(cap) = self.cap else {
+            self.enter(statements, &subject, &key(id))
+                .await
+                .map_err(|e| UpdateError::Other(e.into()))?;
+            return self
+                .update_one(statements, &statements.update.bind(values), id)
+                .await;
+        };
         let capped = Box::pin(self.write_capped(
             statements,
             cap,
@@ -243,10 +253,15 @@ impl SessionStorageBackend for SeaOrmSessionStore {
             return Box::pin(self.change_id_sealed(statements, old_id, new_id)).await;
         }
         let (old, new) = (key(old_id), key(new_id));
-        let rename = statements
-            .change_id
-            .bind([old.clone().into(), new.clone().into()]);
+        // The subject the rename expects (MySQL: see `Queries::change_id`): first none, an
+        // anonymous session's one statement; the one read when that found a live session.
+        let mut subject: Option<Vec<u8>> = None;
         for _ in 0..RENAME_ATTEMPTS {
+            let rename = statements.change_id.bind([
+                old.clone().into(),
+                new.clone().into(),
+                subject.clone().into(),
+            ]);
             let done = self.rename(statements, &rename, new_id).await?;
             if at_most_one_row(done).map_err(ChangeIdError::Other)? {
                 // Renaming a live record onto itself: its id is taken (by itself).
@@ -256,12 +271,18 @@ impl SessionStorageBackend for SeaOrmSessionStore {
                 };
             }
             let live = self.live_among(statements, &old, &new).await?;
-            if live.contains(&new) {
+            if live.iter().any(|(id, _)| *id == new) {
                 return Err(DuplicateIdError { id: *new_id }.into());
             }
-            if !live.contains(&old) {
+            let Some((_, current)) = live.into_iter().find(|(id, _)| *id == old) else {
                 return Err(UnknownIdError { id: *old_id }.into());
+            };
+            if let Some(current) = &current {
+                self.enter(statements, current, &new)
+                    .await
+                    .map_err(|e| ChangeIdError::Other(e.into()))?;
             }
+            subject = current;
         }
         Err(ChangeIdError::Other(anyhow::anyhow!(
             "The session kept changing under concurrent requests while its id was being changed"
@@ -291,6 +312,8 @@ impl SeaOrmSessionStore {
         new_id: &SessionId,
     ) -> Result<(), ChangeIdError> {
         let (old, new) = (key(old_id), key(new_id));
+        // The subject the rename expects, as in `change_id`.
+        let mut subject: Option<Vec<u8>> = None;
         for attempt in 1..=SEALED_RENAME_ATTEMPTS {
             let read = self
                 .query_one(&statements.load.bind([old.clone().into()]))
@@ -321,12 +344,27 @@ impl SeaOrmSessionStore {
             let rename = statements.change_id_sealed.bind([
                 old.clone().into(),
                 new.clone().into(),
+                subject.clone().into(),
                 resealed.into(),
                 stored.into(),
             ]);
             let done = self.rename(statements, &rename, new_id).await?;
             if at_most_one_row(done).map_err(ChangeIdError::Other)? {
                 return Ok(());
+            }
+            // MySQL: the session may have another subject than the one expected.
+            if statements.enter.is_some() {
+                let live = self.live_among(statements, &old, &new).await?;
+                let current = live.into_iter().find(|(id, _)| *id == old);
+                if let Some((_, current)) = current.filter(|(_, current)| *current != subject) {
+                    if let Some(current) = &current {
+                        self.enter(statements, current, &new)
+                            .await
+                            .map_err(|e| ChangeIdError::Other(e.into()))?;
+                    }
+                    subject = current;
+                    continue;
+                }
             }
             // The state was written, or the session ended, since it was read: read again, once
             // the writes that raced it have had a moment to finish.
@@ -363,23 +401,56 @@ impl SeaOrmSessionStore {
         }
     }
 
-    /// Which of `old` and `new` are live, read in one snapshot.
+    /// Which of `old` and `new` are live, with their subjects, read in one snapshot.
     async fn live_among(
         &self,
         statements: &Statements,
         old: &Key,
         new: &Key,
-    ) -> Result<Vec<Key>, ChangeIdError> {
+    ) -> Result<Vec<(Key, Option<Vec<u8>>)>, ChangeIdError> {
         let among = statements
             .live_among
             .bind([old.clone().into(), new.clone().into()]);
+        let (id, subject) = (Column::Id.to_string(), Column::Subject.to_string());
         self.query(&among)
             .await
             .map_err(|e| ChangeIdError::Other(e.into()))?
             .iter()
-            .map(|row| row.try_get::<Key>("", &Column::Id.to_string()))
-            .collect::<Result<Vec<_>, _>>()
+            .map(|row| Ok((row.try_get("", &id)?, row.try_get("", &subject)?)))
+            .collect::<Result<Vec<_>, sea_orm::DbErr>>()
             .map_err(|e| ChangeIdError::Other(e.into()))
+    }
+
+    /// MySQL: writes the entry of `subject`'s session `id` (see `Queries::enter`), before the
+    /// write that gives the session that subject; nothing elsewhere.
+    async fn enter(
+        &self,
+        statements: &Statements,
+        subject: &[u8],
+        id: &Key,
+    ) -> Result<(), sea_orm::DbErr> {
+        if let Some(enter) = &statements.enter {
+            self.execute(&enter.bind([subject.to_vec().into(), id.clone().into()]))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `update` of the session `id`, one statement keyed on its id.
+    async fn update_one(
+        &self,
+        statements: &Statements,
+        update: &sea_orm::Statement,
+        id: &SessionId,
+    ) -> Result<(), UpdateError> {
+        let done = self
+            .execute(update)
+            .await
+            .map_err(|e| UpdateError::Other(statements.other(e)))?;
+        match at_most_one_row(done).map_err(UpdateError::Other)? {
+            true => Ok(()),
+            false => Err(UnknownIdError { id: *id }.into()),
+        }
     }
 
     /// Why `old` could not be renamed to `new`: `new` is live, or `old` is not.
@@ -392,14 +463,14 @@ impl SeaOrmSessionStore {
     ) -> Result<(), ChangeIdError> {
         let new = key(new_id);
         let live = self.live_among(statements, old, &new).await?;
-        match live.contains(&new) {
+        match live.iter().any(|(id, _)| *id == new) {
             true => Err(DuplicateIdError { id: *new_id }.into()),
             false => Err(UnknownIdError { id: *old_id }.into()),
         }
     }
 
     /// The values of `create` and `update`, in the order their statements bind them (see
-    /// `queries::Record`), and under a cap the subject.
+    /// `queries::Record`), and the subject.
     fn record_values(
         &self,
         id: &SessionId,
@@ -416,8 +487,8 @@ impl SeaOrmSessionStore {
         // A new session's deadline is capped here (its `created_at` is now); an existing one's
         // by the statement, against its `created_at`.
         let ttl_ms = ttl_millis(record.ttl).min(self.lifetime_ms());
-        // The subject's bytes once more, for a store with a cap (which locks on them).
-        let subject_bytes = self.cap.and_then(|_| subject.clone());
+        // The subject's bytes once more, for a cap (which locks on them) and MySQL's entries.
+        let subject_bytes = subject.clone();
         let values = [
             stored_id.into(),
             state.into(),

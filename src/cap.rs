@@ -16,7 +16,7 @@ use crate::{
     execute::{Finish, retrying_lock_conflicts_up_to},
     prepared::Statements,
     queries::{COUNT, Key, Which},
-    transaction::{Transaction, padded},
+    transaction::{IDS_PER_STATEMENT, Transaction, padded},
 };
 use pavex_session_sea_orm_entity::sessions::Column;
 use sea_orm::{DbErr, Iden, SqliteTransactionMode, Statement, TransactionOptions, Value};
@@ -25,11 +25,6 @@ use std::num::NonZeroU32;
 /// Times a capped write's transaction runs at most while it keeps losing lock conflicts (on a
 /// cluster, sign-ins racing on several nodes).
 const ATTEMPTS: u32 = 8;
-
-/// Sessions a capped write ends per statement (when a subject has many more than the cap: a cap
-/// set on an app whose users already have many sessions, several statements). Every such
-/// statement binds this many ids, so that its text is always the one prepared.
-const EVICTED_PER_STATEMENT: usize = 32;
 
 /// What a write does when it would give a subject more live sessions than the cap
 /// ([`SeaOrmSessionStore::with_max_sessions_per_subject`]).
@@ -212,6 +207,9 @@ impl SeaOrmSessionStore {
         cap: SubjectCap,
     ) -> Result<(Capped, Vec<Key>), DbErr> {
         self.in_transaction(transaction, run.guard.clone()).await?;
+        if let Some(entry) = &run.entry {
+            self.in_transaction(transaction, entry.clone()).await?;
+        }
         match &run.write {
             Write::Create { overwrite, insert } => {
                 let overwritten = self.in_transaction(transaction, overwrite.clone()).await?;
@@ -267,11 +265,11 @@ impl SeaOrmSessionStore {
                 .skip(keep)
                 .map(|row| row.try_get::<Key>("", &id))
                 .collect::<Result<_, _>>()?;
-            // Always `EVICTED_PER_STATEMENT` ids, so that the statements' text is the one prepared.
-            let Some(ids) = padded(&beyond, EVICTED_PER_STATEMENT) else {
+            // Always `IDS_PER_STATEMENT` ids, so that the statements' text is the one prepared.
+            let Some(ids) = padded(&beyond, IDS_PER_STATEMENT) else {
                 return Ok((Capped::Written, ended));
             };
-            let full = beyond.len() >= EVICTED_PER_STATEMENT;
+            let full = beyond.len() >= IDS_PER_STATEMENT;
             self.in_transaction(transaction, run.revoke(ids.clone())?)
                 .await?;
             self.in_transaction(transaction, run.end(ids)).await?;
@@ -297,7 +295,7 @@ enum Then {
     /// `Refuse`: count the subject's other sessions.
     Count(Statement),
     /// `EndOldest`: read the subject's other sessions, then revoke and end those beyond the cap
-    /// (`evict`: the two statements for `EVICTED_PER_STATEMENT` ids, for their text).
+    /// (`evict`: the two statements for `IDS_PER_STATEMENT` ids, for their text).
     Evict {
         others: Statement,
         evict: [Statement; 2],
@@ -310,6 +308,8 @@ struct CappedStatements<'a> {
     statements: &'a Statements,
     subject: Vec<u8>,
     guard: Statement,
+    /// MySQL: the session's subject entry, written before the session (`Queries::enter`).
+    entry: Option<Statement>,
     write: Write,
     then: Then,
 }
@@ -337,8 +337,8 @@ impl<'a> CappedStatements<'a> {
             }
             AtCap::EndOldest => {
                 let keep = u64::from(cap.max.get()).saturating_sub(1);
-                let limit = keep.saturating_add(EVICTED_PER_STATEMENT as u64);
-                let template = vec![key.clone(); EVICTED_PER_STATEMENT];
+                let limit = keep.saturating_add(IDS_PER_STATEMENT as u64);
+                let template = vec![key.clone(); IDS_PER_STATEMENT];
                 Then::Evict {
                     others: backend.build(&queries.others_of(subject.to_vec(), key.clone(), limit)),
                     evict: [
@@ -352,6 +352,10 @@ impl<'a> CappedStatements<'a> {
             statements,
             subject: subject.to_vec(),
             guard: backend.build(&queries.guard(subject.to_vec())?),
+            entry: statements
+                .enter
+                .as_ref()
+                .map(|enter| enter.bind([subject.to_vec().into(), key.clone().into()])),
             write,
             then,
         })
@@ -360,6 +364,7 @@ impl<'a> CappedStatements<'a> {
     /// Every statement, for [`SeaOrmSessionStore::begin_preparing`].
     fn all(&self) -> Vec<&Statement> {
         let mut all = vec![&self.guard];
+        all.extend(&self.entry);
         match &self.write {
             Write::Create { overwrite, insert } => all.extend([overwrite, insert]),
             Write::Update(update) => all.push(update),

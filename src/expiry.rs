@@ -51,21 +51,27 @@ impl SeaOrmSessionStore {
     }
 
     /// Deletes at most `limit` rows of the revoked sign-ins table whose deadline has passed
-    /// (revoked sign-ins no request can continue, the cap's guard rows), so that the table does
-    /// not grow for ever. The [`ExpiredSessionCleaner`](crate::ExpiredSessionCleaner) runs it
-    /// at the end of each round; it is not part of `delete_expired`, which stays one statement.
+    /// (revoked sign-ins no request can continue, the cap's guard rows), and on MySQL at most
+    /// `limit` stale subject entries, so that neither table grows for ever; returns how many rows
+    /// it deleted. The [`ExpiredSessionCleaner`](crate::ExpiredSessionCleaner) runs it at the
+    /// end of each round; it is not part of `delete_expired`, which stays one statement.
     pub(crate) async fn delete_expired_revocations(
         &self,
         limit: NonZeroUsize,
     ) -> Result<u64, DeleteExpiredError> {
         let statements = self.statements().await.map_err(unusable)?;
+        let (queries, backend) = (statements.queries(), statements.backend());
         let limit = u64::try_from(limit.get()).unwrap_or(u64::MAX);
-        let delete = statements.queries().delete_expired_revoked(limit);
-        let done = self
-            .execute(&statements.backend().build(&delete))
-            .await
-            .map_err(anyhow::Error::from)?;
-        Ok(done.rows_affected())
+        let mut deleted = 0_u64;
+        let stale = queries.delete_stale_entries(limit);
+        for delete in std::iter::once(queries.delete_expired_revoked(limit)).chain(stale) {
+            let done = self
+                .execute(&backend.build(&delete))
+                .await
+                .map_err(anyhow::Error::from)?;
+            deleted = deleted.saturating_add(done.rows_affected());
+        }
+        Ok(deleted)
     }
 
     /// The expired sessions of [`delete_expired_audited`](Self::delete_expired_audited).

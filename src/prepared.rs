@@ -25,6 +25,10 @@ fn new_id_marker() -> Key {
     b"pavex_session_sea_orm: a new id.".to_vec()
 }
 
+fn subject_marker() -> Vec<u8> {
+    b"pavex_session_sea_orm: the subject of a session".to_vec()
+}
+
 fn old_state_marker() -> Vec<u8> {
     b"pavex_session_sea_orm: the state a rename replaces".to_vec()
 }
@@ -32,7 +36,7 @@ fn old_state_marker() -> Vec<u8> {
 fn record_marker() -> Record {
     Record {
         state: b"pavex_session_sea_orm: the state of a session".to_vec(),
-        subject: Some(b"pavex_session_sea_orm: the subject of a session".to_vec()),
+        subject: Some(subject_marker()),
         sign_in: Some(b"pavex_session_sea_orm: the sign-in of a session".to_vec()),
         ttl_ms: TTL_MS_MARKER,
     }
@@ -131,10 +135,12 @@ pub(crate) struct Statements {
     pub(crate) delete: Prepared<1>,
     /// `id`
     pub(crate) delete_if_expired: Prepared<1>,
-    /// `id, new_id`
-    pub(crate) change_id: Prepared<2>,
-    /// `id, new_id, state, old_state`
-    pub(crate) change_id_sealed: Prepared<4>,
+    /// `id, new_id, subject` (the subject only on MySQL: see [`Queries::change_id`])
+    pub(crate) change_id: Prepared<3>,
+    /// `id, new_id, subject, state, old_state`
+    pub(crate) change_id_sealed: Prepared<5>,
+    /// `subject, id`: MySQL's subject entry (see [`Queries::enter`]), `None` elsewhere
+    pub(crate) enter: Option<Prepared<2>>,
 }
 
 impl Statements {
@@ -168,6 +174,7 @@ impl Statements {
             [id, state, subject, sign_in, ttl, lifetime.clone()]
         };
         let old_new = [id.clone(), new_id];
+        let subject_value = Value::from(subject_marker());
         Ok(Self {
             insert: Prepared::render(
                 backend,
@@ -218,22 +225,40 @@ impl Statements {
             )?,
             change_id: Prepared::render(
                 backend,
-                &queries.change_id(id_marker(), new_id_marker()),
-                old_new.clone(),
+                &queries.change_id(id_marker(), new_id_marker(), Some(subject_marker())),
+                {
+                    let [id, new_id] = old_new.clone();
+                    [id, new_id, subject_value.clone()]
+                },
             )?,
             change_id_sealed: Prepared::render(
                 backend,
                 &queries.change_id_sealed(
                     id_marker(),
                     new_id_marker(),
+                    Some(subject_marker()),
                     state.clone(),
                     old_state_marker(),
                 ),
                 {
                     let [id, new_id] = old_new;
-                    [id, new_id, state.clone().into(), old_state_marker().into()]
+                    [
+                        id,
+                        new_id,
+                        subject_value.clone(),
+                        state.clone().into(),
+                        old_state_marker().into(),
+                    ]
                 },
             )?,
+            enter: match queries.enter(subject_marker(), id_marker())? {
+                Some(enter) => Some(Prepared::render(
+                    backend,
+                    &enter,
+                    [subject_value, Value::from(id_marker())],
+                )?),
+                None => None,
+            },
             backend,
             primary_key,
             queries,

@@ -14,9 +14,9 @@ use pavex_session_sea_orm_migration::{SessionsTable, millis_of, now_millis};
 use sea_orm::{
     DbBackend, DbErr, Iterable, QueryResult,
     sea_query::{
-        Alias, Cond, Condition, DeleteStatement, Expr, ExprTrait, Func, InsertStatement,
-        IntoColumnRef, LockBehavior, LockType, OnConflict, Order, Query, SelectStatement, TableRef,
-        UpdateStatement,
+        Alias, BinOper, Cond, Condition, DeleteStatement, Expr, ExprTrait, Func, InsertStatement,
+        IntoColumnRef, IntoIden, LockBehavior, LockType, OnConflict, Order, Query, SelectStatement,
+        TableRef, UpdateStatement,
     },
 };
 use std::num::NonZeroUsize;
@@ -43,6 +43,9 @@ pub(crate) struct Queries {
     /// The table of revoked sign-ins beside it, and its name alone.
     revoked: TableRef,
     revoked_name: String,
+    /// MySQL: the subject entries beside it (`<table>_by_subject`), in place of a subject index,
+    /// and the names of both tables (MySQL has no schemas: a name is a table's reference).
+    by_subject: Option<BySubject>,
     now: Expr,
 }
 
@@ -53,6 +56,10 @@ impl Queries {
             table: table.table_ref(),
             revoked: table.revoked().table_ref(),
             revoked_name: table.revoked().name().to_owned(),
+            by_subject: (backend == DbBackend::MySql).then(|| BySubject {
+                table: Alias::new(table.by_subject().name()),
+                sessions: Alias::new(table.name()),
+            }),
             now: now_millis(backend)?,
         })
     }
@@ -117,6 +124,71 @@ impl Queries {
             .select_from(select)
             .map_err(|e| DbErr::Custom(e.to_string()))?;
         Ok(insert)
+    }
+
+    /// MySQL: write the entry of `subject`'s session `id` in `<table>_by_subject` (or refresh its
+    /// `written_at`), before the write that gives the session that subject, so that every
+    /// session of a subject always has its entry (an entry without its session is stale, and
+    /// harmless: every read joins it to the session). `None` elsewhere: the subject index is
+    /// kept by the database.
+    pub(crate) fn enter(
+        &self,
+        subject: Vec<u8>,
+        id: Key,
+    ) -> Result<Option<InsertStatement>, DbErr> {
+        let Some(by_subject) = &self.by_subject else {
+            return Ok(None);
+        };
+        let mut insert = Query::insert();
+        insert
+            .into_table(by_subject.table.clone())
+            .columns([
+                Column::Subject.into_iden(),
+                Column::Id.into_iden(),
+                written_at(),
+            ])
+            .values([Expr::val(subject), Expr::val(id), self.now.clone()])
+            .map_err(|e| DbErr::Custom(e.to_string()))?
+            .on_conflict(OnConflict::new().update_column(written_at()).to_owned());
+        Ok(Some(insert))
+    }
+
+    /// MySQL: delete at most `limit` stale subject entries (whose session is gone or has another
+    /// subject) written more than [`REVOKED_GRACE_MS`] ago: a younger one may belong to a write
+    /// in flight, which writes the entry first and the session next. `None` elsewhere.
+    pub(crate) fn delete_stale_entries(&self, limit: u64) -> Option<DeleteStatement> {
+        let BySubject { table, sessions } = self.by_subject.clone()?;
+        let session = Query::select()
+            .expr(Expr::cust("1"))
+            .from(sessions.clone())
+            .and_where(
+                Expr::col((sessions.clone(), Column::Id)).equals((table.clone(), Column::Id)),
+            )
+            .and_where(
+                Expr::col((sessions, Column::Subject)).equals((table.clone(), Column::Subject)),
+            )
+            .to_owned();
+        Some(
+            Query::delete()
+                .from_table(table)
+                .and_where(Expr::col(written_at()).lt(self.now.clone().sub(REVOKED_GRACE_MS)))
+                .and_where(Expr::exists(session).not())
+                .limit(bounded(limit))
+                .to_owned(),
+        )
+    }
+
+    /// MySQL: `id IN (SELECT id FROM <table>_by_subject WHERE subject = ?)`, the condition that
+    /// reads a subject's sessions through their entries (a semi-join, which MariaDB runs from the
+    /// entries' primary key); `None` elsewhere, where the subject index serves `subject = ?`.
+    fn entered(&self, subject: &[u8]) -> Option<Expr> {
+        let BySubject { table, .. } = self.by_subject.as_ref()?;
+        let ids = Query::select()
+            .column(Column::Id)
+            .from(table.clone())
+            .and_where(Expr::col(Column::Subject).eq(subject.to_vec()))
+            .to_owned();
+        Some(Expr::col(Column::Id).in_subquery(ids))
     }
 
     /// Replace the record `id` if it has expired: a new session under a reused id.
@@ -229,10 +301,10 @@ impl Queries {
             .to_owned()
     }
 
-    /// The ids, among `a` and `b`, of the live records.
+    /// The ids and subjects, among `a` and `b`, of the live records.
     pub(crate) fn live_among(&self, a: Key, b: Key) -> SelectStatement {
         Query::select()
-            .column(Column::Id)
+            .columns([Column::Id, Column::Subject])
             .from(self.table.clone())
             .and_where(Expr::col(Column::Id).is_in([a, b]))
             .and_where(self.live())
@@ -258,13 +330,27 @@ impl Queries {
     }
 
     /// Move the live record `old` to `new`; fails with a unique violation when `new` is taken.
-    pub(crate) fn change_id(&self, old: Key, new: Key) -> UpdateStatement {
-        Query::update()
+    ///
+    /// On MySQL only if the record's subject is `subject` (`NULL`-safe: `None` is an anonymous
+    /// session), whose entry for `new` the caller has written first; elsewhere `subject` is not
+    /// part of the statement.
+    pub(crate) fn change_id(
+        &self,
+        old: Key,
+        new: Key,
+        subject: Option<Vec<u8>>,
+    ) -> UpdateStatement {
+        let mut update = Query::update();
+        update
             .table(self.table.clone())
             .value(Column::Id, new)
             .and_where(id_is(old))
-            .and_where(self.live())
-            .to_owned()
+            .and_where(self.live());
+        if self.by_subject.is_some() {
+            // MySQL's `NULL`-safe equality.
+            update.and_where(Expr::col(Column::Subject).binary(BinOper::Custom("<=>"), subject));
+        }
+        update
     }
 
     /// Move the live record `old` to `new` with its state sealed again for `new` (`state`), if
@@ -274,10 +360,11 @@ impl Queries {
         &self,
         old: Key,
         new: Key,
+        subject: Option<Vec<u8>>,
         state: Vec<u8>,
         old_state: Vec<u8>,
     ) -> UpdateStatement {
-        self.change_id(old, new)
+        self.change_id(old, new, subject)
             .value(Column::State, state)
             .and_where(Expr::col(Column::State).eq(old_state))
             .to_owned()
@@ -383,8 +470,7 @@ impl Queries {
         select
             .columns(Column::iter())
             .from(self.table.clone())
-            .and_where(Expr::col(Column::Subject).eq(subject))
-            .and_where(self.live());
+            .cond_where(self.live_of(subject, &Which::All));
         if let Some((created_at, id)) = after {
             select.cond_where(
                 Cond::any()
@@ -408,8 +494,7 @@ impl Queries {
         Query::select()
             .expr_as(Expr::col(Column::Id).count(), COUNT)
             .from(self.table.clone())
-            .and_where(Expr::col(Column::Subject).eq(subject))
-            .and_where(self.live())
+            .cond_where(self.live_of(subject, &Which::All))
             .to_owned()
     }
 
@@ -649,9 +734,13 @@ impl Queries {
             .to_owned()
     }
 
-    /// The live sessions of `subject` that `which` names.
+    /// The live sessions of `subject` that `which` names. On MySQL, those `which` does not name
+    /// by id are read through the subject's entries ([`entered`](Self::entered)).
     fn live_of(&self, subject: Vec<u8>, which: &Which) -> Condition {
+        let by_id = matches!(which, Which::Only(_) | Which::Ids(_));
+        let entered = (!by_id).then(|| self.entered(&subject)).flatten();
         let of_subject = Cond::all()
+            .add_option(entered)
             .add(Expr::col(Column::Subject).eq(subject))
             .add(self.live());
         match which {
@@ -732,6 +821,19 @@ fn bounded(limit: u64) -> u64 {
 
 fn id_is(id: Key) -> Expr {
     Expr::col(Column::Id).eq(id)
+}
+
+/// MySQL's table of subject entries, and the sessions table's name, as references.
+#[derive(Debug, Clone)]
+struct BySubject {
+    table: Alias,
+    sessions: Alias,
+}
+
+/// The column of `<table>_by_subject` that the sessions table does not have: when the entry was
+/// last written (the migration crate's `BySubject::WrittenAt`).
+fn written_at() -> sea_orm::sea_query::DynIden {
+    Alias::new("written_at").into_iden()
 }
 
 /// A stored id: the hash of a session id (see `stored_id`).

@@ -9,6 +9,7 @@ use crate::{
     audit::{self, Ended},
     execute::{Finish, retrying_lock_conflicts_up_to},
     queries::{COUNT, Key, Which},
+    transaction::{IDS_PER_STATEMENT, padded},
 };
 use pavex_session::SessionId;
 use pavex_session_sea_orm_entity::sessions;
@@ -428,9 +429,9 @@ impl SeaOrmSessionStore {
             .await?;
         self.execute(&backend.build(&queries.revoke_of(subject.clone(), &which)?))
             .await?;
-        let mut end = queries.end_of(subject.clone(), &which);
         let id = Column::Id.to_string();
         if backend != DbBackend::MySql {
+            let mut end = queries.end_of(subject.clone(), &which);
             // The ids of the sessions it ended come back with the `DELETE`, for the audit trail.
             let ended = self
                 .query(&backend.build(end.returning_col(Column::Id)))
@@ -444,14 +445,18 @@ impl SeaOrmSessionStore {
             return Ok(ended.len() as u64);
         }
         // MySQL has no `DELETE ... RETURNING`: the ids are read with a locking read, which keeps
-        // every matching session (and new ones of the subject) from changing until the `DELETE`
-        // in the same transaction has ended them.
+        // every matching session (and new ones of the subject) from changing until the
+        // `DELETE`s of those ids, by primary key and `IDS_PER_STATEMENT` at a time (a `DELETE`
+        // reading the subject's entries would scan the table on MariaDB 10.11), in the same
+        // transaction have ended them.
         let select = backend.build(&queries.ids_of(subject.clone(), &which));
-        let end = backend.build(&end);
-        let (select, end, id) = (&select, &end, &id);
+        let end_ids =
+            |ids: Vec<Key>| backend.build(&queries.end_of(subject.clone(), &Which::Ids(ids)));
+        let template = end_ids(vec![Vec::new(); IDS_PER_STATEMENT]);
+        let (select, template, id, end_ids) = (&select, &template, &id, &end_ids);
         let (ended, count) = retrying_lock_conflicts_up_to(END_ATTEMPTS, move || async move {
             let mut transaction = self
-                .begin_preparing(TransactionOptions::default(), &[select, end])
+                .begin_preparing(TransactionOptions::default(), &[select, template])
                 .await?;
             let outcome = async {
                 let ended = self
@@ -460,8 +465,15 @@ impl SeaOrmSessionStore {
                     .iter()
                     .map(|row| row.try_get::<Key>("", id))
                     .collect::<Result<Vec<_>, _>>()?;
-                let done = self.in_transaction(&mut transaction, end.clone()).await?;
-                Ok(Finish::Commit((ended, done.rows_affected())))
+                let mut count = 0_u64;
+                for chunk in ended.chunks(IDS_PER_STATEMENT) {
+                    let Some(ids) = padded(chunk, IDS_PER_STATEMENT) else {
+                        continue;
+                    };
+                    let done = self.in_transaction(&mut transaction, end_ids(ids)).await?;
+                    count = count.saturating_add(done.rows_affected());
+                }
+                Ok(Finish::Commit((ended, count)))
             }
             .await;
             Self::finish(transaction, outcome).await

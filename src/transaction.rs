@@ -21,6 +21,11 @@ use sea_orm::{
     TransactionOptions, TransactionTrait,
 };
 
+/// How many ids a statement of a transaction that ends sessions by id takes at once (a list
+/// shorter than that is [`padded`]): the cap's eviction and the end of a subject's sessions on
+/// MySQL.
+pub(crate) const IDS_PER_STATEMENT: usize = 32;
+
 /// Runs `$statement` in `$transaction`, measured: through sea-orm's `$sea_orm` method, or on
 /// MySQL `$run` with the sqlx query and the transaction's connection, once the statement is
 /// known to be prepared.

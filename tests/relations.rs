@@ -720,8 +720,8 @@ async fn a_table_of_a_newer_schema_is_refused_untouched(backend: Backend) {
     );
     let newer_marker = marker(SCHEMA_VERSION + 1);
     let drop_index = match db.db_backend() {
-        DbBackend::MySql => "DROP INDEX idx_sessions_subject ON sessions",
-        _ => "DROP INDEX idx_sessions_subject",
+        DbBackend::MySql => "DROP INDEX idx_sessions_deadline ON sessions",
+        _ => "DROP INDEX idx_sessions_deadline",
     };
     run_all(&db, &[&format!("{newer} '{newer_marker}'"), drop_index]).await;
     let history = format!("SELECT version AS d FROM {MIGRATION_TABLE} ORDER BY version");

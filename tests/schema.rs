@@ -127,30 +127,20 @@ async fn has_table(db: &TestDb, table: &str) -> bool {
 async fn migration_creates_the_documented_schema(backend: Backend) {
     let (db, _store) = store_on(backend).await;
     let cols = columns(&db, SESSIONS_TABLE).await;
-    let summary: Vec<_> = cols
-        .iter()
-        .map(|c| {
-            (
-                c.name.as_str(),
-                c.data_type.as_str(),
-                c.nullable,
-                c.primary_key,
-            )
-        })
-        .collect();
-    // MariaDB shows an integer's display width, which the docs leave out.
-    let summary: Vec<_> = summary
-        .into_iter()
-        .map(|(name, data_type, nullable, pk)| {
-            let data_type = match data_type {
-                "bigint(20)" => "bigint",
-                other => other,
-            };
-            (name.to_owned(), data_type.to_owned(), nullable, pk)
-        })
-        .collect();
+    let summary = column_summary(&cols);
     assert_eq!(summary, documented_columns(db.db_backend()));
-    assert_eq!(indexes(&db, SESSIONS_TABLE).await, our_indexes("sessions"));
+    let by_subject = "sessions_by_subject";
+    match db.db_backend() {
+        DbBackend::MySql => assert_eq!(
+            column_summary(&columns(&db, by_subject).await),
+            documented_by_subject_columns()
+        ),
+        _ => assert!(!has_table(&db, by_subject).await),
+    }
+    assert_eq!(
+        indexes(&db, SESSIONS_TABLE).await,
+        our_indexes(db.db_backend(), "sessions")
+    );
     // Anonymous sessions stay out of the subject index where the database can leave them out.
     let partial = match db.db_backend() {
         DbBackend::MySql => vec![],
@@ -162,17 +152,52 @@ async fn migration_creates_the_documented_schema(backend: Backend) {
 /// The columns of the table in docs/schema.md ("Schema"), as `(name, declared type on
 /// `backend`, nullable, primary key)`: the type is the first code span of the backend's cell,
 /// "(nullable)" and "(primary key)" are read from the column's cell.
+/// `(name, type, nullable, primary key)` of each column, as docs/schema.md writes them.
+fn column_summary(columns: &[ColumnInfo]) -> Vec<(String, String, bool, bool)> {
+    columns
+        .iter()
+        .map(|c| {
+            // MariaDB shows an integer's display width, which the docs leave out.
+            let data_type = match c.data_type.as_str() {
+                "bigint(20)" => "bigint",
+                other => other,
+            };
+            (
+                c.name.clone(),
+                data_type.to_owned(),
+                c.nullable,
+                c.primary_key,
+            )
+        })
+        .collect()
+}
+
 fn documented_columns(backend: DbBackend) -> Vec<(String, String, bool, bool)> {
-    let doc = include_str!("../docs/schema.md");
-    let table = doc
-        .split("\n## Schema\n")
-        .nth(1)
-        .expect("docs/schema.md has a Schema section");
     let cell = match backend {
         DbBackend::Postgres => 1,
         DbBackend::MySql => 2,
         _ => 3,
     };
+    let columns = documented_table("\n## Schema\n", cell);
+    assert!(columns.len() >= 7, "read {columns:?} from docs/schema.md");
+    columns
+}
+
+/// The columns of `<table>_by_subject`, MySQL's only, as docs/schema.md writes them.
+fn documented_by_subject_columns() -> Vec<(String, String, bool, bool)> {
+    let columns = documented_table("\n### The subject entries on MySQL\n", 1);
+    assert_eq!(columns.len(), 3, "read {columns:?} from docs/schema.md");
+    columns
+}
+
+/// The first table after the line `section` of docs/schema.md: `(name, type in the `cell`th
+/// column, nullable, primary key)` of each column it lists.
+fn documented_table(section: &str, cell: usize) -> Vec<(String, String, bool, bool)> {
+    let doc = include_str!("../docs/schema.md");
+    let table = doc
+        .split(section)
+        .nth(1)
+        .unwrap_or_else(|| panic!("docs/schema.md has a section {section:?}"));
     let code_spans = |text: &str| -> Vec<String> {
         text.split('`')
             .skip(1)
@@ -194,11 +219,10 @@ fn documented_columns(backend: DbBackend) -> Vec<(String, String, bool, bool)> {
                 name,
                 data_type.clone(),
                 cells[0].contains("(nullable)"),
-                cells[0].contains("(primary key)"),
+                cells[0].contains("(primary key"),
             ));
         }
     }
-    assert!(columns.len() >= 7, "read {columns:?} from docs/schema.md");
     columns
 }
 
@@ -279,7 +303,10 @@ async fn migrate_is_idempotent(backend: Backend) {
         store.load(&id).await.unwrap().is_some(),
         "existing sessions are kept"
     );
-    assert_eq!(indexes(&db, SESSIONS_TABLE).await, our_indexes("sessions"));
+    assert_eq!(
+        indexes(&db, SESSIONS_TABLE).await,
+        our_indexes(db.db_backend(), "sessions")
+    );
 }
 
 /// Apps migrate at every start: on an up-to-date table `migrate()` only reads (no DDL, which on
@@ -309,36 +336,70 @@ async fn a_second_migrate_sends_no_ddl(backend: Backend) {
     }
 }
 
-/// `(index, column)` of the indexes our migration makes on `table`, as [`indexes`] lists them.
-fn our_indexes(table: &str) -> Vec<(String, String)> {
+/// `(index, column)` of the indexes our migration makes on `table`, as [`indexes`] lists them:
+/// no subject index on MySQL, which keeps the subjects' sessions in `<table>_by_subject`.
+fn our_indexes(backend: DbBackend, table: &str) -> Vec<(String, String)> {
     let (deadline, subject) = (
         format!("idx_{table}_deadline"),
         format!("idx_{table}_subject"),
     );
-    vec![
-        (deadline, "deadline".to_owned()),
-        (subject.clone(), "created_at".to_owned()),
-        (subject, "subject".to_owned()),
-    ]
+    let mut indexes = vec![(deadline, "deadline".to_owned())];
+    if backend != DbBackend::MySql {
+        indexes.push((subject.clone(), "created_at".to_owned()));
+        indexes.push((subject, "subject".to_owned()));
+    }
+    indexes
 }
 
-/// An index of ours dropped by hand is recreated by the next migration run, and the store
+/// The indexes of ours dropped by hand, and on MySQL the subject entries, are recreated by the
+/// next migration run (the entries from the sessions that have a subject), and the store
 /// refuses the table until then.
 async fn migrate_recreates_a_dropped_index(backend: Backend) {
     let (db, store) = store_on(backend).await;
-    let drop = match db.db_backend() {
-        DbBackend::MySql => "DROP INDEX idx_sessions_subject ON sessions",
-        _ => "DROP INDEX idx_sessions_subject",
+    let store = store.with_subject_key("user");
+    let (signed_in, anonymous) = (SessionId::random(), SessionId::random());
+    let user = state(json!({"user": "ada"}));
+    store.create(&signed_in, record(&user)).await.unwrap();
+    store
+        .create(&anonymous, record(&state(json!({}))))
+        .await
+        .unwrap();
+    let drops: &[&str] = match db.db_backend() {
+        DbBackend::MySql => &[
+            "DROP INDEX idx_sessions_deadline ON sessions",
+            "DROP TABLE sessions_by_subject",
+        ],
+        _ => &[
+            "DROP INDEX idx_sessions_deadline",
+            "DROP INDEX idx_sessions_subject",
+        ],
     };
-    db.db.execute_unprepared(drop).await.unwrap();
-    let fresh = SeaOrmSessionStore::new(db.db.clone());
-    match fresh.check_table().await {
-        Err(SchemaCheckError::Mismatch(e)) => assert_eq!(e.kind(), MismatchKind::Altered),
-        other => panic!("{other:?}"),
+    for drop in drops {
+        db.db.execute_unprepared(drop).await.unwrap();
+        let fresh = SeaOrmSessionStore::new(db.db.clone());
+        match fresh.check_table().await {
+            Err(SchemaCheckError::Mismatch(e)) => assert_eq!(e.kind(), MismatchKind::Altered),
+            other => panic!("{drop}: {other:?}"),
+        }
     }
-    store.migrate().await.unwrap();
-    assert_eq!(indexes(&db, SESSIONS_TABLE).await, our_indexes("sessions"));
-    fresh.check_table().await.unwrap();
+    SeaOrmSessionStore::new(db.db.clone())
+        .migrate()
+        .await
+        .unwrap();
+    assert_eq!(
+        indexes(&db, SESSIONS_TABLE).await,
+        our_indexes(db.db_backend(), "sessions")
+    );
+    store.check_table().await.unwrap();
+    let listed = store.sessions_of("ada").await.unwrap();
+    let handles: Vec<_> = listed.iter().map(|s| s.handle).collect();
+    assert_eq!(
+        handles,
+        [pavex_session_sea_orm::SessionHandle::of(&signed_in)]
+    );
+    assert_eq!(store.end_sessions_of("ada", None).await.unwrap(), 1);
+    assert!(store.load(&signed_in).await.unwrap().is_none());
+    assert!(store.load(&anonymous).await.unwrap().is_some());
 }
 
 /// A table of the very same columns, types and indexes as ours, that our migration did not
@@ -446,7 +507,10 @@ async fn an_app_migrator_can_include_the_migration(backend: Backend) {
     assert!(has_table(&db, "seaql_migrations").await);
     // Switching to our own migrator later is a no-op on the schema.
     Migrator::up(&db.db, None).await.unwrap();
-    assert_eq!(indexes(&db, SESSIONS_TABLE).await, our_indexes("sessions"));
+    assert_eq!(
+        indexes(&db, SESSIONS_TABLE).await,
+        our_indexes(db.db_backend(), "sessions")
+    );
     AppMigrator::down(&db.db, None).await.unwrap();
     assert!(!has_table(&db, SESSIONS_TABLE).await);
 }
@@ -481,7 +545,7 @@ async fn stores_on_different_tables_stay_isolated(backend: Backend) {
     second.migrate().await.unwrap();
     assert_eq!(
         indexes(&db, "app_sessions").await,
-        our_indexes("app_sessions")
+        our_indexes(db.db_backend(), "app_sessions")
     );
     let id = SessionId::random();
     let one = state(json!({"store": 1}));
@@ -657,7 +721,46 @@ async fn an_app_migrator_runs_our_migration_for_its_table(backend: Backend) {
     assert!(has_table(&db, "app_users").await);
 }
 
+/// An app's own table under the name of a table our migration creates beside the sessions
+/// (`sessions_revoked`; on MySQL `sessions_by_subject` too) makes the migration refuse, before
+/// it creates anything, and the app's table keeps its row.
+async fn an_apps_table_under_a_name_of_ours_is_refused(backend: Backend) {
+    let mut names = vec!["sessions_revoked"];
+    if matches!(backend, Backend::MySql | Backend::Galera) {
+        names.push("sessions_by_subject");
+    }
+    for name in names {
+        let db = fresh_db(backend).await;
+        for sql in [
+            format!("CREATE TABLE {name} (note VARCHAR(20))"),
+            format!("INSERT INTO {name} (note) VALUES ('the app''s')"),
+        ] {
+            db.db.execute_unprepared(&sql).await.unwrap();
+        }
+        let store = SeaOrmSessionStore::new(db.db.clone());
+        let refused = store.migrate().await;
+        let message = format!("{:?}", refused.expect_err(name));
+        assert!(
+            message.contains(&format!("the table {name} cannot be used"))
+                && message.contains("found no marker"),
+            "{name}: {message}"
+        );
+        assert!(!has_table(&db, SESSIONS_TABLE).await, "{name}");
+        let row = db
+            .db
+            .query_one_raw(Statement::from_string(
+                db.db_backend(),
+                format!("SELECT note FROM {name}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.try_get::<String>("", "note").unwrap(), "the app's");
+    }
+}
+
 on_every_backend!(
+    an_apps_table_under_a_name_of_ours_is_refused,
     the_default_table_is_the_entitys,
     stores_on_different_tables_stay_isolated,
     a_table_in_a_chosen_schema,

@@ -346,6 +346,135 @@ async fn ending_all_racing_writes_leaves_nothing_alive(backend: Backend) {
     }
 }
 
+/// Every live session is found under the subject it holds, whatever ran at once: renames of a
+/// signed-in session racing updates that change its subject (on MySQL the rename writes the new
+/// id's subject entry first, and renames only if the subject is still the one it read), on
+/// every node of a cluster, with plain and sealed states. Then its subject's sign-out ends it.
+async fn a_session_is_found_under_the_subject_it_holds(backend: Backend) {
+    let (db, _store) = subject_store(backend).await;
+    let key = pavex_session_sea_orm::StateKey::from_bytes([3; 32]);
+    let plain: Vec<_> = stores_on_every_node(&db)
+        .into_iter()
+        .map(|s| s.with_subject_key("user_id"))
+        .collect();
+    let sealed: Vec<_> = plain
+        .iter()
+        .map(|s| {
+            let encryption = pavex_session_sea_orm::StateEncryption::new(1, key.clone());
+            s.clone().with_state_encryption(encryption)
+        })
+        .collect();
+    let rounds = std::env::var("PSS_RACE_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
+    for (kind, stores) in [("plain", &plain), ("sealed", &sealed)] {
+        for round in 0..rounds {
+            let (a, b) = (format!("a{round}"), format!("b{round}"));
+            let id = sign_in(&stores[0], json!(a), "device").await;
+            let (renamed, again) = (SessionId::random(), SessionId::random());
+            let node = |i: usize| &stores[(round + i) % stores.len()];
+            let to = |user: &str| state(json!({"user_id": user, "device": "device"}));
+            let (to_a, to_b) = (to(&a), to(&b));
+            let _ = futures::join!(
+                node(1).change_id(&id, &renamed),
+                node(2).update(&id, record(&to_b)),
+                node(0).update(&id, record(&to_a)),
+                async {
+                    let _ = node(1).update(&renamed, record(&to_b)).await;
+                    node(2).change_id(&renamed, &again).await
+                },
+            );
+            let mut alive = 0;
+            for id in [&id, &renamed, &again] {
+                let Some(loaded) = stores[0].load(id).await.unwrap() else {
+                    continue;
+                };
+                alive += 1;
+                let user = loaded.state["user_id"].as_str().unwrap().to_owned();
+                let listed = stores[0].sessions_of(&user).await.unwrap();
+                assert!(
+                    listed.iter().any(|s| s.handle == SessionHandle::of(id)),
+                    "{kind} round {round}: a session of {user} is not in its list"
+                );
+            }
+            assert_eq!(alive, 1, "{kind} round {round}: one session, under one id");
+            let ended = stores[0].end_sessions_of(&a, None).await.unwrap()
+                + stores[0].end_sessions_of(&b, None).await.unwrap();
+            assert_eq!(ended, 1, "{kind} round {round}");
+            for id in [&id, &renamed, &again] {
+                assert!(stores[0].load(id).await.unwrap().is_none());
+            }
+        }
+    }
+}
+
+/// A subject's entry left behind (MySQL: a session deleted, renamed or given another subject)
+/// never shows, and the clean-up deletes it once it is an hour old; on every backend the lists
+/// and counts follow the sessions.
+async fn stale_subject_entries_never_show_and_are_cleaned_up(backend: Backend) {
+    use sea_orm::ConnectionTrait as _;
+    let (db, store) = subject_store(backend).await;
+    let kept = sign_in(&store, json!("ada"), "laptop").await;
+    let deleted = sign_in(&store, json!("ada"), "phone").await;
+    let moved = sign_in(&store, json!("ada"), "tablet").await;
+    let renamed = sign_in(&store, json!("ada"), "watch").await;
+    let anonymous = SessionId::random();
+    store
+        .create(&anonymous, record(&state(json!({}))))
+        .await
+        .unwrap();
+    store.delete(&deleted).await.unwrap();
+    let to_bob = state(json!({"user_id": "bob", "device": "tablet"}));
+    store.update(&moved, record(&to_bob)).await.unwrap();
+    let new_id = SessionId::random();
+    store.change_id(&renamed, &new_id).await.unwrap();
+    let handles = |page: pavex_session_sea_orm::SessionsPage| {
+        let mut handles: Vec<_> = page.iter().map(|s| s.handle).collect();
+        handles.sort_by_key(|h| h.to_string());
+        handles
+    };
+    let mut ada = vec![SessionHandle::of(&kept), SessionHandle::of(&new_id)];
+    ada.sort_by_key(|h| h.to_string());
+    let entries = "SELECT COUNT(*) AS n FROM sessions_by_subject";
+    let count_entries = || async {
+        let row = db.db.query_one_raw(sea_orm::Statement::from_string(
+            db.db_backend(),
+            entries.to_owned(),
+        ));
+        row.await.unwrap().unwrap().try_get::<i64>("", "n").unwrap()
+    };
+    let mysql = db.db_backend() == sea_orm::DbBackend::MySql;
+    // Six entries: four sign-ins, a change of subject and a rename; three are stale now.
+    if mysql {
+        assert_eq!(count_entries().await, 6);
+    }
+    let cleaner = pavex_session_sea_orm::ExpiredSessionCleaner::new(store.clone());
+    for aged in [false, true] {
+        if aged {
+            // As if written two hours ago.
+            let sql = "UPDATE sessions_by_subject SET written_at = written_at - 7200000";
+            if mysql {
+                db.db.execute_unprepared(sql).await.unwrap();
+            }
+        }
+        cleaner.drain(|_| {}).await.unwrap();
+        assert_eq!(handles(store.sessions_of("ada").await.unwrap()), ada);
+        assert_eq!(store.count_sessions_of("ada").await.unwrap(), 2);
+        assert_eq!(
+            handles(store.sessions_of("bob").await.unwrap()),
+            [SessionHandle::of(&moved)]
+        );
+        if mysql {
+            // Young stale entries stay (a write may be about to use them); old ones go.
+            assert_eq!(count_entries().await, if aged { 3 } else { 6 });
+        }
+    }
+    assert_eq!(store.end_sessions_of("ada", None).await.unwrap(), 2);
+    assert_eq!(store.end_sessions_of("bob", None).await.unwrap(), 1);
+    assert!(store.load(&anonymous).await.unwrap().is_some());
+}
+
 /// Subjects compare byte for byte on every backend: case, accents, trailing spaces (MariaDB's
 /// default collations call all of these equal) and the longest subject.
 async fn subjects_compare_exactly(backend: Backend) {
@@ -519,4 +648,6 @@ on_every_backend!(and_galera:
     ending_the_sessions_created_before_an_instant,
     a_store_without_the_key_leaves_the_subject_alone,
     another_unique_index_is_not_a_taken_id,
+    a_session_is_found_under_the_subject_it_holds,
+    stale_subject_entries_never_show_and_are_cleaned_up,
 );

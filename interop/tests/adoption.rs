@@ -315,7 +315,7 @@ async fn adopts_every_live_session(backend: Backend) {
     // Changed: the staging table's revoked sign-ins are renamed with it (none left behind).
     assert_eq!(
         fixture.tables().await,
-        names(&[BACKUP, HISTORY, SESSIONS, SESSIONS_REVOKED]),
+        names(backend, &[BACKUP, HISTORY, SESSIONS, SESSIONS_REVOKED]),
         "{backend:?}: tables after the adoption"
     );
 
@@ -465,7 +465,7 @@ async fn copy_only_then_final_run_prunes_ended_sessions(backend: Backend) {
     );
     assert_eq!(
         fixture.tables().await,
-        names(&[STAGING, STAGING_REVOKED, SESSIONS]),
+        names(backend, &[STAGING, STAGING_REVOKED, SESSIONS]),
         "{backend:?}: their table still in use"
     );
     assert_eq!(fixture.count(STAGING).await, 350, "{backend:?}");
@@ -590,7 +590,7 @@ async fn copy_only_then_final_run_prunes_ended_sessions(backend: Backend) {
     // revoked sign-ins are renamed with it (none left behind).
     assert_eq!(
         fixture.tables().await,
-        names(&[BACKUP, HISTORY, SESSIONS, SESSIONS_REVOKED]),
+        names(backend, &[BACKUP, HISTORY, SESSIONS, SESSIONS_REVOKED]),
         "{backend:?}"
     );
     assert_eq!(
@@ -692,7 +692,7 @@ async fn aborted_runs_resume(backend: Backend) {
     );
     assert_eq!(
         fixture.tables().await,
-        names(&[STAGING, STAGING_REVOKED, SESSIONS]),
+        names(backend, &[STAGING, STAGING_REVOKED, SESSIONS]),
         "{backend:?}: nothing renamed"
     );
 
@@ -820,16 +820,19 @@ async fn two_runs_at_once(backend: Backend) {
         // revoked sign-ins are renamed with it. A run that lost the race may have created a new
         // staging table (with its revoked sign-ins) after the rename.
         assert!(
-            left == names(&[BACKUP, HISTORY, SESSIONS, SESSIONS_REVOKED])
+            left == names(backend, &[BACKUP, HISTORY, SESSIONS, SESSIONS_REVOKED])
                 || left
-                    == names(&[
-                        STAGING,
-                        STAGING_REVOKED,
-                        BACKUP,
-                        HISTORY,
-                        SESSIONS,
-                        SESSIONS_REVOKED
-                    ]),
+                    == names(
+                        backend,
+                        &[
+                            STAGING,
+                            STAGING_REVOKED,
+                            BACKUP,
+                            HISTORY,
+                            SESSIONS,
+                            SESSIONS_REVOKED
+                        ]
+                    ),
             "{backend:?} {round}: {left:?}"
         );
         db_a.close().await.ok();
@@ -873,7 +876,11 @@ async fn foreign_table_is_refused_untouched(backend: Backend) {
         }
     }
     assert_eq!(fixture.render_any(SESSIONS, &["id", "name"]).await, rows);
-    assert_eq!(fixture.tables().await, names(&[SESSIONS]), "{backend:?}");
+    assert_eq!(
+        fixture.tables().await,
+        names(backend, &[SESSIONS]),
+        "{backend:?}"
+    );
     fixture.close().await;
 }
 
@@ -898,7 +905,11 @@ async fn nothing_to_do_without_their_table(backend: Backend) {
             (0, 0, 0, 0, false)
         );
     }
-    assert_eq!(fixture.tables().await, names(&["unrelated"]), "{backend:?}");
+    assert_eq!(
+        fixture.tables().await,
+        names(backend, &["unrelated"]),
+        "{backend:?}"
+    );
 
     let store = fixture.our_store();
     store.migrate().await.expect("migrate");
@@ -912,7 +923,7 @@ async fn nothing_to_do_without_their_table(backend: Backend) {
     );
     assert_eq!(
         fixture.tables().await,
-        names(&[HISTORY, SESSIONS, SESSIONS_REVOKED, "unrelated"]),
+        names(backend, &[HISTORY, SESSIONS, SESSIONS_REVOKED, "unrelated"]),
         "{backend:?}"
     );
     fixture.close().await;
@@ -936,7 +947,7 @@ async fn existing_backup_table_is_refused(backend: Backend) {
     assert_eq!(fixture.render(SESSIONS).await, before);
     assert_eq!(
         fixture.tables().await,
-        names(&[BACKUP, SESSIONS]),
+        names(backend, &[BACKUP, SESSIONS]),
         "{backend:?}"
     );
     fixture.close().await;
@@ -1086,7 +1097,7 @@ async fn deadlines_their_store_cannot_write(backend: Backend) {
     assert_eq!(fixture.render(SESSIONS).await, their_rows, "{backend:?}");
     assert_eq!(
         fixture.tables().await,
-        names(&[STAGING, STAGING_REVOKED, SESSIONS]),
+        names(backend, &[STAGING, STAGING_REVOKED, SESSIONS]),
         "{backend:?}"
     );
 
@@ -1164,7 +1175,7 @@ async fn empty_tables(backend: Backend) {
     // revoked sign-ins are renamed with it (none left behind).
     assert_eq!(
         fixture.tables().await,
-        names(&[BACKUP, HISTORY, SESSIONS, SESSIONS_REVOKED]),
+        names(backend, &[BACKUP, HISTORY, SESSIONS, SESSIONS_REVOKED]),
         "{backend:?}"
     );
     let store = fixture.our_store();
@@ -1286,7 +1297,10 @@ async fn finished_adoption_into_another_table_is_not_repeated(backend: Backend) 
     );
     assert_eq!(
         fixture.tables().await,
-        names(&[APP_SESSIONS, APP_SESSIONS_REVOKED, HISTORY, SESSIONS]),
+        names(
+            backend,
+            &[APP_SESSIONS, APP_SESSIONS_REVOKED, HISTORY, SESSIONS]
+        ),
         "{backend:?}: their table is left in place"
     );
     let finished = vec![format!(
@@ -1522,8 +1536,17 @@ fn handles(ids: &[SessionId]) -> BTreeSet<Vec<u8>> {
 }
 
 /// `tables`, sorted as [`Fixture::tables`] sorts them.
-fn names(tables: &[&str]) -> Vec<String> {
+/// `tables`, sorted, with on MySQL the subject entries beside each of our tables (`<table>_by_subject`
+/// next to every `<table>_revoked`: `SessionsTable::beside`).
+fn names(backend: Backend, tables: &[&str]) -> Vec<String> {
     let mut names: Vec<String> = tables.iter().map(|t| (*t).to_owned()).collect();
+    if backend == Backend::MySql {
+        let by_subject = tables
+            .iter()
+            .filter_map(|t| t.strip_suffix("_revoked"))
+            .map(|t| format!("{t}_by_subject"));
+        names.extend(by_subject.collect::<Vec<_>>());
+    }
     names.sort();
     names
 }
@@ -1950,9 +1973,11 @@ impl Fixture {
         for table in [
             SESSIONS,
             SESSIONS_REVOKED,
+            "sessions_by_subject",
             BACKUP,
             STAGING,
             STAGING_REVOKED,
+            "pavex_session_sea_orm_adopting_by_subject",
             HISTORY,
         ] {
             self.run(&format!("DROP TABLE IF EXISTS {table}")).await;

@@ -6,7 +6,7 @@ use crate::{
     MIGRATION_TABLE, MismatchKind, STORED_ID_LEN, SessionsMigrator, SessionsTable,
     clock::now_millis,
     is_recorded,
-    m20261206_000001_create_sessions_table::Sessions as Ours,
+    m20261206_000001_create_sessions_table::{BySubject, Sessions as Ours},
     migrations, stored_id,
     subject::subject_of,
     verify::{TableState, inspect, read_definition},
@@ -233,7 +233,7 @@ impl AdoptPavexSessionSqlxTable {
                 break;
             };
             after = Some(last.try_get::<String>("", "their_id")?);
-            let (mut batch, mut bytes) = (Vec::new(), 0_usize);
+            let (mut batch, mut entries, mut bytes) = (Vec::new(), Vec::new(), 0_usize);
             for row in &rows {
                 let read = (
                     row.try_get::<String>("", "their_id"),
@@ -272,21 +272,27 @@ impl AdoptPavexSessionSqlxTable {
                 };
                 seen.insert(key);
                 bytes = bytes.saturating_add(state.len());
+                let subject = subject.map(String::into_bytes);
+                if let Some(subject) = &subject {
+                    entries.push((subject.clone(), key.to_vec()));
+                }
                 batch.push([
                     Expr::val(key.to_vec()),
                     Expr::val(deadline),
                     Expr::val(state.into_bytes()),
-                    Expr::val(subject.map(String::into_bytes)),
+                    Expr::val(subject),
                     now.clone(),
                     now.clone(),
                 ]);
                 if bytes >= MAX_BATCH_BYTES {
-                    let written = write_batch(db, staging, refresh, std::mem::take(&mut batch));
+                    let (rows, subjects) =
+                        (std::mem::take(&mut batch), std::mem::take(&mut entries));
+                    let written = write_batch(db, staging, refresh, rows, subjects);
                     report.copied = report.copied.saturating_add(written.await?);
                     bytes = 0;
                 }
             }
-            let written = write_batch(db, staging, refresh, batch).await?;
+            let written = write_batch(db, staging, refresh, batch, entries).await?;
             report.copied = report.copied.saturating_add(written);
         }
         Ok(seen)
@@ -295,15 +301,40 @@ impl AdoptPavexSessionSqlxTable {
 
 /// Writes `rows` into `staging` in one `INSERT ... ON CONFLICT`: a session already there is
 /// refreshed from theirs if `refresh` (the staging table, which no store uses yet), else left as
-/// it is. Returns how many sessions it held.
+/// it is. Returns how many sessions it held. On MySQL the subject entries of those that have a
+/// subject (`entries`: subject, stored id) are written first, as the store writes them.
 async fn write_batch(
     db: &SchemaManagerConnection<'_>,
     staging: &SessionsTable,
     refresh: bool,
     rows: Vec<[Expr; 6]>,
+    entries: Vec<(Vec<u8>, Vec<u8>)>,
 ) -> Result<u64, DbErr> {
     if rows.is_empty() {
         return Ok(0);
+    }
+    let backend = db.get_database_backend();
+    if backend == DbBackend::MySql && !entries.is_empty() {
+        let now = now_millis(backend)?;
+        let mut insert = Query::insert();
+        insert
+            .into_table(staging.by_subject().table_ref())
+            .columns([
+                Ours::Subject.into_iden(),
+                Ours::Id.into_iden(),
+                BySubject::WrittenAt.into_iden(),
+            ])
+            .on_conflict(
+                OnConflict::column(Ours::Subject)
+                    .update_column(BySubject::WrittenAt)
+                    .to_owned(),
+            );
+        for (subject, id) in entries {
+            insert
+                .values([Expr::val(subject), Expr::val(id), now.clone()])
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+        }
+        db.execute(&insert).await?;
     }
     let count = <u64 as TryFrom<usize>>::try_from(rows.len()).unwrap_or(u64::MAX);
     let mut on_conflict = OnConflict::column(Ours::Id);
@@ -437,18 +468,27 @@ async fn prune(
 /// sign-ins), at once: in one transaction (PostgreSQL, SQLite) or one `RENAME TABLE` (MySQL), so
 /// that no request finds no `sessions` table.
 async fn rename(db: &SchemaManagerConnection<'_>) -> Result<(), DbErr> {
-    let staging = named(ADOPTION_STAGING_TABLE)?.revoked();
-    let ours = SessionsTable::default().revoked();
-    let renames = [
+    let backend = db.get_database_backend();
+    let staging = named(ADOPTION_STAGING_TABLE)?.beside(backend);
+    let ours = SessionsTable::default().beside(backend);
+    let mut renames = vec![
         (SQLX_SESSIONS_TABLE, SQLX_BACKUP_TABLE),
         (ADOPTION_STAGING_TABLE, SQLX_SESSIONS_TABLE),
-        (staging.name(), ours.name()),
     ];
-    match db.get_database_backend() {
+    renames.extend(
+        staging
+            .iter()
+            .zip(&ours)
+            .map(|(from, to)| (from.name(), to.name())),
+    );
+    match backend {
         DbBackend::MySql => {
             // sea-query renders one table per RENAME; MySQL renames a list atomically. The names
             // are this module's constants and validated table names.
-            let list = renames.map(|(from, to)| format!("`{from}` TO `{to}`"));
+            let list: Vec<String> = renames
+                .iter()
+                .map(|(from, to)| format!("`{from}` TO `{to}`"))
+                .collect();
             let list = list.join(", ");
             db.execute_unprepared(&format!("RENAME TABLE {list}"))
                 .await?;

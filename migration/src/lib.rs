@@ -167,8 +167,10 @@ impl SessionsMigrator {
         match verify::inspect(db, &self.table).await? {
             verify::TableState::Refused(mismatch) => return Err(mismatch.into()),
             verify::TableState::Ours(definition) => {
-                if verify::missing_indexes(&definition).next().is_some()
-                    || definition.revoked_missing
+                if verify::missing_indexes(&definition, db.get_database_backend())
+                    .next()
+                    .is_some()
+                    || !definition.missing_beside.is_empty()
                 {
                     // The history may say it ran: recreate what went missing since.
                     let manager = SchemaManager::new(db);

@@ -1,6 +1,6 @@
 use crate::{
     SessionsTable, marker,
-    verify::{INDEXES, NeededIndex, TableDefinition, TableState, inspect, missing_indexes},
+    verify::{NeededIndex, TableDefinition, TableState, inspect, missing_indexes, needed_indexes},
 };
 use sea_orm_migration::{
     prelude::*,
@@ -31,11 +31,13 @@ pub const MAX_SUBJECT_BYTES: u32 = 1020;
 /// | `sign_in` (nullable) | `bytea` | `varbinary(1020)` | blob | which sign-in it continues, UTF-8 |
 /// | `created_at`, `updated_at` | `bigint` | `bigint` | integer | Unix epoch milliseconds |
 ///
-/// Indexes: `idx_<table>_deadline` on `deadline`, and `idx_<table>_subject` on
-/// `(subject, created_at)`, partial (`WHERE subject IS NOT NULL`) on PostgreSQL and SQLite.
+/// Indexes: `idx_<table>_deadline` on `deadline`, and on PostgreSQL and SQLite
+/// `idx_<table>_subject` on `(subject, created_at)`, partial (`WHERE subject IS NOT NULL`).
 ///
 /// Beside it, `<table>_revoked` (primary key `(subject, sign_in)`, and `deadline`): the sign-ins
-/// that were signed out, so that `pavex_session` cannot bring one back under a new id.
+/// that were signed out, so that `pavex_session` cannot bring one back under a new id. On MySQL,
+/// which has no partial indexes, also `<table>_by_subject` (primary key `(subject, id)`, and
+/// `written_at`): the sessions of each subject, in place of the subject index.
 /// The repository's `docs/schema.md` says why each column has its type.
 ///
 /// `up` is idempotent and safe for instances running it at once: it creates the table, its
@@ -83,6 +85,14 @@ pub(crate) enum Sessions {
     UpdatedAt,
 }
 
+/// The column of `<table>_by_subject` that the sessions table does not have.
+#[derive(DeriveIden, Clone, Copy)]
+pub(crate) enum BySubject {
+    /// When the entry was last written (Unix epoch milliseconds, database clock): the clean-up
+    /// leaves an entry younger than an hour, which a write may be about to use.
+    WrittenAt,
+}
+
 impl MigrationName for CreateSessionsTable {
     fn name(&self) -> &str {
         &self.name
@@ -102,13 +112,15 @@ impl MigrationTrait for CreateSessionsTable {
         match inspect(manager.get_connection(), &self.table).await? {
             TableState::Refused(mismatch) => Err(DbErr::Migration(mismatch.to_string())),
             TableState::Missing => {
-                // An app's own table under the name of our revoked sign-ins: refused, untouched.
-                let revoked = self.table.revoked();
-                if let TableState::Refused(mismatch) =
-                    inspect(manager.get_connection(), &revoked).await?
-                    && mismatch.kind() != crate::MismatchKind::Altered
-                {
-                    return Err(DbErr::Migration(mismatch.to_string()));
+                // An app's own table under the name of one of ours beside it: refused, untouched.
+                let backend = manager.get_database_backend();
+                for beside in self.table.beside(backend) {
+                    if let TableState::Refused(mismatch) =
+                        inspect(manager.get_connection(), &beside).await?
+                        && mismatch.kind() != crate::MismatchKind::Altered
+                    {
+                        return Err(DbErr::Migration(mismatch.to_string()));
+                    }
                 }
                 self.create(manager).await
             }
@@ -124,17 +136,18 @@ impl MigrationTrait for CreateSessionsTable {
             }
             TableState::Missing => Ok(()),
             TableState::Ours(_) => {
+                let backend = manager.get_database_backend();
                 manager
                     .drop_table(Table::drop().table(self.table.table_ref()).to_owned())
                     .await?;
-                manager
-                    .drop_table(
-                        Table::drop()
-                            .table(self.table.revoked().table_ref())
-                            .if_exists()
-                            .to_owned(),
-                    )
-                    .await
+                for beside in self.table.beside(backend) {
+                    let drop = Table::drop()
+                        .table(beside.table_ref())
+                        .if_exists()
+                        .to_owned();
+                    manager.drop_table(drop).await?;
+                }
+                Ok(())
             }
         }
     }
@@ -169,20 +182,23 @@ impl CreateSessionsTable {
             .col(var_binary_null(Sessions::SignIn, MAX_SUBJECT_BYTES))
             .col(big_integer(Sessions::CreatedAt))
             .col(big_integer(Sessions::UpdatedAt));
-        let revoked = self.table.revoked();
         if backend == DbBackend::MySql {
-            // No transactional DDL: one statement per table, the revoked sign-ins first, so that
+            // No transactional DDL: one statement per table, the tables beside it first, so that
             // a sessions table with a marker always has them; its indexes in the same statement.
-            for index in &INDEXES {
+            for index in needed_indexes(backend) {
                 create.index(&mut self.index(index, backend));
             }
-            create_marked(db, &mut self.revoked_table(), &revoked).await?;
+            for beside in self.table.beside(backend) {
+                create_marked(db, &mut self.beside_table(&beside), &beside).await?;
+            }
             create_marked(db, &mut create, &self.table).await?;
         } else {
             let transaction = db.begin().await?;
             create_marked(&transaction, &mut create, &self.table).await?;
-            create_marked(&transaction, &mut self.revoked_table(), &revoked).await?;
-            for index in &INDEXES {
+            for beside in self.table.beside(backend) {
+                create_marked(&transaction, &mut self.beside_table(&beside), &beside).await?;
+            }
+            for index in needed_indexes(backend) {
                 transaction
                     .execute(self.index(index, backend).if_not_exists())
                     .await?;
@@ -193,23 +209,28 @@ impl CreateSessionsTable {
         Ok(())
     }
 
-    /// Recreates what went missing from a table of ours: the revoked sign-ins, an index (or one
-    /// that a failed concurrent build left invalid), without blocking reads or writes where the
-    /// backend can.
+    /// Recreates what went missing from a table of ours: a table beside it (the subject entries
+    /// filled again from the sessions), an index (or one that a failed concurrent build left
+    /// invalid), without blocking reads or writes where the backend can.
     async fn repair_indexes(
         &self,
         manager: &SchemaManager<'_>,
         definition: &TableDefinition,
     ) -> Result<(), DbErr> {
         let backend = manager.get_database_backend();
-        if definition.revoked_missing {
-            let revoked = self.table.revoked();
-            tracing::warn!(table = %revoked, "Recreating a missing table");
+        for beside in &definition.missing_beside {
+            tracing::warn!(table = %beside, "Recreating a missing table");
             let transaction = manager.get_connection().begin().await?;
-            create_marked(&transaction, &mut self.revoked_table(), &revoked).await?;
+            create_marked(&transaction, &mut self.beside_table(beside), beside).await?;
             transaction.commit().await?;
+            if *beside == self.table.by_subject() {
+                manager
+                    .get_connection()
+                    .execute(&self.refill_by_subject(backend)?)
+                    .await?;
+            }
         }
-        for needed in missing_indexes(definition) {
+        for needed in missing_indexes(definition, backend) {
             let mut index = self.index(needed, backend);
             let name = index
                 .get_index_spec()
@@ -239,6 +260,55 @@ impl CreateSessionsTable {
             manager.create_index(index).await?;
         }
         Ok(())
+    }
+
+    /// The table `beside` this one (one of [`SessionsTable::beside`]).
+    fn beside_table(&self, beside: &SessionsTable) -> TableCreateStatement {
+        match *beside == self.table.by_subject() {
+            true => self.by_subject_table(),
+            false => self.revoked_table(),
+        }
+    }
+
+    /// `<table>_by_subject` (MySQL): an entry `(subject, id)` for every session of a subject. An
+    /// entry whose session is gone or has another subject is stale: every read joins the entries
+    /// to the sessions by id and subject, and the clean-up deletes stale entries.
+    fn by_subject_table(&self) -> TableCreateStatement {
+        Table::create()
+            .table(self.table.by_subject().table_ref())
+            .if_not_exists()
+            .col(var_binary(Sessions::Subject, MAX_SUBJECT_BYTES))
+            .col(binary_len(Sessions::Id, 16))
+            .col(big_integer(BySubject::WrittenAt))
+            .primary_key(Index::create().col(Sessions::Subject).col(Sessions::Id))
+            .to_owned()
+    }
+
+    /// An entry for every session of the table that has a subject: `<table>_by_subject` made
+    /// again after it went missing.
+    fn refill_by_subject(&self, backend: DbBackend) -> Result<InsertStatement, DbErr> {
+        let sessions = Query::select()
+            .columns([Sessions::Subject, Sessions::Id])
+            .expr(crate::now_millis(backend)?)
+            .from(self.table.table_ref())
+            .and_where(Expr::col(Sessions::Subject).is_not_null())
+            .to_owned();
+        let mut insert = Query::insert();
+        insert
+            .into_table(self.table.by_subject().table_ref())
+            .columns([
+                Sessions::Subject.into_iden(),
+                Sessions::Id.into_iden(),
+                BySubject::WrittenAt.into_iden(),
+            ])
+            .select_from(sessions)
+            .map_err(|e| DbErr::Custom(e.to_string()))?
+            .on_conflict(
+                OnConflict::columns([Sessions::Subject, Sessions::Id])
+                    .update_column(BySubject::WrittenAt)
+                    .to_owned(),
+            );
+        Ok(insert)
     }
 
     /// `<table>_revoked`: a sign-in of a subject, ended by a sign-out, until `deadline` (after

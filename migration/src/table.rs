@@ -7,7 +7,8 @@ use sea_orm_migration::sea_orm::{
 use std::{fmt, str::FromStr};
 
 /// The longest table name accepted: the deadline index, `idx_<name>_deadline` (the longest of
-/// the index names), must still fit PostgreSQL's 63-byte identifiers (MySQL allows 64).
+/// the index names), must still fit PostgreSQL's 63-byte identifiers (MySQL allows 64, which
+/// `<name>_by_subject` fits).
 pub const MAX_TABLE_NAME_LEN: usize = 63 - "idx__deadline".len();
 
 /// The longest schema name accepted (PostgreSQL's identifier limit).
@@ -129,6 +130,25 @@ impl SessionsTable {
     /// The table's name (and schema) quoted as PostgreSQL and SQLite quote identifiers, for the
     /// few statements sea-query cannot write. The names are validated (`[a-z0-9_]`), so quoting
     /// them is enough.
+    /// `<name>_by_subject`, beside the sessions table on MySQL only: the sessions of each subject,
+    /// in place of an index that MySQL, which has no partial indexes, would fill with an entry
+    /// for every anonymous session too (docs/schema.md, "The subject entries on MySQL").
+    pub fn by_subject(&self) -> SessionsTable {
+        SessionsTable {
+            schema: self.schema.clone(),
+            name: format!("{}_by_subject", self.name),
+        }
+    }
+
+    /// The tables the migration creates beside this one on `backend`, each with the same marker:
+    /// the revoked sign-ins, and on MySQL the subject entries.
+    pub fn beside(&self, backend: DbBackend) -> Vec<SessionsTable> {
+        match backend {
+            DbBackend::MySql => vec![self.revoked(), self.by_subject()],
+            _ => vec![self.revoked()],
+        }
+    }
+
     pub(crate) fn quoted(&self) -> String {
         match &self.schema {
             Some(schema) => format!("\"{schema}\".\"{}\"", self.name),
@@ -217,6 +237,8 @@ mod tests {
             SessionsTable::default().deadline_index(),
             crate::DEADLINE_INDEX
         );
+        let longest = SessionsTable::new("a".repeat(MAX_TABLE_NAME_LEN)).unwrap();
+        assert_eq!(longest.by_subject().name().len(), 61);
     }
 
     #[test]

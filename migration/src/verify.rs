@@ -182,17 +182,23 @@ pub async fn check_table<C: ConnectionTrait>(
     let (kind, expected, found) = match inspect(db, table).await? {
         TableState::Refused(mismatch) => return Err(mismatch.into()),
         TableState::Missing => (MismatchKind::Missing, "a table".to_owned(), "no such table"),
-        TableState::Ours(definition) if definition.revoked_missing => {
-            let expected = format!("the table {} beside it", table.revoked());
+        TableState::Ours(definition) if !definition.missing_beside.is_empty() => {
+            let missing = definition.missing_beside.iter().map(ToString::to_string);
+            let expected = format!(
+                "the table {} beside it",
+                missing.collect::<Vec<_>>().join(", ")
+            );
             (MismatchKind::Altered, expected, "no such table")
         }
-        TableState::Ours(definition) => match missing_indexes(&definition).next() {
-            Some(index) => (MismatchKind::Altered, index.what.into(), "no such index"),
-            None => {
-                let primary_key = definition.primary_key_name.clone().unwrap_or_default();
-                return Ok(CheckedTable { primary_key });
+        TableState::Ours(definition) => {
+            match missing_indexes(&definition, db.get_database_backend()).next() {
+                Some(index) => (MismatchKind::Altered, index.what.into(), "no such index"),
+                None => {
+                    let primary_key = definition.primary_key_name.clone().unwrap_or_default();
+                    return Ok(CheckedTable { primary_key });
+                }
             }
-        },
+        }
     };
     Err(SchemaMismatch::new(table, kind, &expected, found.to_owned()).into())
 }
@@ -239,21 +245,23 @@ pub(crate) async fn inspect<C: ConnectionTrait>(
     if let Some(mismatch) = column_mismatch(&definition, backend, table) {
         return Ok(TableState::Refused(mismatch));
     }
-    let revoked = table.revoked();
-    let revoked_missing = match read_definition(db, &revoked).await? {
-        None => true,
-        Some(found) if found.not_plain.is_none() && found.marker == definition.marker => false,
-        Some(found) => {
-            return Ok(TableState::Refused(SchemaMismatch::new(
-                &revoked,
-                MismatchKind::Foreign,
-                "the marker our migration writes on the tables it creates",
-                found_marker(found.marker.as_deref()),
-            )));
+    let mut missing_beside = Vec::new();
+    for beside in table.beside(backend) {
+        match read_definition(db, &beside).await? {
+            None => missing_beside.push(beside),
+            Some(found) if found.not_plain.is_none() && found.marker == definition.marker => {}
+            Some(found) => {
+                return Ok(TableState::Refused(SchemaMismatch::new(
+                    &beside,
+                    MismatchKind::Foreign,
+                    "the marker our migration writes on the tables it creates",
+                    found_marker(found.marker.as_deref()),
+                )));
+            }
         }
-    };
+    }
     Ok(TableState::Ours(TableDefinition {
-        revoked_missing,
+        missing_beside,
         ..definition
     }))
 }
@@ -340,24 +348,32 @@ pub(crate) struct NeededIndex {
 }
 
 /// The indexes of the table: the expiry clean-up walks `deadline`, the subject API walks
-/// `(subject, created_at)` (partial, `WHERE subject IS NOT NULL`, where the backend can).
-pub(crate) const INDEXES: [NeededIndex; 2] = [
-    NeededIndex {
-        columns: &["deadline"],
-        what: "an index on (deadline)",
-    },
-    NeededIndex {
-        columns: &["subject", "created_at"],
-        what: "an index on (subject, created_at)",
-    },
-];
+/// `(subject, created_at)` (partial, `WHERE subject IS NOT NULL`), but on MySQL, which has no
+/// partial indexes and keeps the subjects' sessions in `<table>_by_subject` instead.
+pub(crate) fn needed_indexes(backend: DbBackend) -> &'static [NeededIndex] {
+    match backend {
+        DbBackend::MySql => &[BY_DEADLINE],
+        _ => &[BY_DEADLINE, BY_SUBJECT],
+    }
+}
 
-/// The [`INDEXES`] that no valid index of `definition` serves (one whose columns start with
+const BY_DEADLINE: NeededIndex = NeededIndex {
+    columns: &["deadline"],
+    what: "an index on (deadline)",
+};
+
+const BY_SUBJECT: NeededIndex = NeededIndex {
+    columns: &["subject", "created_at"],
+    what: "an index on (subject, created_at)",
+};
+
+/// The [`needed_indexes`] that no valid index of `definition` serves (one whose columns start with
 /// theirs), in order.
 pub(crate) fn missing_indexes(
     definition: &TableDefinition,
+    backend: DbBackend,
 ) -> impl Iterator<Item = &'static NeededIndex> + '_ {
-    INDEXES.iter().filter(|needed| {
+    needed_indexes(backend).iter().filter(|needed| {
         !definition.indexes.iter().any(|index| {
             let prefix = index.columns.iter().take(needed.columns.len());
             index.valid && prefix.eq(needed.columns)
@@ -456,8 +472,9 @@ pub(crate) struct TableDefinition {
     pub(crate) primary_key_name: Option<String>,
     /// Each index other than the primary key's.
     pub(crate) indexes: Vec<CatalogIndex>,
-    /// Whether the table of revoked sign-ins beside it is missing (for a table of ours).
-    pub(crate) revoked_missing: bool,
+    /// The tables beside it that are missing (for a table of ours: see
+    /// [`SessionsTable::beside`]).
+    pub(crate) missing_beside: Vec<SessionsTable>,
 }
 
 /// An index as the catalog describes it.

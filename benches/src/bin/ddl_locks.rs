@@ -13,7 +13,8 @@
 //! (as from a newly deployed instance; `migrate()` through a second store on it):
 //!
 //! 1. `store.migrate()` runs on the up-to-date table (it only reads);
-//! 2. `idx_sessions_subject` is dropped by hand (a set-up for the next step, not a migration);
+//! 2. `idx_sessions_subject` is dropped by hand (a set-up for the next step, not a migration;
+//!    MySQL, which has no subject index, drops `idx_sessions_deadline`);
 //! 3. `store.migrate()` recreates it (`CREATE INDEX CONCURRENTLY` on PostgreSQL);
 //! 4. the future migration of `tests/future_migration.rs` (`AddLastSeenIp`) adds a nullable
 //!    column, as it does: PostgreSQL a plain `ALTER TABLE` under `lock_timeout`, MariaDB
@@ -107,7 +108,7 @@ struct Call {
 
 /// A measured window: the baseline or a step.
 struct Window {
-    step: &'static str,
+    step: String,
     what: String,
     start: Duration,
     end: Duration,
@@ -257,7 +258,7 @@ async fn run(backend: Backend, url: String, args: Arc<Args>) -> anyhow::Result<O
     let baseline_start = t0.elapsed();
     tokio::time::sleep(Duration::from_secs_f64(args.baseline_secs)).await;
     windows.push(Window {
-        step: "baseline",
+        step: "baseline".to_owned(),
         what: "no DDL".to_owned(),
         start: baseline_start,
         end: t0.elapsed(),
@@ -278,7 +279,7 @@ async fn run(backend: Backend, url: String, args: Arc<Args>) -> anyhow::Result<O
         if step == Step::AddColumn && backend == Backend::Postgres {
             turn = Some(steps.take_turn().await?);
         }
-        eprintln!("{name}: {}", step.label());
+        eprintln!("{name}: {}", step.label(backend));
         let storage = steps.storage().await?;
         let start = t0.elapsed();
         let result = tokio::time::timeout(timeout, steps.run(step)).await;
@@ -296,11 +297,11 @@ async fn run(backend: Backend, url: String, args: Arc<Args>) -> anyhow::Result<O
             Err(e) => (steps.describe(step), Some(format!("{e:#}"))),
         };
         if let Some(error) = &error {
-            eprintln!("{name}: {} failed: {error}", step.label());
+            eprintln!("{name}: {} failed: {error}", step.label(backend));
         }
         let rewritten = steps.storage().await? != storage;
         windows.push(Window {
-            step: step.label(),
+            step: step.label(backend),
             what,
             start,
             end,
@@ -422,18 +423,26 @@ const STEPS: [Step; 5] = [
     Step::AddIndex,
 ];
 
-const SUBJECT_INDEX: &str = "idx_sessions_subject";
+/// The index steps 2 and 3 drop and recreate: the subject index, which MySQL does not have
+/// (its subjects' sessions are a table of their own), where the deadline index.
+fn repaired_index(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Mysql => "idx_sessions_deadline",
+        _ => "idx_sessions_subject",
+    }
+}
 const LAST_SEEN_IP: &str = "last_seen_ip";
 const LAST_SEEN_IP_INDEX: &str = "idx_sessions_last_seen_ip";
 
 impl Step {
-    fn label(self) -> &'static str {
+    fn label(self, backend: Backend) -> String {
+        let index = repaired_index(backend);
         match self {
-            Step::MigrateUpToDate => "1. migrate(), table up to date",
-            Step::DropSubjectIndex => "2. (set-up) drop idx_sessions_subject by hand",
-            Step::MigrateRecreatesIndex => "3. migrate() recreates idx_sessions_subject",
-            Step::AddColumn => "4. future: add nullable column last_seen_ip",
-            Step::AddIndex => "5. future: index on last_seen_ip",
+            Step::MigrateUpToDate => "1. migrate(), table up to date".to_owned(),
+            Step::DropSubjectIndex => format!("2. (set-up) drop {index} by hand"),
+            Step::MigrateRecreatesIndex => format!("3. migrate() recreates {index}"),
+            Step::AddColumn => "4. future: add nullable column last_seen_ip".to_owned(),
+            Step::AddIndex => "5. future: index on last_seen_ip".to_owned(),
         }
     }
 }
@@ -474,7 +483,7 @@ impl Steps<'_> {
                 vec!["DROP INDEX CONCURRENTLY idx_sessions_subject"]
             }
             (Step::DropSubjectIndex, Backend::Mysql) => {
-                vec!["DROP INDEX idx_sessions_subject ON sessions"]
+                vec!["DROP INDEX idx_sessions_deadline ON sessions"]
             }
             (Step::DropSubjectIndex, Backend::Sqlite) => vec!["DROP INDEX idx_sessions_subject"],
             (Step::AddColumn, Backend::Postgres) => vec![
@@ -529,14 +538,17 @@ impl Steps<'_> {
     /// Checks that the step did what it is for.
     async fn verify(&self, step: Step) -> anyhow::Result<()> {
         match step {
-            Step::MigrateUpToDate | Step::MigrateRecreatesIndex => ensure!(
-                self.index_valid(SUBJECT_INDEX).await?,
-                "{SUBJECT_INDEX} is missing or invalid"
-            ),
-            Step::DropSubjectIndex => ensure!(
-                !self.index_valid(SUBJECT_INDEX).await?,
-                "{SUBJECT_INDEX} is still there"
-            ),
+            Step::MigrateUpToDate | Step::MigrateRecreatesIndex => {
+                let index = repaired_index(self.backend);
+                ensure!(
+                    self.index_valid(index).await?,
+                    "{index} is missing or invalid"
+                )
+            }
+            Step::DropSubjectIndex => {
+                let index = repaired_index(self.backend);
+                ensure!(!self.index_valid(index).await?, "{index} is still there")
+            }
             Step::AddColumn => {
                 let sql = match self.backend {
                     Backend::Postgres => format!(
