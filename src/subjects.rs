@@ -268,7 +268,8 @@ impl SeaOrmSessionStore {
     /// A page of the live sessions of `subject`: at most `page_size` (1 to [`MAX_PAGE_SIZE`];
     /// other values are brought into that range), the most recently created first, starting
     /// after `after` (a [`SessionsPage::next`] cursor) or at the newest. Each page is one
-    /// statement on the subject index, O(`page_size`) however many sessions the subject has.
+    /// statement on the subject index, O(`page_size`) however many sessions the subject has
+    /// (on MySQL, which reads the subject's entries whole, O(sessions of the subject)).
     ///
     /// ```
     /// # use pavex_session_sea_orm::{SeaOrmSessionStore, SubjectError};
