@@ -54,7 +54,7 @@ impl SessionStorageBackend for SeaOrmSessionStore {
             .statements()
             .await
             .map_err(|e| CreateError::Other(unusable(e)))?;
-        let (values, subject) = self.record_values(id, &record)?;
+        let (values, subject) = self.record_values(id, &record, statements)?;
         if let (Some(cap), Some(subject)) = (self.cap, &subject) {
             let write = CappedWrite::Create(values);
             // Boxed, like every call of the cap's transaction: its future is large, and inline
@@ -112,7 +112,7 @@ impl SessionStorageBackend for SeaOrmSessionStore {
         // A store that does not know the subject key leaves the subject as it is (its statement
         // has no place for it), and likewise the sign-in.
         let ([stored_id, state, subject, sign_in, ttl_ms], subject_bytes) =
-            self.record_values(id, &record)?;
+            self.record_values(id, &record, statements)?;
         let values = [
             stored_id,
             state,
@@ -121,8 +121,7 @@ impl SessionStorageBackend for SeaOrmSessionStore {
             ttl_ms,
             self.lifetime_ms().into(),
         ];
-        let subject = subject_bytes.filter(|_| self.cap.is_some() || statements.enter.is_some());
-        let Some(subject) = subject else {
+        let Some(subject) = subject_bytes else {
             return self
                 .update_one(statements, &statements.update.bind(values), id)
                 .await;
@@ -470,11 +469,13 @@ impl SeaOrmSessionStore {
     }
 
     /// The values of `create` and `update`, in the order their statements bind them (see
-    /// `queries::Record`), and the subject.
+    /// `queries::Record`), and the subject where a write needs it apart: for a cap (which locks
+    /// on it) or MySQL's subject entries.
     fn record_values(
         &self,
         id: &SessionId,
         record: &SessionRecordRef<'_>,
+        statements: &Statements,
     ) -> Result<([Value; 5], Option<Vec<u8>>), RecordError> {
         let stored_id = key(id);
         let state = self.sealed(&stored_id, state_json(record)?.into_bytes())?;
@@ -487,8 +488,8 @@ impl SeaOrmSessionStore {
         // A new session's deadline is capped here (its `created_at` is now); an existing one's
         // by the statement, against its `created_at`.
         let ttl_ms = ttl_millis(record.ttl).min(self.lifetime_ms());
-        // The subject's bytes once more, for a cap (which locks on them) and MySQL's entries.
-        let subject_bytes = subject.clone();
+        let apart = self.cap.is_some() || statements.enter.is_some();
+        let subject_bytes = subject.as_ref().filter(|_| apart).cloned();
         let values = [
             stored_id.into(),
             state.into(),

@@ -352,8 +352,8 @@ fn our_indexes(backend: DbBackend, table: &str) -> Vec<(String, String)> {
 }
 
 /// The indexes of ours dropped by hand, and on MySQL the subject entries, are recreated by the
-/// next migration run (the entries from the sessions that have a subject), and the store
-/// refuses the table until then.
+/// next migration run (the entries from the sessions that have a subject), also when several
+/// instances run it at once, and the store refuses the table until then.
 async fn migrate_recreates_a_dropped_index(backend: Backend) {
     let (db, store) = store_on(backend).await;
     let store = store.with_subject_key("user");
@@ -382,10 +382,14 @@ async fn migrate_recreates_a_dropped_index(backend: Backend) {
             other => panic!("{drop}: {other:?}"),
         }
     }
-    SeaOrmSessionStore::new(db.db.clone())
-        .migrate()
-        .await
-        .unwrap();
+    // Several instances repair at once, as after a deployment.
+    let instances: Vec<_> = (0..3)
+        .map(|_| SeaOrmSessionStore::new(db.db.clone()))
+        .collect();
+    let repairs = futures::future::join_all(instances.iter().map(|s| s.migrate())).await;
+    for repaired in repairs {
+        repaired.unwrap();
+    }
     assert_eq!(
         indexes(&db, SESSIONS_TABLE).await,
         our_indexes(db.db_backend(), "sessions")
