@@ -1,9 +1,9 @@
 //! Command-line flags and the resolved benchmark configuration.
 
-use crate::pool::PoolSettings;
+use crate::{pool::PoolSettings, workload::Op};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
-use std::{path::PathBuf, time::Duration};
+use std::{num::NonZeroUsize, path::PathBuf, time::Duration};
 
 /// Benchmarks `pavex_session_sea_orm` ("ours") against `pavex_session_sqlx` 0.2.10 ("theirs")
 /// on PostgreSQL, MariaDB/MySQL and SQLite, in alternating rounds, in one process. A third side,
@@ -34,6 +34,12 @@ pub struct Args {
     /// [default: 147400; 1474000 with --full].
     #[arg(long)]
     pub expired: Option<usize>,
+
+    /// Rows each `delete_expired` call deletes (MySQL and SQLite; pavex_session_sqlx's
+    /// PostgreSQL store cannot delete a batch). The expired rows must last the whole run:
+    /// (--warmup + --rounds) x concurrencies x --ops x this.
+    #[arg(long, default_value_t = NonZeroUsize::new(5).unwrap_or(NonZeroUsize::MIN))]
+    pub expired_batch: NonZeroUsize,
 
     /// Calls of each operation per side per round [default: 500; 2000 with --full].
     #[arg(long)]
@@ -159,6 +165,7 @@ pub struct Config {
     pub modes: Vec<Mode>,
     pub rows: usize,
     pub expired: usize,
+    pub expired_batch: NonZeroUsize,
     pub ops: usize,
     pub rounds: usize,
     pub warmup: usize,
@@ -221,11 +228,23 @@ impl Config {
             rows >= 3 * ops,
             "--rows ({rows}) must be at least 3 x --ops ({ops})"
         );
+        // `delete_expired` deletes a batch per call in every round, warm-up included, where a
+        // backend runs it; the expired rows must not run out before the last call.
+        let batches = (args.warmup + rounds) * args.concurrency.len() * ops;
+        let needed = batches.saturating_mul(args.expired_batch.get());
+        anyhow::ensure!(
+            counting
+                || backends.iter().all(|b| !Op::DeleteExpired.runs_on(*b))
+                || expired >= needed,
+            "--expired ({expired}) must be at least (--warmup + --rounds) x concurrencies x --ops \
+             x --expired-batch ({needed})"
+        );
         Ok(Self {
             backends,
             modes,
             rows,
             expired,
+            expired_batch: args.expired_batch,
             ops,
             rounds,
             warmup: args.warmup,

@@ -133,8 +133,8 @@ async fn measure_sides(
     );
     let [ids_a, ids_b] = ids;
     let mut live = [
-        LiveIds::new(ids_a, cfg.seed),
-        LiveIds::new(ids_b, cfg.seed.wrapping_add(1)),
+        LiveIds::new(ids_a, cfg.seed).with_expired(cfg.expired, cfg.expired_batch),
+        LiveIds::new(ids_b, cfg.seed.wrapping_add(1)).with_expired(cfg.expired, cfg.expired_batch),
     ];
     let server_version = sides[0].server_version().await?;
     let table_bytes = [sides[0].table_bytes().await?, sides[1].table_bytes().await?];
@@ -181,13 +181,13 @@ async fn measure_sides(
 
     let rows_at_end = [sides[0].count_rows().await?, sides[1].count_rows().await?];
     for (side, (rows, live)) in sides.iter().zip(rows_at_end.iter().zip(&live)) {
-        if usize::try_from(*rows).ok() != Some(live.len() + cfg.expired) {
+        if usize::try_from(*rows).ok() != Some(live.len() + live.expired()) {
             bail!(
                 "{} ({}) holds {rows} rows, but the benchmark counted {} live and {} expired ids",
                 side.label,
                 backend.name(),
                 live.len(),
-                cfg.expired,
+                live.expired(),
             );
         }
     }

@@ -156,7 +156,7 @@ pub extern "C" fn pss_callgrind_dump() {
     std::hint::black_box(());
 }
 
-/// Instructions per call of each operation of [`Op::ALL`] on one side.
+/// Instructions per call of each operation of [`Op::COUNTED`] on one side.
 #[allow(clippy::too_many_arguments)]
 async fn count_side(
     backend: Backend,
@@ -171,7 +171,7 @@ async fn count_side(
     let side = Side::connect(label, kind, backend, url, pool).await?;
     let mut live = LiveIds::new(Vec::new(), cfg.seed);
     run_calls(&side, Op::Create, &mut live, payload, cfg.rows).await?;
-    let mut per_call = Vec::with_capacity(Op::ALL.len());
+    let mut per_call = Vec::with_capacity(Op::COUNTED.len());
     match backend {
         Backend::Mysql | Backend::Sqlite => {
             let counted = match backend {
@@ -184,7 +184,7 @@ async fn count_side(
                 // second.
                 tokio::time::sleep(Duration::from_secs(3)).await;
             }
-            for op in Op::ALL {
+            for op in Op::COUNTED {
                 run_calls(&side, op, &mut live, payload, WARM_UP).await?;
                 counted.settle(&side).await?;
                 counted.zero()?;
@@ -203,7 +203,7 @@ async fn count_side(
         }
         Backend::Postgres => {
             close(&side).await;
-            for op in Op::ALL {
+            for op in Op::COUNTED {
                 let short =
                     postgres_connection(&side, url, pool, op, &mut live, payload, 0, profiles)
                         .await?;
@@ -419,7 +419,7 @@ fn write_table(report: &mut String, backend: Backend, counts: &[Vec<f64>]) -> an
         "\n## {}\n\n| op | ours | theirs | raw | ours / theirs | ours / raw |\n|---|---:|---:|---:|---:|---:|",
         backend.display()
     )?;
-    for (i, op) in Op::ALL.iter().enumerate() {
+    for (i, op) in Op::COUNTED.iter().enumerate() {
         let (a, b, c) = (ours[i], theirs[i], raw[i]);
         writeln!(
             report,

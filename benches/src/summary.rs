@@ -7,7 +7,8 @@ use crate::{
 };
 use serde::Serialize;
 
-/// The two sides' measurements of one round, in [`Op::ALL`] order.
+/// The two sides' measurements of one round, in [`Op::ALL`] order (the operations that run on
+/// the backend).
 pub type Round = [Vec<(Op, Measurement)>; 2];
 
 /// One side's numbers for one operation, over all measured rounds.
@@ -48,7 +49,8 @@ pub struct OpRow {
 pub struct Table {
     pub concurrency: usize,
     pub rows: Vec<OpRow>,
-    /// Geometric mean of `ratio_median` over the seven session operations (not the floor).
+    /// Geometric mean of `ratio_median` over the session operations measured (not the floor):
+    /// eight, or seven on PostgreSQL, where `delete_expired` is not ([`Op::runs_on`]).
     pub geomean_ratio: f64,
 }
 
@@ -68,9 +70,10 @@ pub struct BackendRun {
     pub sides: [SideInfo; 2],
     /// Live rows in each table before measuring.
     pub rows: usize,
-    /// Expired rows in each table, beside the live ones (never removed during a run).
+    /// Expired rows in each table, beside the live ones, before measuring (`delete_expired`
+    /// removes a batch per call where it runs).
     pub expired: usize,
-    /// Rows in each table at the end: `rows + expired`, checked.
+    /// Rows in each table at the end: `rows` plus the expired rows left, checked.
     pub rows_at_end: [i64; 2],
     /// Bytes of each side's table with its indexes after the prefill and settle
     /// ([`crate::side::Side::table_bytes`]).
@@ -131,6 +134,7 @@ pub fn summarize(concurrency: usize, rounds: &[Round]) -> Table {
     let floors = [floor_p50(0), floor_p50(1)];
     let rows: Vec<OpRow> = Op::ALL
         .iter()
+        .filter(|&&op| !per_side(0, op).is_empty())
         .map(|&op| {
             let a = side_stats(0, op, floors[0]);
             let b = side_stats(1, op, floors[1]);

@@ -2,10 +2,11 @@
 //!
 //! Every call takes the common path: `load` hits live ids (or misses fresh ones), `update`,
 //! `update_ttl` and `delete` target live ids, `change_id` moves live ids to fresh random ids,
-//! `create` uses fresh random ids. Each call's outcome is checked; an unexpected one stops the
+//! `create` uses fresh random ids, `delete_expired` deletes a batch of the prefilled expired rows. Each call's outcome is checked; an unexpected one stops the
 //! benchmark with the operation's name.
 
 use crate::{
+    args::Backend,
     cpu::{CpuSample, CpuSpent},
     ids::{LiveIds, fresh_ids},
     payload::Payload,
@@ -15,6 +16,7 @@ use anyhow::{Context as _, bail};
 use pavex_session::SessionId;
 use serde::Serialize;
 use std::{
+    num::NonZeroUsize,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -34,11 +36,26 @@ pub enum Op {
     UpdateTtl,
     ChangeId,
     Delete,
+    DeleteExpired,
 }
 
 impl Op {
     /// Every operation, in the order a round runs them.
-    pub const ALL: [Op; 8] = [
+    pub const ALL: [Op; 9] = [
+        Op::Floor,
+        Op::Create,
+        Op::LoadHit,
+        Op::LoadMiss,
+        Op::Update,
+        Op::UpdateTtl,
+        Op::ChangeId,
+        Op::Delete,
+        Op::DeleteExpired,
+    ];
+
+    /// The operations whose server instructions `instructions.sh` counts: all but
+    /// `delete_expired`, whose tables there hold no expired rows.
+    pub const COUNTED: [Op; 8] = [
         Op::Floor,
         Op::Create,
         Op::LoadHit,
@@ -60,7 +77,15 @@ impl Op {
             Op::UpdateTtl => "update_ttl",
             Op::ChangeId => "change_id",
             Op::Delete => "delete",
+            Op::DeleteExpired => "delete_expired",
         }
+    }
+
+    /// Whether every side can run this operation on `backend`: pavex_session_sqlx's PostgreSQL
+    /// store cannot delete a batch of expired sessions (it sends `DELETE ... LIMIT`, which
+    /// PostgreSQL rejects), so `delete_expired` is measured on MySQL and SQLite only.
+    pub fn runs_on(self, backend: Backend) -> bool {
+        !(self == Op::DeleteExpired && backend == Backend::Postgres)
     }
 
     /// Whether this is a session-store operation (everything but the floor).
@@ -80,6 +105,7 @@ enum Job {
     UpdateTtl(SessionId),
     ChangeId(SessionId, SessionId),
     Delete(SessionId),
+    DeleteExpired(NonZeroUsize),
 }
 
 /// The outcome of running one operation `n` times.
@@ -113,8 +139,8 @@ impl Measurement {
     }
 }
 
-/// Runs one round on `side`: every operation of [`Op::ALL`], `n` calls each, with
-/// `concurrency` tasks, and keeps `live` up to date.
+/// Runs one round on `side`: every operation of [`Op::ALL`] that runs on its backend, `n` calls
+/// each, with `concurrency` tasks, and keeps `live` up to date.
 pub async fn run_round(
     side: &Side,
     live: &mut LiveIds,
@@ -123,7 +149,7 @@ pub async fn run_round(
     concurrency: usize,
 ) -> anyhow::Result<Vec<(Op, Measurement)>> {
     let mut results = Vec::with_capacity(Op::ALL.len());
-    for op in Op::ALL {
+    for op in Op::ALL.into_iter().filter(|op| op.runs_on(side.backend)) {
         let jobs = Arc::new(jobs(side, op, live, n)?);
         let measurement = run_jobs(side, op, jobs.clone(), payload, concurrency).await?;
         made_live(&jobs, live);
@@ -168,10 +194,15 @@ fn jobs(side: &Side, op: Op, live: &mut LiveIds, n: usize) -> anyhow::Result<Vec
             .map(|(old, new)| Job::ChangeId(old, new))
             .collect(),
         Op::Delete => live.take(n).into_iter().map(Job::Delete).collect(),
+        Op::DeleteExpired => live
+            .take_expired(n)
+            .into_iter()
+            .map(Job::DeleteExpired)
+            .collect(),
     };
     if jobs.len() < n {
         bail!(
-            "{} on {}: only {} live ids left for {n} calls",
+            "{} on {}: only {} live ids (or expired batches) left for {n} calls",
             op.name(),
             side.label,
             jobs.len()
@@ -266,6 +297,12 @@ async fn call(side: &Side, job: &Job, payload: &Payload) -> anyhow::Result<()> {
         Job::UpdateTtl(id) => store.update_ttl(id, payload.ttl).await?,
         Job::ChangeId(old, new) => store.change_id(old, new).await?,
         Job::Delete(id) => store.delete(id).await?,
+        Job::DeleteExpired(batch) => {
+            let deleted = store.delete_expired(Some(*batch)).await?;
+            if deleted != batch.get() {
+                bail!("delete_expired deleted {deleted} rows, not a batch of {batch}");
+            }
+        }
     }
     Ok(())
 }
