@@ -7,7 +7,7 @@
 //! in those positions. The SQL text is the same on every call, so the driver's prepared-statement
 //! cache is hit every time.
 
-use crate::queries::{Key, Queries, Record, Writes};
+use crate::queries::{Key, Queries, Record, Writes, bounded};
 use pavex_session_sea_orm_migration::SessionsTable;
 use sea_orm::{DbBackend, DbErr, Statement, StatementBuilder, Value};
 use std::num::NonZeroUsize;
@@ -16,6 +16,8 @@ use std::num::NonZeroUsize;
 /// among the rendered parameters.
 const TTL_MS_MARKER: i64 = 0x7061_7665_785f_7474;
 const LIFETIME_MS_MARKER: i64 = 0x7061_7665_785f_6c66;
+/// The batch size `delete_expired` renders with; small enough for a 32-bit `usize`.
+const BATCH_MARKER: NonZeroUsize = NonZeroUsize::MIN.saturating_add(0x7061_7664);
 
 fn id_marker() -> Key {
     b"pavex_session_sea_orm: an id....".to_vec()
@@ -106,8 +108,8 @@ fn not_one_parameter(sql: &str, marker: &Value) -> DbErr {
     ))
 }
 
-/// Every statement of the store but the batched `delete_expired` (whose limit varies), rendered
-/// for one backend and table. Values are bound in the order of each field's comment.
+/// Every statement of the store's common paths, rendered for one backend and table. Values are
+/// bound in the order of each field's comment.
 #[derive(Debug, Clone)]
 pub(crate) struct Statements {
     backend: DbBackend,
@@ -141,6 +143,10 @@ pub(crate) struct Statements {
     pub(crate) change_id_sealed: Prepared<5>,
     /// `subject, id`: MySQL's subject entry (see [`Queries::enter`]), `None` elsewhere
     pub(crate) enter: Option<Prepared<2>>,
+    /// Every expired record
+    delete_expired_all: Prepared<0>,
+    /// `batch_size`: at most that many expired records
+    delete_expired_batch: Prepared<1>,
 }
 
 impl Statements {
@@ -251,6 +257,12 @@ impl Statements {
                     ]
                 },
             )?,
+            delete_expired_all: Prepared::render(backend, &queries.delete_expired(None), [])?,
+            delete_expired_batch: Prepared::render(
+                backend,
+                &queries.delete_expired(Some(BATCH_MARKER)),
+                [batch_limit(BATCH_MARKER.get())],
+            )?,
             enter: match queries.enter(subject_marker(), id_marker())? {
                 Some(enter) => Some(Prepared::render(
                     backend,
@@ -296,8 +308,16 @@ impl Statements {
         &self.queries
     }
 
-    /// `delete_expired`, rendered for this call's batch size.
+    /// `delete_expired` (see [`Queries::delete_expired`]) with this call's batch size bound.
     pub(crate) fn delete_expired(&self, batch_size: Option<NonZeroUsize>) -> Statement {
-        self.backend.build(&self.queries.delete_expired(batch_size))
+        match batch_size {
+            None => self.delete_expired_all.bind([]),
+            Some(n) => self.delete_expired_batch.bind([batch_limit(n.get())]),
+        }
     }
+}
+
+/// A batch size as [`Queries::delete_expired`] binds it in its `LIMIT`.
+fn batch_limit(batch_size: usize) -> Value {
+    Value::from(bounded(u64::try_from(batch_size).unwrap_or(u64::MAX)))
 }

@@ -124,8 +124,12 @@ async fn batched_delete_expired_uses_the_deadline_index(backend: Backend) {
         }
         _ => {
             assert!(
-                text.contains("USING INDEX idx_sessions_deadline (deadline<?)"),
+                text.contains("INDEX idx_sessions_deadline (deadline<?)"),
                 "{text}"
+            );
+            assert!(
+                text.contains("USING INTEGER PRIMARY KEY (rowid=?)"),
+                "the batch's rows are deleted by rowid, not looked up by id: {text}"
             );
             for step in &plan {
                 assert!(

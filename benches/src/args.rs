@@ -115,6 +115,13 @@ pub struct Args {
     /// unmeasured, on tables of --rows live sessions [default: 8000] and no expired ones.
     #[arg(long, value_name = "DIR")]
     pub instructions: Option<PathBuf>,
+
+    /// With --instructions: count the client's instructions instead of the servers', on every
+    /// backend: the benchmark runs itself under callgrind and counts its own process (the store
+    /// or theirs, the driver, the runtime; SQLite too, which runs inside it), against servers
+    /// that do not run under valgrind (the default URLs).
+    #[arg(long, requires = "instructions")]
+    pub client: bool,
 }
 
 /// The `--backend` flag.
@@ -184,6 +191,8 @@ pub struct Config {
     /// `--instructions`: the directory of the callgrind profiles (and MariaDB's pid file).
     #[serde(skip)]
     pub instructions: Option<PathBuf>,
+    /// `--client`: count the benchmark's own process on every backend.
+    pub client: bool,
 }
 
 impl Config {
@@ -265,6 +274,7 @@ impl Config {
             json: args.json,
             seed: args.seed,
             instructions: args.instructions,
+            client: args.client,
         })
     }
 }

@@ -17,10 +17,13 @@
 //!   itself again under callgrind for it, and counts every instruction of its own process
 //!   during the calls (the store or theirs, the driver, SQLite), zeroed on entering
 //!   [`pss_callgrind_zero`] and dumped on entering [`pss_callgrind_dump`].
+//! - The client (`--client`): the same self-count on every backend, against servers that do not
+//!   run under valgrind: what a call costs the application's process (the store or theirs, the
+//!   driver, the runtime), the other half of the per-call budget.
 
 use crate::{
     args::{Backend, Config},
-    ids::LiveIds,
+    ids::{LiveIds, fresh_ids},
     payload::Payload,
     pool::PoolSettings,
     side::{Kind, Side},
@@ -28,6 +31,7 @@ use crate::{
     workload::{Op, run_calls},
 };
 use anyhow::{Context as _, bail};
+use pavex_session::store::SessionRecordRef;
 use std::{
     fmt::Write as _,
     path::{Path, PathBuf},
@@ -35,8 +39,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// Set in the environment of the benchmark's copy that counts SQLite under callgrind.
-const COUNTING_SQLITE: &str = "PSS_BENCH_COUNTING_SQLITE";
+/// Set in the environment of the benchmark's copy that runs under callgrind and counts its own
+/// process: on SQLite, or with `--client` on every backend.
+const COUNTING_ITSELF: &str = "PSS_BENCH_COUNTING_ITSELF";
 
 /// Unmeasured calls of each operation before the measured ones (statements prepared, caches
 /// warm).
@@ -68,12 +73,25 @@ pub async fn run(cfg: &Config, profiles: &Path) -> anyhow::Result<String> {
          (theirs' statements on sqlx 0.9)\n",
         cfg.rows, cfg.ops
     );
-    if std::env::var_os(COUNTING_SQLITE).is_some() {
-        return count_backend(Backend::Sqlite, cfg, &pool, &payload, profiles).await;
+    if std::env::var_os(COUNTING_ITSELF).is_some() {
+        let mut tables = String::new();
+        for &backend in &cfg.backends {
+            if cfg.client || backend == Backend::Sqlite {
+                tables.push_str(&count_backend(backend, cfg, &pool, &payload, profiles).await?);
+            }
+        }
+        return Ok(tables);
+    }
+    if cfg.client {
+        report.push_str(
+            "- counted: the benchmark's own process (client), not the database servers\n",
+        );
+        report.push_str(&itself_under_callgrind(profiles)?);
+        return Ok(report);
     }
     for &backend in &cfg.backends {
         let table = match backend {
-            Backend::Sqlite => sqlite_under_callgrind(profiles)?,
+            Backend::Sqlite => itself_under_callgrind(profiles)?,
             _ => count_backend(backend, cfg, &pool, &payload, profiles).await?,
         };
         report.push_str(&table);
@@ -108,7 +126,7 @@ async fn count_backend(
     }
     let mut table = String::new();
     write_table(&mut table, backend, &counts)?;
-    if backend == Backend::Sqlite {
+    if backend == Backend::Sqlite && !cfg.client {
         table.push_str(
             "\nSQLite has no server: its counts are every instruction of the benchmark's \
              process during the calls (the store or theirs, the driver, SQLite).\n",
@@ -117,28 +135,28 @@ async fn count_backend(
     Ok(table)
 }
 
-/// Runs this benchmark again under callgrind to count SQLite (there [`count_backend`]);
-/// returns its table.
-fn sqlite_under_callgrind(profiles: &Path) -> anyhow::Result<String> {
+/// Runs this benchmark again under callgrind to count its own process (there
+/// [`count_backend`]): SQLite, or with `--client` every backend; returns its tables.
+fn itself_under_callgrind(profiles: &Path) -> anyhow::Result<String> {
     let exe = std::env::current_exe().context("locating the benchmark's executable")?;
     let output = Command::new("valgrind")
         .args(["--tool=callgrind", "-q"])
         .arg(format!(
             "--callgrind-out-file={}",
-            profiles.join("sqlite.%p").display()
+            profiles.join("itself.%p").display()
         ))
         .arg("--zero-before=pss_callgrind_zero")
         .arg("--dump-before=pss_callgrind_dump")
         .arg(exe)
         .args(std::env::args_os().skip(1))
-        .env(COUNTING_SQLITE, "1")
+        .env(COUNTING_ITSELF, "1")
         .stderr(Stdio::inherit())
         .output()
         .context("running the benchmark under valgrind (Debian's valgrind)")?;
     if !output.status.success() {
-        bail!("counting SQLite under callgrind failed: {}", output.status);
+        bail!("counting under callgrind failed: {}", output.status);
     }
-    String::from_utf8(output.stdout).context("the SQLite count's report is not UTF-8")
+    String::from_utf8(output.stdout).context("the count's report is not UTF-8")
 }
 
 /// Callgrind zeroes its counters when the process enters this function (`--zero-before`).
@@ -156,7 +174,9 @@ pub extern "C" fn pss_callgrind_dump() {
     std::hint::black_box(());
 }
 
-/// Instructions per call of each operation of [`Op::COUNTED`] on one side.
+/// Instructions per call of each operation of [`Op::ALL`] that runs on `backend`, on one side.
+/// For `delete_expired` the side's store first creates the sessions it will delete, with a TTL
+/// of one second, and the count waits until they have expired.
 #[allow(clippy::too_many_arguments)]
 async fn count_side(
     backend: Backend,
@@ -167,43 +187,50 @@ async fn count_side(
     payload: &Payload,
     cfg: &Config,
     profiles: &Path,
-) -> anyhow::Result<Vec<f64>> {
+) -> anyhow::Result<Vec<(Op, f64)>> {
     let side = Side::connect(label, kind, backend, url, pool).await?;
     let mut live = LiveIds::new(Vec::new(), cfg.seed);
     run_calls(&side, Op::Create, &mut live, payload, cfg.rows).await?;
-    let mut per_call = Vec::with_capacity(Op::COUNTED.len());
-    match backend {
-        Backend::Mysql | Backend::Sqlite => {
-            let counted = match backend {
-                Backend::Mysql => Counted::Mariadb(mariadb_pid(profiles)?),
-                _ => Counted::Itself(std::process::id().to_string()),
-            };
+    if Op::DeleteExpired.runs_on(backend) {
+        let expired = (WARM_UP + cfg.ops) * cfg.expired_batch.get();
+        create_expiring(&side, payload, expired).await?;
+        live = live.with_expired(expired, cfg.expired_batch);
+    }
+    let ops: Vec<Op> = Op::ALL
+        .into_iter()
+        .filter(|op| op.runs_on(backend))
+        .collect();
+    let mut per_call = Vec::with_capacity(ops.len());
+    let counted = match backend {
+        _ if cfg.client => Some(Counted::Itself(std::process::id().to_string())),
+        Backend::Sqlite => Some(Counted::Itself(std::process::id().to_string())),
+        Backend::Mysql => Some(Counted::Mariadb(mariadb_pid(profiles)?)),
+        Backend::Postgres => None,
+    };
+    match counted {
+        Some(counted) => {
             counted.settle(&side).await?;
             if let Counted::Mariadb(_) = counted {
                 // The prefill's dirty pages are written out in the background, about once a
                 // second.
                 tokio::time::sleep(Duration::from_secs(3)).await;
             }
-            for op in Op::COUNTED {
+            for &op in &ops {
                 run_calls(&side, op, &mut live, payload, WARM_UP).await?;
                 counted.settle(&side).await?;
                 counted.zero()?;
                 run_calls(&side, op, &mut live, payload, cfg.ops).await?;
                 counted.settle(&side).await?;
                 let total = counted.dump(profiles)?;
-                per_call.push(total as f64 / cfg.ops as f64);
-                eprintln!(
-                    "[{}] {label} {}: {:.0}",
-                    backend.name(),
-                    op.name(),
-                    per_call[per_call.len() - 1]
-                );
+                let count = total as f64 / cfg.ops as f64;
+                per_call.push((op, count));
+                eprintln!("[{}] {label} {}: {count:.0}", backend.name(), op.name());
             }
             side.close().await;
         }
-        Backend::Postgres => {
+        None => {
             close(&side).await;
-            for op in Op::COUNTED {
+            for &op in &ops {
                 let short =
                     postgres_connection(&side, url, pool, op, &mut live, payload, 0, profiles)
                         .await?;
@@ -214,12 +241,9 @@ async fn count_side(
                 let calls = long
                     .checked_sub(short)
                     .context("the longer connection counted fewer instructions")?;
-                per_call.push(calls as f64 / cfg.ops as f64);
-                eprintln!(
-                    "[postgres] {label} {}: {:.0}",
-                    op.name(),
-                    per_call[per_call.len() - 1]
-                );
+                let count = calls as f64 / cfg.ops as f64;
+                per_call.push((op, count));
+                eprintln!("[postgres] {label} {}: {count:.0}", op.name());
             }
         }
     }
@@ -255,6 +279,23 @@ async fn postgres_connection(
         profile.display()
     );
     Ok(total)
+}
+
+/// Creates `n` sessions through `side`'s store that expire a second later, and waits until
+/// they have (theirs keeps whole seconds on MySQL and SQLite, so two seconds and a half).
+async fn create_expiring(side: &Side, payload: &Payload, n: usize) -> anyhow::Result<()> {
+    for id in fresh_ids(n) {
+        let record = SessionRecordRef {
+            ttl: Duration::from_secs(1),
+            ..payload.record(false)
+        };
+        side.store
+            .create(&id, record)
+            .await
+            .with_context(|| format!("creating an expiring session on {}", side.label))?;
+    }
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    Ok(())
 }
 
 /// Closes `side`'s pool once its connection is back in it: sqlx 0.8 returns a connection to
@@ -410,7 +451,11 @@ fn callgrind_control(args: &[&str]) -> anyhow::Result<String> {
 }
 
 /// One table per backend: instructions per call of each side, and ours against the others.
-fn write_table(report: &mut String, backend: Backend, counts: &[Vec<f64>]) -> anyhow::Result<()> {
+fn write_table(
+    report: &mut String,
+    backend: Backend,
+    counts: &[Vec<(Op, f64)>],
+) -> anyhow::Result<()> {
     let [ours, theirs, raw] = counts else {
         bail!("expected three sides");
     };
@@ -419,8 +464,8 @@ fn write_table(report: &mut String, backend: Backend, counts: &[Vec<f64>]) -> an
         "\n## {}\n\n| op | ours | theirs | raw | ours / theirs | ours / raw |\n|---|---:|---:|---:|---:|---:|",
         backend.display()
     )?;
-    for (i, op) in Op::COUNTED.iter().enumerate() {
-        let (a, b, c) = (ours[i], theirs[i], raw[i]);
+    for (((op, a), (_, b)), (_, c)) in ours.iter().zip(theirs).zip(raw) {
+        let (a, b, c) = (*a, *b, *c);
         writeln!(
             report,
             "| {} | {a:.0} | {b:.0} | {c:.0} | {:.2} | {:.2} |",

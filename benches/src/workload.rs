@@ -53,19 +53,6 @@ impl Op {
         Op::DeleteExpired,
     ];
 
-    /// The operations whose server instructions `instructions.sh` counts: all but
-    /// `delete_expired`, whose tables there hold no expired rows.
-    pub const COUNTED: [Op; 8] = [
-        Op::Floor,
-        Op::Create,
-        Op::LoadHit,
-        Op::LoadMiss,
-        Op::Update,
-        Op::UpdateTtl,
-        Op::ChangeId,
-        Op::Delete,
-    ];
-
     /// The name in the report.
     pub fn name(self) -> &'static str {
         match self {
