@@ -36,8 +36,8 @@ pub struct Args {
     pub expired: Option<usize>,
 
     /// Rows each `delete_expired` call deletes (MySQL and SQLite; pavex_session_sqlx's
-    /// PostgreSQL store cannot delete a batch). The expired rows must last the whole run:
-    /// (--warmup + --rounds) x concurrencies x --ops x this.
+    /// PostgreSQL store cannot delete a batch), at one task. The expired rows must last the
+    /// whole run: (--warmup + --rounds) x --ops x this.
     #[arg(long, default_value_t = NonZeroUsize::new(5).unwrap_or(NonZeroUsize::MIN))]
     pub expired_batch: NonZeroUsize,
 
@@ -239,14 +239,15 @@ impl Config {
         );
         // `delete_expired` deletes a batch per call in every round, warm-up included, where a
         // backend runs it; the expired rows must not run out before the last call.
-        let batches = (args.warmup + rounds) * args.concurrency.len() * ops;
+        let single = args.concurrency.iter().filter(|&&c| c == 1).count();
+        let batches = (args.warmup + rounds) * single * ops;
         let needed = batches.saturating_mul(args.expired_batch.get());
         anyhow::ensure!(
             counting
-                || backends.iter().all(|b| !Op::DeleteExpired.runs_on(*b))
+                || backends.iter().all(|b| !Op::DeleteExpired.runs_on(*b, 1))
                 || expired >= needed,
-            "--expired ({expired}) must be at least (--warmup + --rounds) x concurrencies x --ops \
-             x --expired-batch ({needed})"
+            "--expired ({expired}) must be at least (--warmup + --rounds) x --ops x \
+             --expired-batch ({needed}): delete_expired runs at one task"
         );
         Ok(Self {
             backends,

@@ -191,14 +191,14 @@ async fn count_side(
     let side = Side::connect(label, kind, backend, url, pool).await?;
     let mut live = LiveIds::new(Vec::new(), cfg.seed);
     run_calls(&side, Op::Create, &mut live, payload, cfg.rows).await?;
-    if Op::DeleteExpired.runs_on(backend) {
+    if Op::DeleteExpired.runs_on(backend, 1) {
         let expired = (WARM_UP + cfg.ops) * cfg.expired_batch.get();
         create_expiring(&side, payload, expired).await?;
         live = live.with_expired(expired, cfg.expired_batch);
     }
     let ops: Vec<Op> = Op::ALL
         .into_iter()
-        .filter(|op| op.runs_on(backend))
+        .filter(|op| op.runs_on(backend, 1))
         .collect();
     let mut per_call = Vec::with_capacity(ops.len());
     let counted = match backend {

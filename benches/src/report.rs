@@ -38,7 +38,7 @@ fn write_report(
     writeln!(
         out,
         "- rows prefilled per table: {} live + {} expired, in random order; calls per operation, \
-         side and round: {} (`delete_expired`: a batch of {} per call, MySQL and SQLite); measured rounds per side: {} (+{} warm-up), the side going first \
+         side and round: {} (`delete_expired`: a batch of {} per call, MySQL and SQLite, one task); measured rounds per side: {} (+{} warm-up), the side going first \
          alternating; concurrency: {:?} task(s); TTL {} s; {} CPU core(s)",
         cfg.rows,
         cfg.expired,

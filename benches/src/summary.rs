@@ -50,7 +50,7 @@ pub struct Table {
     pub concurrency: usize,
     pub rows: Vec<OpRow>,
     /// Geometric mean of `ratio_median` over the session operations measured (not the floor):
-    /// eight, or seven on PostgreSQL, where `delete_expired` is not ([`Op::runs_on`]).
+    /// eight at one task on MySQL and SQLite, seven elsewhere ([`Op::runs_on`]).
     pub geomean_ratio: f64,
 }
 
