@@ -14,7 +14,10 @@ json=$(mktemp)
 trap 'rm -f "$json"' EXIT
 cargo run "$@" --manifest-path benches/Cargo.toml -- \
   --rows 300 --expired 1000 --ops 100 --rounds 1 --warmup 0 --json "$json" > /dev/null
-jq -e '[.runs[] | .rows_at_end[]] | length == 6 and all(. == 330)' "$json" > /dev/null
+# 300 live and 1 000 expired rows per table; on MySQL and SQLite `delete_expired` removes 100
+# batches of 5 (one round, at one task), and the other operations keep the live count.
+jq -e '[.runs[] | .rows_at_end[] as $n | $n == (if .backend == "postgres" then 1300 else 800 end)]
+  | length == 6 and all' "$json" > /dev/null
 # The servers' instruction counts, under callgrind (private servers of its own).
 CARGO_RUN_FLAGS="--quiet $*" ./benches/instructions.sh --rows 200 --ops 20 > /dev/null
 cargo run "$@" --manifest-path benches/Cargo.toml --bin expiry_scale -- \
